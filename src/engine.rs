@@ -1,0 +1,676 @@
+//! Runs one case: starts the student's program in its sandbox, plays the steps with the
+//! reference peer, and turns what happened into a verdict, a reason and a transcript.
+//!
+//! Every wait here is a race between the event itself (data, a close, an accept, the
+//! process exit, a socket appearing in the kernel's tables) and a deadline; nothing
+//! sleeps to "give the program time". The only timed waits are the ones where time is
+//! the behaviour under test: watching CPU use over `expect_idle`'s window.
+
+use crate::outcome::{CaseResult, Event, EventKind, Failure, Status};
+use crate::peer::{Connection, PeerClosed, ReadOutcome};
+use crate::sandbox::process::{describe_status, Launch, StudentProcess};
+use crate::sandbox::{proc_net, Host, Sandbox};
+use crate::spec::{Action, Case, ExitExpectation, ExpectedClose, Matcher, Spec, Step, Stream, Target};
+use crate::text::{last_lines, quote};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// How often the kernel's tables are read while waiting for a socket to appear.
+const POLL: Duration = Duration::from_millis(2);
+/// Time a program gets to exit on SIGTERM at the end of a case before SIGKILL.
+const GRACE: Duration = Duration::from_millis(200);
+const STDERR_LINES: usize = 8;
+
+/// Grades one case of one submission.
+pub async fn run_case(host: &Host, spec: &Spec, case: &Case, submission: &Path, case_id: &str) -> CaseResult {
+    let t0 = Instant::now();
+    let program = spec.program(case.target).expect("validation ensures the target's section exists");
+    let sandbox = {
+        let (host_ptr, sub, program, limits, id) = (host, submission.to_path_buf(), program.clone(), spec.limits.clone(), case_id.to_string());
+        // Copying files and creating a namespace block: keep them off the async threads.
+        tokio::task::block_in_place(move || Sandbox::prepare(host_ptr, &sub, &program, &limits, &id))
+    };
+    let sandbox = match sandbox {
+        Ok(s) => s,
+        Err(e) => return error_result(case, e.to_string(), t0),
+    };
+    let mut run = Run { host, spec, case, t0, sandbox, transcript: Vec::new(), conns: HashMap::new(), listen: None, bound: None, reference: None, proc: None, exit_recorded: false, last_stdin: Vec::new() };
+    let failure = run.play().await;
+    run.finish(failure).await
+}
+
+fn error_result(case: &Case, reason: String, t0: Instant) -> CaseResult {
+    CaseResult {
+        name: case.name.clone(),
+        target: case.target,
+        status: Status::Error,
+        score: 0,
+        max_score: case.points,
+        informational: case.informational,
+        reason: Some(reason),
+        failure: None,
+        hint: None,
+        exit: None,
+        stderr_tail: Vec::new(),
+        stdout_tail: Vec::new(),
+        stdout_bytes: 0,
+        stderr_bytes: 0,
+        duration_ms: t0.elapsed().as_millis() as u64,
+        transcript: Vec::new(),
+    }
+}
+
+struct Run<'a> {
+    host: &'a Host,
+    spec: &'a Spec,
+    case: &'a Case,
+    t0: Instant,
+    sandbox: Sandbox,
+    transcript: Vec<Event>,
+    conns: HashMap<String, Connection>,
+    /// Server targets: where the grader connects.
+    listen: Option<SocketAddr>,
+    /// Server targets: the address the student's socket is bound to.
+    bound: Option<SocketAddr>,
+    /// Client targets: the reference server's listening socket.
+    reference: Option<TcpListener>,
+    proc: Option<StudentProcess>,
+    exit_recorded: bool,
+    last_stdin: Vec<u8>,
+}
+
+/// A failure before any step, or of a step.
+fn fail(step: usize, line: usize, action: String, expected: impl Into<String>, got: impl Into<String>) -> Failure {
+    Failure { step, line, action, sent: None, expected: expected.into(), got: got.into() }
+}
+
+impl<'a> Run<'a> {
+    fn event(&mut self, kind: EventKind) {
+        self.transcript.push(Event { at_ms: self.t0.elapsed().as_millis() as u64, kind });
+    }
+
+    fn proc(&self) -> &StudentProcess {
+        self.proc.as_ref().expect("steps run only once the program started")
+    }
+
+    fn who(&self) -> &'static str {
+        self.case.target.as_str()
+    }
+
+    /// Records the exit once we have seen it.
+    fn note_exit(&mut self) {
+        if self.exit_recorded {
+            return;
+        }
+        if let Some(status) = self.proc.as_ref().and_then(|p| p.status()) {
+            self.exit_recorded = true;
+            self.event(EventKind::Exited { status: describe_status(status) });
+        }
+    }
+
+    /// "; the server has exited with code 1" when it has: the usual explanation of a
+    /// reset or of silence.
+    fn exit_suffix(&self) -> String {
+        match self.proc.as_ref().and_then(|p| p.status()) {
+            Some(s) => format!("; the {} has {} (see its last stderr lines below)", self.who(), describe_status(s)),
+            None => String::new(),
+        }
+    }
+
+    async fn play(&mut self) -> Option<Failure> {
+        let deadline = self.t0 + self.case.timeout;
+        if let Err(f) = self.start().await {
+            return Some(f);
+        }
+        for (i, step) in self.case.steps.iter().enumerate() {
+            let outcome = tokio::time::timeout_at(deadline, self.step(i + 1, step)).await;
+            self.note_exit();
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(f)) => return Some(f),
+                Err(_) => {
+                    return Some(fail(
+                        i + 1,
+                        step.line,
+                        step.describe(self.case.target),
+                        format!("the case to finish within {}", humantime::format_duration(self.case.timeout)),
+                        format!("the case was still at this step when its time ran out{}", self.exit_suffix()),
+                    ))
+                }
+            }
+        }
+        None
+    }
+
+    /// Starts the program; for a server, waits until it listens.
+    async fn start(&mut self) -> Result<(), Failure> {
+        let startup = self.spec.defaults.startup;
+        if self.case.target == Target::Client {
+            self.open_reference_server().map_err(|e| fail(0, 0, "start the reference server".into(), "a free port for the reference server", e))?;
+        }
+        let program = self.spec.program(self.case.target).expect("validated");
+        let argv = self.sandbox.argv(program);
+        let launch = Launch {
+            argv: argv.clone(),
+            cwd: self.sandbox.workdir.path().to_path_buf(),
+            env: self.sandbox.env(self.host, program),
+            netns: self.sandbox.netns.as_ref().map(|n| n.as_raw_fd()),
+            cgroup: self.sandbox.cgroup.as_ref(),
+            limits: &self.spec.limits,
+            rlimit_memory: self.sandbox.cgroup.is_none(),
+        };
+        let proc = StudentProcess::spawn(launch).map_err(|e| {
+            fail(0, 0, format!("start the {}", self.who()), format!("`{}` to start", argv.join(" ")), format!("it could not be started: {e}"))
+        })?;
+        self.event(EventKind::Started { command: argv, pid: proc.pid });
+        self.proc = Some(proc);
+        if self.case.target == Target::Server {
+            let addr = self.wait_listening(Instant::now() + startup).await?;
+            self.event(EventKind::Listening { address: addr.to_string() });
+        }
+        Ok(())
+    }
+
+    fn open_reference_server(&mut self) -> Result<(), String> {
+        let want = self.spec.connects_to;
+        // In a namespace every address is local, so listening on the wildcard address at
+        // the spec's port takes the student's connection whatever IP it names; on the
+        // host, only the exact address is ours to take.
+        let bind = match self.sandbox.netns {
+            Some(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), want.port()),
+            None => want,
+        };
+        let listener = self
+            .sandbox
+            .in_net(move || -> std::io::Result<std::net::TcpListener> {
+                let s = socket2::Socket::new(socket2::Domain::for_address(bind), socket2::Type::STREAM, None)?;
+                s.set_reuse_address(true)?;
+                s.bind(&bind.into())?;
+                s.listen(64)?;
+                s.set_nonblocking(true)?;
+                Ok(s.into())
+            })
+            .and_then(|r| r)
+            .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+        if let Some(ns) = &self.sandbox.netns {
+            if self.host.redirect {
+                ns.redirect_tcp_to(want.port()).map_err(|e| format!("cannot install the redirect: {e}"))?;
+            }
+        }
+        self.reference = Some(TcpListener::from_std(listener).map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
+    /// Pids of the student's processes (for CPU use and the host-loopback socket search).
+    fn pids(&self) -> Vec<u32> {
+        match &self.sandbox.cgroup {
+            Some(cg) => cg.pids().into_iter().map(|p| p as u32).collect(),
+            None => proc_net::group_pids(self.proc().pid),
+        }
+    }
+
+    /// Waits until the server has a listening socket, or dies trying.
+    async fn wait_listening(&mut self, deadline: Instant) -> Result<SocketAddr, Failure> {
+        let want_port = self.spec.server.as_ref().and_then(|s| s.listen).map(|a| a.port());
+        let startup = humantime::format_duration(self.spec.defaults.startup).to_string();
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let pid = self.proc().pid;
+        loop {
+            tokio::select! {
+                status = self.proc().exited() => {
+                    self.note_exit();
+                    let last = last_lines(&self.proc().stderr.snapshot().text(), 1).pop();
+                    let why = last.map(|l| format!(": {l}")).unwrap_or_default();
+                    return Err(fail(0, 0, "start the server and wait until it listens".into(),
+                        format!("a listening TCP socket within {startup}"),
+                        format!("the server {} before it listened{why}", describe_status(status))));
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    let out = self.proc().stdout.snapshot();
+                    let printed = if out.total == 0 { String::new() } else { format!("; it printed {}", quote(&out.text())) };
+                    return Err(fail(0, 0, "start the server and wait until it listens".into(),
+                        format!("a listening TCP socket within {startup}"),
+                        format!("no listening socket after {startup}: the server never reached listen(){printed}")));
+                }
+                _ = tick.tick() => {
+                    let owned = if self.sandbox.netns.is_some() { None } else { Some(proc_net::socket_inodes(&self.pids())) };
+                    let found = proc_net::listeners(pid, owned.as_ref()).into_iter().find(|l| want_port.is_none_or(|p| l.local.port() == p));
+                    if let Some(l) = found {
+                        let ip = match l.local.ip() {
+                            IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                            IpAddr::V6(v) if v.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                            ip => ip,
+                        };
+                        self.bound = Some(l.local);
+                        let addr = SocketAddr::new(ip, l.local.port());
+                        self.listen = Some(addr);
+                        return Ok(addr);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn step(&mut self, n: usize, step: &Step) -> Result<(), Failure> {
+        let target = self.case.target;
+        let who = target.as_str();
+        let deadline = Instant::now() + step.within;
+        let within = humantime::format_duration(step.within).to_string();
+        let f = |expected: String, got: String| fail(n, step.line, step.describe(target), expected, got);
+        match &step.action {
+            Action::Connect { conn } => {
+                let addr = self.listen.expect("servers are listening before steps run");
+                let socket = self
+                    .sandbox
+                    .in_net(move || -> std::io::Result<std::net::TcpStream> {
+                        let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+                        s.set_nonblocking(true)?;
+                        Ok(s.into())
+                    })
+                    .and_then(|r| r)
+                    .map_err(|e| f("a socket for the reference client".into(), e.to_string()))?;
+                let socket = tokio::net::TcpSocket::from_std_stream(socket);
+                match tokio::time::timeout_at(deadline, socket.connect(addr)).await {
+                    Ok(Ok(stream)) => {
+                        let c = Connection::new(stream).map_err(|e| f("a connection".into(), e.to_string()))?;
+                        self.event(EventKind::Connected { conn: conn.clone(), address: addr.to_string() });
+                        self.conns.insert(conn.clone(), c);
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(f(format!("the server to take a connection on {addr}"), format!("connect() failed: {e}{}", self.exit_suffix()))),
+                    Err(_) => Err(f(
+                        format!("the server to take a connection on {addr}"),
+                        format!("connect() did not complete within {within}: the listen queue is full or the server stopped listening{}", self.exit_suffix()),
+                    )),
+                }
+            }
+            Action::Accept { conn } => {
+                let listener = self.reference.as_ref().expect("client cases have a reference server");
+                let proc = self.proc.as_ref().expect("started");
+                let accepted = tokio::select! {
+                    r = listener.accept() => Some(r),
+                    status = proc.exited() => {
+                        let got = format!("the client {} without connecting", describe_status(status));
+                        self.note_exit();
+                        return Err(f(format!("a connection from the client within {within}"), got));
+                    }
+                    _ = tokio::time::sleep_until(deadline) => None,
+                };
+                match accepted {
+                    Some(Ok((stream, from))) => {
+                        let meant = match (&self.sandbox.netns, self.host.redirect) {
+                            (Some(_), true) => crate::sandbox::netns::original_dst(std::os::fd::AsFd::as_fd(&stream)).unwrap_or_else(|_| stream.local_addr().unwrap_or(self.spec.connects_to)),
+                            _ => stream.local_addr().unwrap_or(self.spec.connects_to),
+                        };
+                        let c = Connection::new(stream).map_err(|e| f("a connection".into(), e.to_string()))?;
+                        self.event(EventKind::ClientConnected { conn: conn.clone(), from: from.to_string(), meant_for: meant.to_string() });
+                        if meant != self.spec.connects_to {
+                            self.event(EventKind::Note { text: format!("the client connected to {meant}, not {}; the grader's network took it to the reference server", self.spec.connects_to) });
+                        }
+                        self.conns.insert(conn.clone(), c);
+                        Ok(())
+                    }
+                    Some(Err(e)) => Err(f("a connection from the client".into(), format!("accept() failed in the grader: {e}"))),
+                    None => {
+                        let out = self.proc().stdout.snapshot();
+                        let printed = if out.total == 0 { "it printed nothing".to_string() } else { format!("it printed {}", quote(&out.text())) };
+                        Err(f(format!("a connection from the client within {within}"), format!("no connection within {within}; {printed}")))
+                    }
+                }
+            }
+            Action::ExpectAccepted => self.expect_accepted(deadline, &within, &f).await,
+            Action::Send { conn, bytes } => {
+                let suffix = self.exit_suffix();
+                let c = self.conns.get_mut(conn).expect("validated: the connection is open");
+                let r = tokio::time::timeout_at(deadline, c.send(bytes)).await;
+                let data = quote(bytes);
+                match r {
+                    Ok(Ok(())) => {
+                        self.event(EventKind::Sent { conn: conn.clone(), bytes: bytes.len(), data });
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(f(format!("to send {data}"), format!("send failed: {}{suffix}", describe_io(&e, who)))),
+                    Err(_) => Err(f(format!("to send {data}"), format!("the {who} did not read: the data could not be sent within {within}"))),
+                }
+            }
+            Action::Expect { conn, matcher } => {
+                let c = self.conns.get_mut(conn).expect("validated");
+                let outcome = c.read_until(matcher, deadline).await;
+                let sent = if c.last_sent.is_empty() { None } else { Some(quote(&c.last_sent)) };
+                let pending = c.pending().to_vec();
+                let received = |what: &[u8]| if what.is_empty() { "nothing".to_string() } else { quote(what) };
+                let got = match outcome {
+                    ReadOutcome::Matched(bytes) => {
+                        self.event(EventKind::Received { conn: conn.clone(), bytes: bytes.len(), data: quote(&bytes) });
+                        return Ok(());
+                    }
+                    ReadOutcome::Mismatch => format!("received {}", quote(&pending)),
+                    ReadOutcome::TimedOut => format!("received {} within {within}{}", received(&pending), self.exit_suffix()),
+                    ReadOutcome::Closed(PeerClosed::Fin) => format!("received {}, then the {who} closed the connection (FIN){}", received(&pending), self.exit_suffix()),
+                    ReadOutcome::Closed(PeerClosed::Rst) => format!("received {}, then the connection was reset (RST){}", received(&pending), self.exit_suffix()),
+                };
+                if !pending.is_empty() {
+                    self.event(EventKind::Received { conn: conn.clone(), bytes: pending.len(), data: quote(&pending) });
+                }
+                let mut failure = f(matcher.describe(), got);
+                failure.sent = sent;
+                Err(failure)
+            }
+            Action::Shutdown { conn } => {
+                let c = self.conns.get_mut(conn).expect("validated");
+                c.shutdown_write().await.map_err(|e| f("to half-close the connection".into(), describe_io(&e, who)))?;
+                self.event(EventKind::Shutdown { conn: conn.clone() });
+                Ok(())
+            }
+            Action::Close { conn, kind } => {
+                let c = self.conns.get_mut(conn).expect("validated");
+                c.close(*kind).map_err(|e| f("to close the connection".into(), e.to_string()))?;
+                let how = match kind {
+                    crate::spec::CloseKind::Fin => "fin",
+                    crate::spec::CloseKind::Rst => "rst",
+                };
+                self.event(EventKind::Closed { conn: conn.clone(), how: how.into() });
+                Ok(())
+            }
+            Action::ExpectClose { conn, kind } => {
+                let c = self.conns.get_mut(conn).expect("validated");
+                let before = c.received_total;
+                let pending_before = c.pending().len();
+                let seen = c.wait_close(deadline).await;
+                let extra = c.pending()[pending_before.min(c.pending().len())..].to_vec();
+                let more = c.received_total - before;
+                if !extra.is_empty() {
+                    self.event(EventKind::Received { conn: conn.clone(), bytes: more as usize, data: quote(&extra) });
+                }
+                if let Some(how) = seen {
+                    self.event(EventKind::PeerClosed { conn: conn.clone(), how: how.as_str().into() });
+                }
+                let data_note = if more > 0 { format!(" (meanwhile it sent {more} more bytes: {})", quote(&extra)) } else { String::new() };
+                match (seen, kind) {
+                    (Some(PeerClosed::Fin), ExpectedClose::Fin | ExpectedClose::Any) | (Some(PeerClosed::Rst), ExpectedClose::Rst | ExpectedClose::Any) => Ok(()),
+                    (Some(PeerClosed::Rst), _) => Err(f(kind.describe().into(), format!("the connection was reset (RST) instead{data_note}{}", self.exit_suffix()))),
+                    (Some(PeerClosed::Fin), _) => Err(f(kind.describe().into(), format!("an orderly close (FIN) instead{data_note}"))),
+                    (None, _) => Err(f(kind.describe().into(), format!("the connection stayed open: neither FIN nor RST within {within}{data_note}"))),
+                }
+            }
+            Action::ExpectIdle { window, max_cpu } => self.expect_idle(*window, *max_cpu, &f).await,
+            Action::Signal { signal } => {
+                if self.proc().status().is_some() {
+                    self.event(EventKind::Note { text: format!("the {who} had already exited; {signal} not sent") });
+                    return Ok(());
+                }
+                let _ = self.proc().signal(signal.0);
+                self.event(EventKind::Signal { signal: signal.to_string() });
+                Ok(())
+            }
+            Action::ExpectExit(exp) => {
+                let status = tokio::select! {
+                    s = self.proc().exited() => Some(s),
+                    _ = tokio::time::sleep_until(deadline) => None,
+                };
+                self.note_exit();
+                let Some(status) = status else {
+                    return Err(f(exp.to_string(), format!("the {who} was still running after {within}")));
+                };
+                let ok = match exp {
+                    ExitExpectation::Any => true,
+                    ExitExpectation::Code(c) => status.code() == Some(*c),
+                    ExitExpectation::Success => status.success(),
+                    ExitExpectation::Signal(s) => status.signal() == Some(s.0 as i32),
+                };
+                if ok {
+                    return Ok(());
+                }
+                let last = last_lines(&self.proc().stderr.snapshot().text(), 1).pop().map(|l| format!(": {l}")).unwrap_or_default();
+                Err(f(exp.to_string(), format!("the {who} {}{last}", describe_status(status))))
+            }
+            Action::ExpectPortFree => {
+                let Some(bound) = self.bound else {
+                    return Err(f("a port to check".into(), "the server's listening address is unknown".into()));
+                };
+                let free = self
+                    .sandbox
+                    .in_net(move || -> std::io::Result<()> {
+                        let s = socket2::Socket::new(socket2::Domain::for_address(bound), socket2::Type::STREAM, None)?;
+                        s.set_reuse_address(true)?;
+                        s.bind(&bound.into())?;
+                        s.listen(1)
+                    })
+                    .and_then(|r| r);
+                self.event(EventKind::PortFree { address: bound.to_string(), free: free.is_ok() });
+                match free {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(f(
+                        format!("{bound} to be free once the server exited"),
+                        format!("binding {bound} failed ({e}): a process of the program (a child it started?) still holds the listening socket"),
+                    )),
+                }
+            }
+            Action::WriteStdin { bytes } => {
+                self.last_stdin = bytes.clone();
+                let proc = self.proc.as_mut().expect("started");
+                match tokio::time::timeout_at(deadline, proc.write_stdin(bytes)).await {
+                    Ok(Ok(())) => self.event(EventKind::Stdin { data: quote(bytes) }),
+                    _ => self.event(EventKind::Note { text: format!("could not type {} on stdin: the {who} no longer reads it", quote(bytes)) }),
+                }
+                Ok(())
+            }
+            Action::CloseStdin => {
+                self.proc.as_mut().expect("started").close_stdin();
+                self.event(EventKind::StdinClosed);
+                Ok(())
+            }
+            Action::ExpectOutput { stream, matcher } => {
+                let cap = match stream {
+                    Stream::Stdout => self.proc().stdout.clone(),
+                    Stream::Stderr => self.proc().stderr.clone(),
+                };
+                let negative = matcher.is_negative();
+                let wanted = match matcher {
+                    Matcher::NotContains(b) => Matcher::Contains(b.clone()),
+                    m => m.clone(),
+                };
+                let found = tokio::time::timeout_at(deadline, cap.wait_for(|w| wanted.find(w))).await;
+                let sent = if self.last_stdin.is_empty() { self.conns.values().filter(|c| !c.last_sent.is_empty()).map(|c| quote(&c.last_sent)).last() } else { Some(quote(&self.last_stdin)) };
+                let matched = matches!(found, Ok(Some(_)));
+                if let Ok(Some(bytes)) = &found {
+                    self.event(EventKind::Output { stream: stream.as_str().into(), data: quote(bytes) });
+                }
+                if matched != negative {
+                    return Ok(());
+                }
+                let so_far = cap.unmatched();
+                let tail = &so_far[so_far.len().saturating_sub(300)..];
+                let got = if negative {
+                    format!("it printed {}", quote(&found.ok().flatten().unwrap_or_default()))
+                } else if tail.is_empty() {
+                    format!("nothing more on {} within {within}{}", stream.as_str(), self.exit_suffix())
+                } else {
+                    format!("{} so far: {}{}", stream.as_str(), quote(tail), self.exit_suffix())
+                };
+                let mut failure = f(matcher.describe().replacen("data", "output", 1), got);
+                failure.sent = sent;
+                Err(failure)
+            }
+        }
+    }
+
+    /// Every connection made so far has been taken by accept(): its socket has a file
+    /// descriptor (inode), which a socket waiting in the listen queue does not.
+    async fn expect_accepted(&mut self, deadline: Instant, within: &str, f: &(dyn Fn(String, String) -> Failure + Sync)) -> Result<(), Failure> {
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let ends: Vec<(SocketAddr, SocketAddr)> = self.conns.values().map(|c| (c.remote, c.local)).collect();
+        loop {
+            tick.tick().await;
+            let table = self.sandbox.in_net(|| proc_net::tcp_table_of("/proc/thread-self/net")).unwrap_or_default();
+            let waiting = ends
+                .iter()
+                .filter(|(student, grader)| table.iter().any(|e| e.local == *student && e.remote == *grader && e.inode == 0 && e.state == proc_net::TCP_ESTABLISHED))
+                .count();
+            if waiting == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(f(
+                    "the server to accept() the connection".into(),
+                    format!("{waiting} connection(s) still waited in the listen queue after {within}: the server did not call accept(){}", self.exit_suffix()),
+                ));
+            }
+        }
+    }
+
+    /// Watches the program's CPU use over a window while draining every connection, so
+    /// a program that writes to us is not blocked (and so made idle) by a full buffer.
+    async fn expect_idle(&mut self, window: Duration, max_cpu: f64, f: &(dyn Fn(String, String) -> Failure + Sync)) -> Result<(), Failure> {
+        if self.proc().status().is_some() {
+            self.event(EventKind::Note { text: format!("the {} had exited: it uses no CPU", self.who()) });
+            return Ok(());
+        }
+        let end = Instant::now() + window;
+        let cpu_before = self.cpu_time();
+        let started = Instant::now();
+        let pids_for_sampling = self.pids();
+        let mut samples = 0u32;
+        let mut busy = 0u32;
+        {
+            let drains = futures::future::join_all(self.conns.values_mut().map(|c| c.absorb_until(end)));
+            let sampler = async {
+                let mut tick = tokio::time::interval(Duration::from_millis(10));
+                tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                while Instant::now() < end {
+                    tick.tick().await;
+                    samples += 1;
+                    if runnable(&pids_for_sampling) {
+                        busy += 1;
+                    }
+                }
+            };
+            tokio::join!(drains, sampler);
+        }
+        let elapsed = started.elapsed();
+        let used = self.cpu_time().saturating_sub(cpu_before);
+        self.event(EventKind::Idle { window_ms: elapsed.as_millis() as u64, cpu_ms: used.as_millis() as u64, busy_samples: busy, samples });
+        let share = used.as_secs_f64() / elapsed.as_secs_f64().max(1e-3);
+        // Two signs of a busy loop, either enough: CPU time beyond the allowed share, or
+        // being runnable most of the time (which holds even when a loaded machine gives
+        // the loop little CPU, so the verdict does not depend on load).
+        if share > max_cpu || (samples >= 5 && busy * 2 > samples) {
+            return Err(f(
+                format!("the {} to wait idle (under {:.0} % of a CPU)", self.who(), max_cpu * 100.0),
+                format!(
+                    "it used {} ms of CPU time in {} ms ({:.0} % of a CPU) and was running in {busy} of {samples} samples: a busy loop",
+                    used.as_millis(),
+                    elapsed.as_millis(),
+                    share * 100.0
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn cpu_time(&self) -> Duration {
+        if let Some(cg) = &self.sandbox.cgroup {
+            if let Ok(d) = cg.cpu_time() {
+                return d;
+            }
+        }
+        let ticks: u64 = self.pids().iter().filter_map(|p| proc_net::read_stat(*p)).map(|s| s.cpu_ticks).sum();
+        Duration::from_secs_f64(ticks as f64 / proc_net::ticks_per_second() as f64)
+    }
+
+    /// Ends the case: stops the program and everything it started, then builds the result.
+    async fn finish(mut self, failure: Option<Failure>) -> CaseResult {
+        let exit_before = self.proc.as_ref().and_then(|p| p.status());
+        if let Some(p) = self.proc.as_mut() {
+            p.terminate(self.sandbox.cgroup.as_ref(), GRACE).await;
+        }
+        let exit = match (exit_before, &self.proc) {
+            (Some(s), _) => Some(describe_status(s)),
+            (None, Some(_)) => Some(format!("still running at the end of the case (stopped by the grader)")),
+            (None, None) => None,
+        };
+        let (stdout, stderr) = match &self.proc {
+            Some(p) => (p.stdout.snapshot(), p.stderr.snapshot()),
+            None => Default::default(),
+        };
+        let mut reason = failure.as_ref().map(|f| format!("{}: expected {}, got {}", f.action, f.expected, f.got));
+        // A limit hit is the real reason, whatever step it broke.
+        if let Some(limit) = self.limit_hit(exit_before) {
+            reason = Some(limit);
+        }
+        let status = if reason.is_some() { Status::Failed } else { Status::Passed };
+        let stdout_bytes = stdout.total;
+        if stdout.truncated() || stderr.truncated() {
+            self.event(EventKind::Note { text: format!("output kept: the first and last {} KiB of each stream", self.spec.limits.output_bytes / 2048) });
+        }
+        CaseResult {
+            name: self.case.name.clone(),
+            target: self.case.target,
+            status,
+            score: if status == Status::Passed { self.case.points } else { 0 },
+            max_score: self.case.points,
+            informational: self.case.informational,
+            reason,
+            failure,
+            hint: if status == Status::Passed { None } else { self.case.hint.clone() },
+            exit,
+            stderr_tail: last_lines(&stderr.text(), STDERR_LINES),
+            stdout_tail: last_lines(&stdout.text(), 4),
+            stdout_bytes,
+            stderr_bytes: stderr.total,
+            duration_ms: self.t0.elapsed().as_millis() as u64,
+            transcript: std::mem::take(&mut self.transcript),
+        }
+    }
+
+    fn limit_hit(&self, exit: Option<std::process::ExitStatus>) -> Option<String> {
+        let limits = &self.spec.limits;
+        let who = self.who();
+        if let Some(cg) = &self.sandbox.cgroup {
+            if cg.memory_limit_hit() {
+                return Some(format!("the {who} used more than {} MiB of memory (the limit) and was killed", limits.memory_bytes >> 20));
+            }
+            if cg.process_limit_hit() {
+                return Some(format!("the {who} tried to run more than {} processes at once (the limit); fork() was refused", limits.processes));
+            }
+        }
+        if let Some(sig) = exit.and_then(|s| s.signal()) {
+            if sig == libc::SIGXCPU {
+                return Some(format!("the {who} used more than {} of CPU time (the limit) and was killed", humantime::format_duration(limits.cpu_time)));
+            }
+            if sig == libc::SIGXFSZ {
+                return Some(format!("the {who} wrote a file larger than {} MiB (the limit)", limits.file_size_bytes >> 20));
+            }
+        }
+        None
+    }
+}
+
+/// Whether any thread of these processes is running or waiting for a CPU.
+fn runnable(pids: &[u32]) -> bool {
+    pids.iter().any(|pid| {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+        tasks.flatten().any(|t| {
+            std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()))
+                == Some('R')
+        })
+    })
+}
+
+fn describe_io(e: &std::io::Error, who: &str) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionReset => format!("the connection was reset (RST) by the {who}"),
+        std::io::ErrorKind::BrokenPipe => format!("the {who} had closed the connection (broken pipe)"),
+        _ => e.to_string(),
+    }
+}
+

@@ -1,0 +1,30 @@
+//! sockgrade grades students' TCP socket homework by running it: it starts the
+//! student's server or client as a child process, drives it with a reference peer over
+//! real sockets, and reports, case by case, what the program did and what to change.
+//!
+//! # Layout
+//! Data flows one way: spec → plan → run (events) → reports.
+//!
+//! - [`spec`]: the TOML test spec: raw serde types, validated into domain types with
+//!   errors that name file, line, column and key;
+//! - [`plan`]: which cases run, printable before anything runs (`sockgrade check`);
+//! - [`sandbox`]: the student's side: work copy, network namespace, cgroup, process;
+//! - [`peer`]: the reference peer's side of a TCP connection (segment-tolerant reads,
+//!   FIN vs RST vs nothing);
+//! - [`engine`]: plays one case's steps and turns them into a verdict and transcript;
+//! - [`runner`]: schedules cases in parallel and emits events;
+//! - [`outcome`]: verdicts, reasons, transcripts: what reports read;
+//! - [`report`]: one module per output format;
+//! - [`text`]: showing bytes to people safely (UTF-8, GBK, binary);
+//! - [`cli`]: the command line and exit codes.
+
+pub mod cli;
+pub mod engine;
+pub mod outcome;
+pub mod peer;
+pub mod plan;
+pub mod report;
+pub mod runner;
+pub mod sandbox;
+pub mod spec;
+pub mod text;

@@ -1,0 +1,125 @@
+//! What grading produces: the verdict of each case with its reason and transcript, and
+//! the result of a whole submission. Reports only read these; nothing here runs anything.
+
+use crate::spec::Target;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    /// The program did something wrong.
+    Failed,
+    /// The case could not be run at all (missing file, sandbox set-up failure).
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Error => "error",
+        }
+    }
+}
+
+/// One timestamped thing that happened during a case.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Event {
+    /// Milliseconds since the case started.
+    pub at_ms: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    Started { command: Vec<String>, pid: u32 },
+    Listening { address: String },
+    Connected { conn: String, address: String },
+    Accepted { conn: String },
+    ClientConnected { conn: String, from: String, meant_for: String },
+    Sent { conn: String, bytes: usize, data: String },
+    Received { conn: String, bytes: usize, data: String },
+    Shutdown { conn: String },
+    Closed { conn: String, how: String },
+    PeerClosed { conn: String, how: String },
+    Stdin { data: String },
+    StdinClosed,
+    Output { stream: String, data: String },
+    Signal { signal: String },
+    Exited { status: String },
+    Idle { window_ms: u64, cpu_ms: u64, busy_samples: u32, samples: u32 },
+    PortFree { address: String, free: bool },
+    Note { text: String },
+}
+
+/// Why a case failed, in the words a student needs: the step, what was sent, what was
+/// expected, and what came back (or that nothing did).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Failure {
+    /// 1-based step number, 0 when the failure is before any step (start-up).
+    pub step: usize,
+    /// Line of the step in the spec.
+    pub line: usize,
+    /// The step in words, e.g. `wait for any non-empty data on "main" (2s)`.
+    pub action: String,
+    /// The last bytes the grader sent on this connection (or to stdin), if any.
+    pub sent: Option<String>,
+    pub expected: String,
+    pub got: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub name: String,
+    pub target: Target,
+    pub status: Status,
+    pub score: u32,
+    pub max_score: u32,
+    pub informational: bool,
+    /// One line: why it failed or could not run.
+    pub reason: Option<String>,
+    pub failure: Option<Failure>,
+    pub hint: Option<String>,
+    /// How the student's process ended, e.g. "exited with code 1", "killed by SIGINT",
+    /// or "still running (stopped by the grader)".
+    pub exit: Option<String>,
+    pub stderr_tail: Vec<String>,
+    pub stdout_tail: Vec<String>,
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+    pub duration_ms: u64,
+    pub transcript: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SubmissionResult {
+    pub submission: String,
+    pub spec: String,
+    pub isolation: String,
+    pub score: u32,
+    pub max_score: u32,
+    pub passed: usize,
+    pub failed: usize,
+    pub errors: usize,
+    pub notes: Vec<String>,
+    pub cases: Vec<CaseResult>,
+}
+
+impl SubmissionResult {
+    pub fn new(submission: String, spec: String, isolation: String, notes: Vec<String>, cases: Vec<CaseResult>) -> Self {
+        let graded = cases.iter().filter(|c| !c.informational);
+        let score = graded.clone().map(|c| c.score).sum();
+        let max_score = graded.clone().map(|c| c.max_score).sum();
+        let count = |s: Status| graded.clone().filter(|c| c.status == s).count();
+        SubmissionResult { submission, spec, isolation, score, max_score, passed: count(Status::Passed), failed: count(Status::Failed), errors: count(Status::Error), notes, cases }
+    }
+
+    /// Every graded case passed.
+    pub fn all_passed(&self) -> bool {
+        self.cases.iter().filter(|c| !c.informational).all(|c| c.status == Status::Passed)
+    }
+}

@@ -1,0 +1,177 @@
+//! The reference peer's side of one TCP connection.
+//!
+//! TCP is a byte stream: a reply may arrive in many segments, or glued to the next
+//! one. So a [`Connection`] keeps every byte received and not yet consumed, and an
+//! expectation is checked against that whole buffer each time more arrives, until it
+//! matches, the peer closes, or the deadline passes. It also tells apart the three ways
+//! a wait for the close can end: FIN (read returns 0, what `close()` sends), RST
+//! (`ECONNRESET`), or nothing at all.
+
+use crate::spec::{CloseKind, Matcher};
+use std::io;
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// How the student's side ended the connection, as seen from ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerClosed {
+    Fin,
+    Rst,
+}
+
+impl PeerClosed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerClosed::Fin => "fin",
+            PeerClosed::Rst => "rst",
+        }
+    }
+}
+
+/// How a wait for data ended.
+#[derive(Debug)]
+pub enum ReadOutcome {
+    Matched(Vec<u8>),
+    /// The data can no longer match (an `exact` that diverged).
+    Mismatch,
+    /// The peer closed before a match; what was received stays in the buffer.
+    Closed(PeerClosed),
+    TimedOut,
+}
+
+pub struct Connection {
+    stream: Option<TcpStream>,
+    buf: Vec<u8>,
+    /// Set once the student's side closed (we saw FIN or RST).
+    peer_closed: Option<PeerClosed>,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Bytes received in all (for the transcript).
+    pub received_total: u64,
+    pub last_sent: Vec<u8>,
+}
+
+/// Received data beyond this, not yet consumed, is dropped from the front: a program
+/// that floods must not grow the grader's memory.
+const MAX_BUFFER: usize = 1 << 20;
+
+impl Connection {
+    pub fn new(stream: TcpStream) -> io::Result<Connection> {
+        let local = stream.local_addr()?;
+        let remote = stream.peer_addr()?;
+        stream.set_nodelay(true)?;
+        Ok(Connection { stream: Some(stream), buf: Vec::new(), peer_closed: None, local, remote, received_total: 0, last_sent: Vec::new() })
+    }
+
+    pub fn stream(&self) -> Option<&TcpStream> {
+        self.stream.as_ref()
+    }
+
+    /// Bytes received and not consumed by a match.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub fn peer_closed(&self) -> Option<PeerClosed> {
+        self.peer_closed
+    }
+
+    /// Reads once more into the buffer. Returns false when nothing more can come.
+    async fn fill(&mut self) -> bool {
+        if self.peer_closed.is_some() {
+            return false;
+        }
+        let Some(stream) = self.stream.as_mut() else { return false };
+        let mut chunk = [0u8; 16 << 10];
+        match stream.read(&mut chunk).await {
+            Ok(0) => {
+                self.peer_closed = Some(PeerClosed::Fin);
+                false
+            }
+            Ok(n) => {
+                self.received_total += n as u64;
+                self.buf.extend_from_slice(&chunk[..n]);
+                if self.buf.len() > MAX_BUFFER {
+                    let cut = self.buf.len() - MAX_BUFFER;
+                    self.buf.drain(..cut);
+                }
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                self.peer_closed = Some(PeerClosed::Rst);
+                false
+            }
+            Err(_) => {
+                self.peer_closed = Some(PeerClosed::Rst);
+                false
+            }
+        }
+    }
+
+    /// Waits until the buffer matches, consuming the matched bytes.
+    pub async fn read_until(&mut self, matcher: &Matcher, deadline: Instant) -> ReadOutcome {
+        loop {
+            if !matcher.is_negative() {
+                if let Some(end) = matcher.find(&self.buf) {
+                    return ReadOutcome::Matched(self.buf.drain(..end).collect());
+                }
+                if matcher.impossible(&self.buf) {
+                    return ReadOutcome::Mismatch;
+                }
+            }
+            if let Some(how) = self.peer_closed {
+                return ReadOutcome::Closed(how);
+            }
+            match tokio::time::timeout_at(deadline, self.fill()).await {
+                Ok(_) => {}
+                Err(_) => return ReadOutcome::TimedOut,
+            }
+        }
+    }
+
+    /// Waits for the student's side to close, reading (and keeping) any data before.
+    /// Returns None when nothing closed before the deadline.
+    pub async fn wait_close(&mut self, deadline: Instant) -> Option<PeerClosed> {
+        loop {
+            if let Some(how) = self.peer_closed {
+                return Some(how);
+            }
+            if tokio::time::timeout_at(deadline, self.fill()).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Keeps reading until the deadline, so a program that writes to us never blocks
+    /// on a full socket buffer while we watch it (e.g. during `expect_idle`).
+    pub async fn absorb_until(&mut self, deadline: Instant) {
+        while tokio::time::timeout_at(deadline, self.fill()).await == Ok(true) {}
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let stream = self.stream.as_mut().ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "closed"))?;
+        stream.write_all(bytes).await?;
+        self.last_sent = bytes.to_vec();
+        Ok(())
+    }
+
+    pub async fn shutdown_write(&mut self) -> io::Result<()> {
+        match self.stream.as_mut() {
+            Some(s) => s.shutdown().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Closes our side: FIN (close), or RST (SO_LINGER 0, then close).
+    pub fn close(&mut self, kind: CloseKind) -> io::Result<()> {
+        if let Some(stream) = self.stream.take() {
+            if kind == CloseKind::Rst {
+                socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO))?;
+            }
+            drop(stream);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! Everything about the student's side of a case: where it runs and how it is contained.
+//!
+//! - [`workdir`]: a throw-away copy of the submission, and finding the student's file;
+//! - [`netns`]: a network namespace per case (loopback, any address local, redirects);
+//! - [`cgroup`]: a cgroup per case (limits, CPU accounting, kill everything);
+//! - [`process`]: spawning with a clean start, output capture, signals, termination;
+//! - [`capture`]: flood-safe capture of stdout/stderr;
+//! - [`proc_net`]: reading sockets and processes from `/proc`.
+//!
+//! [`Host`] is what this machine allows, detected once per run; [`Sandbox`] is one
+//! case's box built from it.
+
+pub mod capture;
+pub mod cgroup;
+pub mod netns;
+pub mod proc_net;
+pub mod process;
+pub mod workdir;
+
+use crate::spec::{Limits, Program};
+use std::path::{Path, PathBuf};
+
+/// How much a case is isolated, as asked on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IsolationRequest {
+    /// The best this machine allows.
+    Auto,
+    /// Host loopback, one case at a time.
+    None,
+    /// A network namespace per case.
+    Netns,
+    /// A network namespace and a cgroup per case.
+    Full,
+}
+
+/// The isolation actually used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    None,
+    Netns,
+    Full,
+}
+
+impl Isolation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::None => "none",
+            Isolation::Netns => "netns",
+            Isolation::Full => "full",
+        }
+    }
+
+    /// Cases can run at the same time only when each has its own network.
+    pub fn parallel(self) -> bool {
+        self != Isolation::None
+    }
+}
+
+/// What this machine allows, detected once.
+pub struct Host {
+    pub isolation: Isolation,
+    pub cgroups: Option<cgroup::Cgroups>,
+    /// Whether client connections to any address and port can be redirected (nft).
+    pub redirect: bool,
+    /// Said once to the user when the request could not be met.
+    pub notes: Vec<String>,
+    /// PATH for student programs.
+    pub path_env: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("--isolation {asked} needs {what}, which this machine does not allow: {why}")]
+    Unavailable { asked: &'static str, what: &'static str, why: String },
+}
+
+impl Host {
+    pub fn detect(req: IsolationRequest) -> Result<Host, HostError> {
+        let mut notes = Vec::new();
+        let netns = match req {
+            IsolationRequest::None => Err("not asked for".to_string()),
+            _ => netns::NetNs::create().map(|_| ()).map_err(|e| e.to_string()),
+        };
+        let cgroups = match req {
+            IsolationRequest::Full | IsolationRequest::Auto if netns.is_ok() => cgroup::Cgroups::detect(),
+            _ => Err("not asked for".to_string()),
+        };
+        let isolation = match (req, &netns, &cgroups) {
+            (IsolationRequest::None, _, _) => Isolation::None,
+            (IsolationRequest::Netns | IsolationRequest::Full, Err(why), _) => {
+                return Err(HostError::Unavailable { asked: if req == IsolationRequest::Netns { "netns" } else { "full" }, what: "network namespaces (root, or CAP_SYS_ADMIN)", why: why.clone() })
+            }
+            (IsolationRequest::Full, Ok(()), Err(why)) => {
+                return Err(HostError::Unavailable { asked: "full", what: "a writable cgroup hierarchy", why: why.clone() })
+            }
+            (IsolationRequest::Netns, Ok(()), _) => Isolation::Netns,
+            (_, Ok(()), Ok(_)) => Isolation::Full,
+            (IsolationRequest::Auto, Ok(()), Err(why)) => {
+                notes.push(format!("no cgroups ({why}): limits are per process (rlimits) and a daemon that leaves its process group may outlive its case"));
+                Isolation::Netns
+            }
+            (IsolationRequest::Auto, Err(why), _) => {
+                notes.push(format!(
+                    "cannot create network namespaces ({why}); cases run one at a time on this machine's loopback, so student programs must use free ports and addresses of this machine. Run as root for isolation."
+                ));
+                Isolation::None
+            }
+        };
+        let redirect = isolation != Isolation::None && netns::nft_available();
+        if isolation != Isolation::None && !redirect {
+            notes.push("`nft` is not installed: student clients must connect to the spec's connects_to address and port (install Debian's nftables to redirect any address)".into());
+        }
+        Ok(Host {
+            isolation,
+            cgroups: cgroups.ok(),
+            redirect,
+            notes,
+            path_env: std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        })
+    }
+}
+
+/// One case's box: a copy of the submission, and its network and cgroup if isolated.
+pub struct Sandbox {
+    pub workdir: tempfile::TempDir,
+    /// The student's file, relative to `workdir`.
+    pub file: PathBuf,
+    pub netns: Option<netns::NetNs>,
+    pub cgroup: Option<cgroup::CaseCgroup>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Workdir(#[from] workdir::WorkdirError),
+    #[error("could not set up the case's {what}: {source}")]
+    Setup { what: &'static str, source: std::io::Error },
+}
+
+impl Sandbox {
+    pub fn prepare(host: &Host, submission: &Path, program: &Program, limits: &Limits, case_id: &str) -> Result<Sandbox, SandboxError> {
+        let file = workdir::find_file(submission, &program.files)?;
+        let dir = tempfile::Builder::new().prefix("sockgrade-").tempdir().map_err(|e| SandboxError::Setup { what: "work folder", source: e })?;
+        workdir::copy_submission(submission, dir.path())?;
+        let netns = match host.isolation {
+            Isolation::None => None,
+            _ => Some(netns::NetNs::create().map_err(|e| SandboxError::Setup { what: "network namespace", source: e })?),
+        };
+        let cgroup = match &host.cgroups {
+            Some(cgs) => Some(
+                cgs.create_case(case_id, &cgroup::Limits { memory_bytes: Some(limits.memory_bytes), max_processes: Some(limits.processes) })
+                    .map_err(|e| SandboxError::Setup { what: "cgroup", source: e })?,
+            ),
+            None => None,
+        };
+        Ok(Sandbox { workdir: dir, file, netns, cgroup })
+    }
+
+    /// Runs `f` where the case's sockets live: inside its namespace, or right here.
+    pub fn in_net<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::io::Result<T> {
+        match &self.netns {
+            Some(ns) => ns.run_in(f),
+            None => Ok(f()),
+        }
+    }
+
+    /// The environment of a student program: minimal, and nothing of the grader's.
+    pub fn env(&self, host: &Host, program: &Program) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("PATH".to_string(), host.path_env.clone()),
+            ("HOME".to_string(), self.workdir.path().display().to_string()),
+            ("LANG".to_string(), "C.UTF-8".to_string()),
+            ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+            ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
+            ("TERM".to_string(), "dumb".to_string()),
+        ];
+        // pyenv shims need their root to find the interpreter.
+        if let Ok(root) = std::env::var("PYENV_ROOT") {
+            env.push(("PYENV_ROOT".into(), root));
+        }
+        for (k, v) in &program.env {
+            env.retain(|(key, _)| key != k);
+            env.push((k.clone(), v.clone()));
+        }
+        env
+    }
+
+    /// The command line with `{file}` filled in.
+    pub fn argv(&self, program: &Program) -> Vec<String> {
+        let file = self.file.display().to_string();
+        program.command.iter().map(|a| a.replace("{file}", &file)).collect()
+    }
+}

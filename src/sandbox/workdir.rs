@@ -1,0 +1,114 @@
+//! A throw-away copy of a submission, one per case, and finding the student's file in it.
+//!
+//! The original submission is never written: the program runs in the copy, and the
+//! copy is deleted with the case. Only regular files and folders are copied; symlinks
+//! and special files are skipped (a symlink could point anywhere on the grader's disk),
+//! and the copy stops at a size cap so a 2 GB file costs the student, not the disk.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Largest submission copied for a case.
+pub const MAX_COPY_BYTES: u64 = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkdirError {
+    #[error("no file matches {patterns}; the submission contains: {contents}")]
+    Missing { patterns: String, contents: String },
+    #[error("several files match {pattern:?}: {matches}; rename the one to grade as {first:?}")]
+    Ambiguous { pattern: String, matches: String, first: String },
+    #[error("the submission is larger than {} MiB", MAX_COPY_BYTES >> 20)]
+    TooLarge,
+    #[error("cannot read the submission {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// Finds the student's file: the first pattern that matches wins; exact names are
+/// tried as they are; a pattern matching several files is ambiguous. Looks in the
+/// submission's top folder, then one level down (platform exports nest a folder).
+pub fn find_file(submission: &Path, patterns: &[String]) -> Result<PathBuf, WorkdirError> {
+    let mut dirs = vec![submission.to_path_buf()];
+    if let Ok(rd) = std::fs::read_dir(submission) {
+        let mut subs: Vec<PathBuf> = rd.flatten().filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false)).map(|e| e.path()).filter(|p| !is_hidden(p)).collect();
+        subs.sort();
+        dirs.extend(subs);
+    }
+    for dir in &dirs {
+        for pattern in patterns {
+            let Ok(glob) = glob::Pattern::new(pattern) else { continue };
+            let mut matches: Vec<PathBuf> = match std::fs::read_dir(dir) {
+                Ok(rd) => rd
+                    .flatten()
+                    .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+                    .filter(|e| glob.matches(&e.file_name().to_string_lossy()))
+                    .map(|e| e.path())
+                    .collect(),
+                Err(_) => continue,
+            };
+            matches.sort();
+            match matches.len() {
+                0 => continue,
+                1 => return Ok(matches.remove(0).strip_prefix(submission).map(Path::to_path_buf).unwrap_or_default()),
+                _ => {
+                    let names: Vec<String> = matches.iter().map(|m| m.strip_prefix(submission).unwrap_or(m).display().to_string()).collect();
+                    return Err(WorkdirError::Ambiguous { pattern: pattern.clone(), first: patterns[0].clone(), matches: names.join(", ") });
+                }
+            }
+        }
+    }
+    Err(WorkdirError::Missing { patterns: patterns.join(", "), contents: list_contents(submission) })
+}
+
+fn is_hidden(p: &Path) -> bool {
+    p.file_name().map(|n| n.to_string_lossy().starts_with('.')).unwrap_or(false)
+}
+
+fn list_contents(dir: &Path) -> String {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Err(e) => return format!("(unreadable: {e})"),
+    };
+    names.sort();
+    if names.is_empty() {
+        "nothing (an empty folder)".into()
+    } else {
+        let n = names.len();
+        names.truncate(12);
+        let mut s = names.join(", ");
+        if n > 12 {
+            s.push_str(&format!(", … ({n} entries)"));
+        }
+        s
+    }
+}
+
+/// Copies `from` into `to` (which exists), regular files and folders only.
+pub fn copy_submission(from: &Path, to: &Path) -> Result<u64, WorkdirError> {
+    let mut total = 0;
+    copy_dir(from, to, &mut total)?;
+    Ok(total)
+}
+
+fn copy_dir(from: &Path, to: &Path, total: &mut u64) -> Result<(), WorkdirError> {
+    let io = |path: &Path| { let path = path.to_path_buf(); move |source| WorkdirError::Io { path, source } };
+    for entry in std::fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let ty = entry.file_type().map_err(io(&entry.path()))?;
+        let dest = to.join(entry.file_name());
+        if ty.is_dir() {
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            std::fs::create_dir(&dest).map_err(io(&dest))?;
+            copy_dir(&entry.path(), &dest, total)?;
+        } else if ty.is_file() {
+            let len = entry.metadata().map_err(io(&entry.path()))?.len();
+            *total += len;
+            if *total > MAX_COPY_BYTES {
+                return Err(WorkdirError::TooLarge);
+            }
+            std::fs::copy(entry.path(), &dest).map_err(io(&entry.path()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,357 @@
+//! The test spec: what an instructor writes, as validated domain types.
+//!
+//! A spec file goes through two stages, as in cargo-nextest's config:
+//! [`raw`] mirrors the TOML with serde (spans kept), and [`validate`] turns it into the
+//! types below, collecting *every* problem as a [`SpecError`] that names file, line,
+//! column, key path and what is allowed. Past that point nothing can be malformed: a
+//! duration is a [`Duration`], a regex is compiled, a step that sends always has an open
+//! connection to send on.
+
+pub mod error;
+pub mod raw;
+pub mod validate;
+
+pub use error::{SpecError, SpecErrors};
+
+use regex::bytes::Regex;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// A whole validated spec.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub name: String,
+    pub title: Option<String>,
+    pub defaults: Defaults,
+    pub limits: Limits,
+    pub server: Option<Program>,
+    pub client: Option<Program>,
+    /// Client targets: where the reference server listens (the student's hardcoded
+    /// address usually, and the fallback when connections cannot be redirected).
+    pub connects_to: SocketAddr,
+    pub cases: Vec<Case>,
+}
+
+impl Spec {
+    /// Reads and validates a spec file.
+    pub fn load(path: &Path) -> Result<Spec, SpecErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SpecErrors::single(SpecError::io(path, &e))
+        })?;
+        validate::parse(path, &text)
+    }
+
+    pub fn program(&self, target: Target) -> Option<&Program> {
+        match target {
+            Target::Server => self.server.as_ref(),
+            Target::Client => self.client.as_ref(),
+        }
+    }
+
+    pub fn max_score(&self) -> u32 {
+        self.cases.iter().map(|c| c.points).sum()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub within: Duration,
+    pub case_timeout: Duration,
+    pub startup: Duration,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            within: Duration::from_secs(2),
+            case_timeout: Duration::from_secs(20),
+            startup: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Resource limits of one case's student processes (all of them together where the
+/// kernel allows: a cgroup; else per process: rlimits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    pub processes: u64,
+    pub cpu_time: Duration,
+    pub open_files: u64,
+    /// Bytes of stdout and of stderr kept for the report (head and tail); the rest is
+    /// read and dropped so that a flood never blocks or bloats anything.
+    pub output_bytes: u64,
+    pub file_size_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 256 << 20,
+            processes: 64,
+            cpu_time: Duration::from_secs(10),
+            open_files: 256,
+            output_bytes: 64 << 10,
+            file_size_bytes: 16 << 20,
+        }
+    }
+}
+
+/// How to start one side of the student's work.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// The command; `{file}` stands for the student's file found by `files`.
+    pub command: Vec<String>,
+    /// File names or glob patterns, first match wins.
+    pub files: Vec<String>,
+    /// Server only: where it listens, if the spec says so (else it is discovered).
+    pub listen: Option<SocketAddr>,
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Server,
+    Client,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Server => "server",
+            Target::Client => "client",
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub name: String,
+    pub target: Target,
+    pub points: u32,
+    /// Reported apart and never scored (e.g. "serves two clients at once").
+    pub informational: bool,
+    pub hint: Option<String>,
+    pub timeout: Duration,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub action: Action,
+    /// Deadline of a step that waits; ignored by steps that do not wait.
+    pub within: Duration,
+    /// 1-based line of the step in the spec, to point the reader at it.
+    pub line: usize,
+}
+
+/// A connection's name inside one case ("main" unless the spec names it).
+pub type ConnName = String;
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Server targets: the reference client connects to the student's server.
+    Connect { conn: ConnName },
+    /// Client targets: the reference server accepts the student's connection.
+    Accept { conn: ConnName },
+    /// Server targets: the student's server has called accept() on every connection made so far.
+    ExpectAccepted,
+    Send { conn: ConnName, bytes: Vec<u8> },
+    Expect { conn: ConnName, matcher: Matcher },
+    /// Half-close: `shutdown(SHUT_WR)`, we keep reading.
+    Shutdown { conn: ConnName },
+    Close { conn: ConnName, kind: CloseKind },
+    ExpectClose { conn: ConnName, kind: ExpectedClose },
+    ExpectIdle { window: Duration, max_cpu: f64 },
+    Signal { signal: Signal },
+    ExpectExit(ExitExpectation),
+    ExpectPortFree,
+    WriteStdin { bytes: Vec<u8> },
+    CloseStdin,
+    ExpectOutput { stream: Stream, matcher: Matcher },
+}
+
+impl Action {
+    /// Whether the step waits for something (and so has a deadline).
+    pub fn waits(&self) -> bool {
+        matches!(
+            self,
+            Action::Connect { .. }
+                | Action::Accept { .. }
+                | Action::ExpectAccepted
+                | Action::Expect { .. }
+                | Action::ExpectClose { .. }
+                | Action::ExpectExit(_)
+                | Action::ExpectOutput { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// How the grader itself closes a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseKind {
+    /// close(): FIN.
+    Fin,
+    /// SO_LINGER 0 then close(): RST, an abortive close.
+    Rst,
+}
+
+/// How the student's side is expected to close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedClose {
+    Fin,
+    Rst,
+    Any,
+}
+
+impl ExpectedClose {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ExpectedClose::Fin => "an orderly close (FIN: recv() returns b'')",
+            ExpectedClose::Rst => "a reset (RST)",
+            ExpectedClose::Any => "the connection to close (FIN or RST)",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal(pub nix::sys::signal::Signal);
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitExpectation {
+    /// Exits at all, however.
+    Any,
+    Code(i32),
+    Success,
+    Signal(Signal),
+}
+
+impl fmt::Display for ExitExpectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitExpectation::Any => f.write_str("the program to exit"),
+            ExitExpectation::Code(c) => write!(f, "the program to exit with code {c}"),
+            ExitExpectation::Success => f.write_str("the program to exit with code 0"),
+            ExitExpectation::Signal(s) => write!(f, "the program to be ended by {s}"),
+        }
+    }
+}
+
+/// What received bytes (or output) must look like. All matchers are applied to
+/// everything received so far and not yet consumed, so a reply split over many
+/// segments, or glued to the next one, matches the same.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    Any,
+    Exact(Vec<u8>),
+    Contains(Vec<u8>),
+    NotContains(Vec<u8>),
+    Regex(Regex),
+}
+
+impl Matcher {
+    /// Where the match ends in `buf` (the bytes it consumes), if it matches.
+    pub fn find(&self, buf: &[u8]) -> Option<usize> {
+        match self {
+            Matcher::Any => (!buf.is_empty()).then_some(buf.len()),
+            Matcher::Exact(want) => (buf.len() >= want.len() && buf.starts_with(want)).then_some(want.len()),
+            Matcher::Contains(want) => find_bytes(buf, want).map(|at| at + want.len()),
+            // Judged only when the wait is over: see `is_negative`.
+            Matcher::NotContains(want) => find_bytes(buf, want).is_none().then_some(buf.len()),
+            Matcher::Regex(re) => re.find(buf).map(|m| m.end()),
+        }
+    }
+
+    /// An exact match can no longer succeed once the buffer diverges from it.
+    pub fn impossible(&self, buf: &[u8]) -> bool {
+        match self {
+            Matcher::Exact(want) => {
+                let n = buf.len().min(want.len());
+                buf[..n] != want[..n]
+            }
+            _ => false,
+        }
+    }
+
+    /// `not_contains` passes when the deadline comes without the text: it waits the
+    /// whole window instead of returning at the first match.
+    pub fn is_negative(&self) -> bool {
+        matches!(self, Matcher::NotContains(_))
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Matcher::Any => "any non-empty data".into(),
+            Matcher::Exact(b) => format!("exactly {}", crate::text::quote(b)),
+            Matcher::Contains(b) => format!("data containing {}", crate::text::quote(b)),
+            Matcher::NotContains(b) => format!("no {}", crate::text::quote(b)),
+            Matcher::Regex(re) => format!("data matching /{}/", re.as_str()),
+        }
+    }
+}
+
+fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+impl Step {
+    /// The step in words, for reports: what the grader did or waited for.
+    pub fn describe(&self, target: Target) -> String {
+        let within = humantime::format_duration(self.within);
+        let who = target.as_str();
+        match &self.action {
+            Action::Connect { conn } => format!("connect to the server (connection {conn:?})"),
+            Action::Accept { conn } => format!("wait up to {within} for the client to connect (connection {conn:?})"),
+            Action::ExpectAccepted => format!("check within {within} that the server accept()ed every connection"),
+            Action::Send { conn, bytes } => format!("send {} on {conn:?}", crate::text::quote(bytes)),
+            Action::Expect { conn, matcher } => format!("wait up to {within} for {} on {conn:?}", matcher.describe()),
+            Action::Shutdown { conn } => format!("half-close {conn:?} (shutdown SHUT_WR: the {who}'s recv() returns b'')"),
+            Action::Close { conn, kind: CloseKind::Fin } => format!("close {conn:?} (FIN)"),
+            Action::Close { conn, kind: CloseKind::Rst } => format!("reset {conn:?} (abortive close: RST)"),
+            Action::ExpectClose { conn, kind } => format!("wait up to {within} for the {who} to close {conn:?}: {}", kind.describe()),
+            Action::ExpectIdle { window, .. } => format!("watch the {who}'s CPU use for {}", humantime::format_duration(*window)),
+            Action::Signal { signal } if signal.0 == nix::sys::signal::Signal::SIGINT => "press Ctrl-C (SIGINT to the process group)".into(),
+            Action::Signal { signal } => format!("send {signal} to the {who}"),
+            Action::ExpectExit(e) => format!("wait up to {within} for {e}"),
+            Action::ExpectPortFree => "check that the port can be bound again".into(),
+            Action::WriteStdin { bytes } => format!("type {} on stdin", crate::text::quote(bytes)),
+            Action::CloseStdin => "close stdin (Ctrl-D: input() raises EOFError)".into(),
+            Action::ExpectOutput { stream, matcher } => format!("wait up to {within} for {} on {}", matcher.describe().replacen("data", "output", 1), stream.as_str()),
+        }
+    }
+}

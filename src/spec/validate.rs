@@ -1,0 +1,685 @@
+//! Raw spec → validated [`Spec`]: every check that serde cannot do, with all errors
+//! collected so the instructor fixes a spec in one go.
+
+use super::raw::*;
+use super::*;
+use serde_spanned::Spanned;
+use std::collections::{BTreeSet, HashSet};
+use std::ops::Range;
+use std::str::FromStr;
+
+/// Parses and validates spec text; `file` is only used in error messages.
+pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
+    let de = toml::Deserializer::new(text);
+    let raw: RawSpec = match serde_path_to_error::deserialize(de) {
+        Ok(raw) => raw,
+        Err(err) => {
+            let key = clean_path(&err.path().to_string());
+            let inner = err.into_inner();
+            let message = inner.message().to_string();
+            let help = serde_help(&message);
+            let mut e = SpecError::at(file, text, inner.span(), key, first_line(&message));
+            if let Some(help) = help {
+                e = e.with_help(help);
+            }
+            return Err(SpecErrors::single(e));
+        }
+    };
+    let mut v = Validator { file, text, errors: Vec::new() };
+    let spec = v.spec(raw);
+    if v.errors.is_empty() {
+        Ok(spec.expect("a spec is built whenever no error was recorded"))
+    } else {
+        Err(SpecErrors(v.errors))
+    }
+}
+
+/// serde_path_to_error shows the private keys of `Spanned`; a reader wants the TOML path.
+fn clean_path(path: &str) -> String {
+    let cleaned: Vec<&str> = path
+        .split('.')
+        .filter(|p| !p.starts_with("$__serde_spanned") && *p != "?")
+        .collect();
+    let s = cleaned.join(".");
+    if s == "." { String::new() } else { s }
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or("").trim().to_string()
+}
+
+fn serde_help(message: &str) -> Option<String> {
+    if let Some(rest) = message.split("expected one of ").nth(1) {
+        return Some(format!("allowed keys here: {}", rest.trim()));
+    }
+    if message.contains("did not match any variant") {
+        return Some("see the spec reference in README.md for the forms this key takes".into());
+    }
+    if message.contains("missing field") {
+        return Some("add the key; README.md's spec reference shows an example".into());
+    }
+    None
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<SpecError>,
+}
+
+const STEP_ACTIONS: &str = "connect, accept, expect_accepted, send, expect, shutdown, close, expect_close, expect_idle, signal, expect_exit, expect_port_free, write_stdin, close_stdin, expect_stdout, expect_stderr";
+
+impl<'a> Validator<'a> {
+    fn err(&mut self, span: Option<Range<usize>>, key: impl Into<String>, msg: impl Into<String>, help: Option<String>) {
+        let mut e = SpecError::at(self.file, self.text, span, key, msg);
+        if let Some(h) = help {
+            e = e.with_help(h);
+        }
+        self.errors.push(e);
+    }
+
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        self.text[..span.start.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    fn duration(&mut self, s: &Spanned<String>, key: &str) -> Option<Duration> {
+        match humantime::parse_duration(s.get_ref().trim()) {
+            Ok(d) if d.is_zero() => {
+                self.err(Some(s.span()), key, "a duration of zero cannot be waited for", Some("use a positive duration such as \"500ms\" or \"2s\"".into()));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(_) => {
+                self.err(
+                    Some(s.span()),
+                    key,
+                    format!("{:?} is not a duration", s.get_ref()),
+                    Some("write a number and a unit, e.g. \"300ms\", \"2s\", \"1m\"".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn size(&mut self, s: &Spanned<String>, key: &str) -> Option<u64> {
+        match parse_size(s.get_ref()) {
+            Some(n) => Some(n),
+            None => {
+                self.err(Some(s.span()), key, format!("{:?} is not a size", s.get_ref()), Some("write a number and a unit, e.g. \"256MiB\", \"64KiB\", \"1GB\"".into()));
+                None
+            }
+        }
+    }
+
+    fn addr(&mut self, s: &Spanned<String>, key: &str) -> Option<SocketAddr> {
+        match SocketAddr::from_str(s.get_ref().trim()) {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(Some(s.span()), key, format!("{:?} is not an address with a port", s.get_ref()), Some("write an IP address and a port, e.g. \"127.0.0.1:8888\"".into()));
+                None
+            }
+        }
+    }
+
+    fn spec(&mut self, raw: RawSpec) -> Option<Spec> {
+        let assignment = raw.assignment.into_inner();
+        let name = assignment.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            self.err(Some(assignment.name.span()), "assignment.name", "the assignment needs a name", None);
+        }
+
+        let mut defaults = Defaults::default();
+        if let Some(d) = raw.defaults {
+            let d = d.into_inner();
+            if let Some(w) = &d.within {
+                defaults.within = self.duration(w, "defaults.within").unwrap_or(defaults.within);
+            }
+            if let Some(w) = &d.case_timeout {
+                defaults.case_timeout = self.duration(w, "defaults.case_timeout").unwrap_or(defaults.case_timeout);
+            }
+            if let Some(w) = &d.startup {
+                defaults.startup = self.duration(w, "defaults.startup").unwrap_or(defaults.startup);
+            }
+        }
+
+        let mut limits = Limits::default();
+        if let Some(l) = raw.limits {
+            let l = l.into_inner();
+            if let Some(s) = &l.memory {
+                limits.memory_bytes = self.size(s, "limits.memory").unwrap_or(limits.memory_bytes);
+            }
+            if let Some(s) = &l.output {
+                limits.output_bytes = self.size(s, "limits.output").unwrap_or(limits.output_bytes);
+            }
+            if let Some(s) = &l.file_size {
+                limits.file_size_bytes = self.size(s, "limits.file_size").unwrap_or(limits.file_size_bytes);
+            }
+            if let Some(s) = &l.cpu_time {
+                limits.cpu_time = self.duration(s, "limits.cpu_time").unwrap_or(limits.cpu_time);
+            }
+            if let Some(n) = &l.processes {
+                if *n.get_ref() == 0 {
+                    self.err(Some(n.span()), "limits.processes", "at least 1 process is needed to run the program", None);
+                } else {
+                    limits.processes = *n.get_ref();
+                }
+            }
+            if let Some(n) = &l.open_files {
+                if *n.get_ref() < 8 {
+                    self.err(Some(n.span()), "limits.open_files", "fewer than 8 open files cannot start an interpreter", Some("use 64 or more".into()));
+                } else {
+                    limits.open_files = *n.get_ref();
+                }
+            }
+        }
+
+        let server = raw.server.map(|p| self.program(p, Target::Server));
+        let mut connects_to: SocketAddr = "127.0.0.1:8888".parse().unwrap();
+        let client = raw.client.map(|p| {
+            let span = p.span();
+            let p = p.into_inner();
+            match &p.connects_to {
+                Some(a) => {
+                    if let Some(a) = self.addr(a, "client.connects_to") {
+                        connects_to = a;
+                    }
+                }
+                None => self.err(
+                    Some(span.clone()),
+                    "client.connects_to",
+                    "a client section needs `connects_to`: where the reference server listens",
+                    Some("add e.g. connects_to = \"127.0.0.1:8888\" (the address in the students' connect())".into()),
+                ),
+            }
+            self.program(Spanned::new(span, p), Target::Client)
+        });
+
+        if raw.cases.is_empty() {
+            self.err(None, "case", "the spec has no [[case]]", Some("add at least one [[case]] table with name, target and steps".into()));
+        }
+        let mut names = HashSet::new();
+        let mut cases = Vec::new();
+        for (i, c) in raw.cases.into_iter().enumerate() {
+            let span = c.span();
+            let c = c.into_inner();
+            if !names.insert(c.name.get_ref().clone()) {
+                self.err(Some(c.name.span()), format!("case[{i}].name"), format!("two cases are named {:?}", c.name.get_ref()), Some("give every case its own name: reports and gradebooks use it as a key".into()));
+            }
+            let has = |t: Target| match t {
+                Target::Server => server.is_some(),
+                Target::Client => client.is_some(),
+            };
+            if let Some(case) = self.case(i, span, c, &defaults, &has) {
+                cases.push(case);
+            }
+        }
+
+        Some(Spec {
+            name,
+            title: assignment.title,
+            defaults,
+            limits,
+            server: server.flatten(),
+            client: client.flatten(),
+            connects_to,
+            cases,
+        })
+    }
+
+    fn program(&mut self, p: Spanned<RawProgram>, target: Target) -> Option<Program> {
+        let p = p.into_inner();
+        let section = target.as_str();
+        if p.command.get_ref().is_empty() {
+            self.err(Some(p.command.span()), format!("{section}.command"), "the command is empty", Some("e.g. command = [\"python3\", \"{file}\"]".into()));
+        } else if !p.command.get_ref().iter().any(|a| a.contains("{file}")) {
+            self.err(Some(p.command.span()), format!("{section}.command"), "the command never names the student's file", Some("put \"{file}\" where the student's file goes, e.g. [\"python3\", \"{file}\"]".into()));
+        }
+        let files = p.file.get_ref();
+        let files = match files {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        };
+        if files.is_empty() {
+            self.err(Some(p.file.span()), format!("{section}.file"), "no file name or pattern given", Some("e.g. file = [\"tcp_server.py\", \"*server*.py\"]".into()));
+        }
+        for f in &files {
+            if let Err(e) = glob::Pattern::new(f) {
+                self.err(Some(p.file.span()), format!("{section}.file"), format!("{f:?} is not a valid pattern: {e}"), None);
+            }
+        }
+        let listen = match (&p.listen, target) {
+            (Some(a), Target::Server) => self.addr(a, "server.listen"),
+            (Some(a), Target::Client) => {
+                self.err(Some(a.span()), "client.listen", "`listen` belongs in [server]", Some("for clients, `connects_to` says where the reference server listens".into()));
+                None
+            }
+            (None, _) => None,
+        };
+        if let (Some(a), Target::Server) = (&p.connects_to, target) {
+            self.err(Some(a.span()), "server.connects_to", "`connects_to` belongs in [client]", Some("for servers, `listen` (optional) says where the student's server listens".into()));
+        }
+        Some(Program { command: p.command.into_inner(), files, listen, env: p.env })
+    }
+
+    fn case(&mut self, i: usize, span: Range<usize>, c: RawCase, defaults: &Defaults, has: &dyn Fn(Target) -> bool) -> Option<Case> {
+        let key = format!("case[{i}]");
+        let target = match c.target.get_ref().as_str() {
+            "server" => Target::Server,
+            "client" => Target::Client,
+            other => {
+                self.err(Some(c.target.span()), format!("{key}.target"), format!("unknown target {other:?}"), Some("allowed: \"server\" (the grader connects to the student's server) or \"client\" (the student's client connects to the grader)".into()));
+                return None;
+            }
+        };
+        if !has(target) {
+            self.err(Some(c.target.span()), format!("{key}.target"), format!("this case grades the {target}, but the spec has no [{target}] section"), Some(format!("add a [{target}] table with `command` and `file`")));
+        }
+        let informational = c.informational.as_ref().map(|b| *b.get_ref()).unwrap_or(false);
+        let points = match (&c.points, informational) {
+            (Some(p), true) if *p.get_ref() > 0 => {
+                self.err(Some(p.span()), format!("{key}.points"), "an informational case has no points", Some("remove `points`, or remove `informational = true`".into()));
+                0
+            }
+            (Some(p), _) => *p.get_ref(),
+            (None, true) => 0,
+            (None, false) => 1,
+        };
+        let timeout = c.timeout.as_ref().and_then(|t| self.duration(t, &format!("{key}.timeout"))).unwrap_or(defaults.case_timeout);
+        let steps_span = c.steps.span();
+        let raw_steps = c.steps.into_inner();
+        if raw_steps.is_empty() {
+            self.err(Some(steps_span), format!("{key}.steps"), "a case needs at least one step", None);
+        }
+        let steps = StepChecker::new(self, &key, target, defaults).steps(raw_steps);
+        let _ = span;
+        Some(Case {
+            name: c.name.into_inner(),
+            target,
+            points,
+            informational: informational || points == 0,
+            hint: c.hint,
+            timeout,
+            steps,
+        })
+    }
+}
+
+/// Checks the steps of one case in order, tracking which connections are open, so
+/// that an impossible order ("send before connect", "send after close") is a spec
+/// error and not a confusing failure at grading time.
+struct StepChecker<'v, 'a> {
+    v: &'v mut Validator<'a>,
+    key: String,
+    target: Target,
+    defaults: &'v Defaults,
+    open: Vec<ConnName>,
+    closed: BTreeSet<ConnName>,
+    half_closed: BTreeSet<ConnName>,
+    connections: usize,
+    exited: bool,
+}
+
+impl<'v, 'a> StepChecker<'v, 'a> {
+    fn new(v: &'v mut Validator<'a>, key: &str, target: Target, defaults: &'v Defaults) -> Self {
+        StepChecker { v, key: key.to_string(), target, defaults, open: Vec::new(), closed: BTreeSet::new(), half_closed: BTreeSet::new(), connections: 0, exited: false }
+    }
+
+    fn steps(mut self, raw: Vec<Spanned<RawStep>>) -> Vec<Step> {
+        let mut out = Vec::new();
+        for (j, s) in raw.into_iter().enumerate() {
+            let span = s.span();
+            let key = format!("{}.steps[{j}]", self.key);
+            if let Some(step) = self.step(&key, span, s.into_inner()) {
+                out.push(step);
+            }
+        }
+        out
+    }
+
+    fn err(&mut self, span: Range<usize>, key: &str, msg: impl Into<String>, help: impl Into<Option<String>>) {
+        self.v.err(Some(span), key, msg, help.into());
+    }
+
+    /// Picks the connection a step acts on: the one it names, else the last opened.
+    fn conn(&mut self, span: &Range<usize>, key: &str, named: &Option<Spanned<String>>, what: &str, allow_closed: bool) -> Option<ConnName> {
+        let name = match named {
+            Some(n) => n.get_ref().clone(),
+            None => match self.open.last() {
+                Some(n) => n.clone(),
+                None => {
+                    let open_step = if self.target == Target::Server { "{ connect = {} }" } else { "{ accept = {} }" };
+                    let why = if self.closed.is_empty() { "no connection is open yet" } else { "every connection is closed by then" };
+                    self.err(span.clone(), key, format!("this step {what}, but {why}"), format!("add {open_step} before it"));
+                    return None;
+                }
+            },
+        };
+        if self.closed.contains(&name) && !allow_closed {
+            self.err(span.clone(), key, format!("this step {what} on connection {name:?}, which an earlier step closed"), Some("open a new connection, or move the close after this step".into()));
+            return None;
+        }
+        if !self.open.contains(&name) && !self.closed.contains(&name) {
+            let known = if self.open.is_empty() { "none".to_string() } else { self.open.join(", ") };
+            self.err(named.as_ref().map(|n| n.span()).unwrap_or(span.clone()), &format!("{key}.conn"), format!("no connection named {name:?} is open here"), Some(format!("open connections: {known}")));
+            return None;
+        }
+        Some(name)
+    }
+
+    fn matcher(&mut self, m: &Spanned<RawMatcher>, key: &str) -> Option<Matcher> {
+        let span = m.span();
+        let r = m.get_ref();
+        let mut found = Vec::new();
+        if r.any == Some(true) {
+            found.push(Matcher::Any);
+        }
+        if r.any == Some(false) {
+            self.err(span.clone(), &format!("{key}.any"), "`any = false` matches nothing", Some("use `any = true`, or another matcher".into()));
+        }
+        if let Some(s) = &r.exact {
+            found.push(Matcher::Exact(s.as_bytes().to_vec()));
+        }
+        if let Some(s) = &r.exact_hex {
+            match parse_hex(s) {
+                Some(b) => found.push(Matcher::Exact(b)),
+                None => self.err(span.clone(), &format!("{key}.exact_hex"), format!("{s:?} is not hex bytes"), Some("write pairs of hex digits, spaces allowed: \"de ad be ef\"".into())),
+            }
+        }
+        if let Some(s) = &r.contains {
+            found.push(Matcher::Contains(s.as_bytes().to_vec()));
+        }
+        if let Some(s) = &r.not_contains {
+            found.push(Matcher::NotContains(s.as_bytes().to_vec()));
+        }
+        if let Some(s) = &r.regex {
+            match regex::bytes::Regex::new(s) {
+                Ok(re) => found.push(Matcher::Regex(re)),
+                Err(e) => {
+                    let msg = e.to_string();
+                    let last = msg.lines().last().unwrap_or("").trim().to_string();
+                    self.err(span.clone(), &format!("{key}.regex"), format!("{s:?} is not a valid regex: {last}"), Some("the syntax is Rust's regex crate (like Python's re, without look-around)".into()));
+                    return None;
+                }
+            }
+        }
+        match found.len() {
+            1 => found.pop(),
+            0 => {
+                self.err(span, key, "no matcher given", Some("use one of: any = true, exact, exact_hex, contains, not_contains, regex".into()));
+                None
+            }
+            _ => {
+                self.err(span, key, "several matchers in one expectation", Some("use one matcher per step; add a step for each further check".into()));
+                None
+            }
+        }
+    }
+
+    fn step(&mut self, key: &str, span: Range<usize>, s: RawStep) -> Option<Step> {
+        let line = self.v.line_of(&span);
+        let present: Vec<&str> = [
+            ("connect", s.connect.is_some()),
+            ("accept", s.accept.is_some()),
+            ("expect_accepted", s.expect_accepted.is_some()),
+            ("send", s.send.is_some()),
+            ("expect", s.expect.is_some()),
+            ("shutdown", s.shutdown.is_some()),
+            ("close", s.close.is_some()),
+            ("expect_close", s.expect_close.is_some()),
+            ("expect_idle", s.expect_idle.is_some()),
+            ("signal", s.signal.is_some()),
+            ("expect_exit", s.expect_exit.is_some()),
+            ("expect_port_free", s.expect_port_free.is_some()),
+            ("write_stdin", s.write_stdin.is_some()),
+            ("close_stdin", s.close_stdin.is_some()),
+            ("expect_stdout", s.expect_stdout.is_some()),
+            ("expect_stderr", s.expect_stderr.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, p)| p.then_some(k))
+        .collect();
+        let action_name = match present.as_slice() {
+            [one] => *one,
+            [] => {
+                self.err(span, key, "this step has no action", Some(format!("a step has exactly one of: {STEP_ACTIONS}")));
+                return None;
+            }
+            many => {
+                self.err(span, key, format!("this step has {} actions ({}); a step does one thing", many.len(), many.join(", ")), Some("split it into one step per action, in the order they should happen".into()));
+                return None;
+            }
+        };
+        let key_a = format!("{key}.{action_name}");
+
+        let server_only = ["connect", "expect_accepted", "expect_port_free"];
+        let client_only = ["accept", "write_stdin", "close_stdin"];
+        if self.target == Target::Client && server_only.contains(&action_name) {
+            self.err(span, &key_a, format!("`{action_name}` is for server targets; this case grades a client"), Some("for clients the grader listens: use { accept = {} } to take the student's connection".into()));
+            return None;
+        }
+        if self.target == Target::Server && client_only.contains(&action_name) {
+            self.err(span, &key_a, format!("`{action_name}` is for client targets; this case grades a server"), Some("for servers the grader connects: use { connect = {} }".into()));
+            return None;
+        }
+
+        let action = match action_name {
+            "connect" | "accept" => {
+                let raw = s.connect.as_ref().or(s.accept.as_ref()).unwrap();
+                self.connections += 1;
+                let name = match raw.get_ref() {
+                    RawConnName::Name(n) => n.clone(),
+                    RawConnName::Table(t) => t.name.clone().unwrap_or_else(|| if self.connections == 1 { "main".to_string() } else { format!("conn{}", self.connections) }),
+                };
+                if self.open.contains(&name) || self.closed.contains(&name) {
+                    self.err(raw.span(), &key_a, format!("a connection named {name:?} was already opened in this case"), Some("give each connection its own name, e.g. connect = \"second\"".into()));
+                    return None;
+                }
+                self.open.push(name.clone());
+                if action_name == "connect" { Action::Connect { conn: name } } else { Action::Accept { conn: name } }
+            }
+            "expect_accepted" => {
+                if self.connections == 0 {
+                    self.err(span, &key_a, "nothing to accept: no connection was made before this step", Some("add { connect = {} } before it".into()));
+                    return None;
+                }
+                Action::ExpectAccepted
+            }
+            "send" => {
+                let conn = self.conn(&span, &key_a, &s.conn, "sends", false)?;
+                if self.half_closed.contains(&conn) {
+                    self.err(span, &key_a, format!("this step sends on connection {conn:?} after shutting down its write side"), Some("move the shutdown after the last send".into()));
+                    return None;
+                }
+                let p = s.send.as_ref().unwrap();
+                let bytes = match p.get_ref() {
+                    RawPayload::Text(t) => t.as_bytes().to_vec(),
+                    RawPayload::Table(t) => {
+                        let base = match (&t.text, &t.hex) {
+                            (Some(text), None) => text.as_bytes().to_vec(),
+                            (None, Some(hex)) => match parse_hex(hex) {
+                                Some(b) => b,
+                                None => {
+                                    self.err(p.span(), &format!("{key_a}.hex"), format!("{hex:?} is not hex bytes"), Some("write pairs of hex digits, spaces allowed: \"de ad be ef\"".into()));
+                                    return None;
+                                }
+                            },
+                            _ => {
+                                self.err(p.span(), &key_a, "give exactly one of `text` or `hex`", None);
+                                return None;
+                            }
+                        };
+                        base.repeat(t.repeat.unwrap_or(1).max(1) as usize)
+                    }
+                };
+                if bytes.is_empty() {
+                    self.err(p.span(), &key_a, "sending nothing does nothing on a TCP socket", Some("send at least one byte; to close, use { shutdown = \"write\" } or { close = \"fin\" }".into()));
+                    return None;
+                }
+                Action::Send { conn, bytes }
+            }
+            "expect" => {
+                let conn = self.conn(&span, &key_a, &s.conn, "waits for data", false)?;
+                let matcher = self.matcher(s.expect.as_ref().unwrap(), &key_a)?;
+                Action::Expect { conn, matcher }
+            }
+            "shutdown" => {
+                let how = s.shutdown.as_ref().unwrap();
+                if how.get_ref() != "write" {
+                    self.err(how.span(), &key_a, format!("unknown shutdown {:?}", how.get_ref()), Some("allowed: \"write\" (half-close: send FIN, keep reading)".into()));
+                    return None;
+                }
+                let conn = self.conn(&span, &key_a, &s.conn, "shuts down", false)?;
+                self.half_closed.insert(conn.clone());
+                Action::Shutdown { conn }
+            }
+            "close" => {
+                let how = s.close.as_ref().unwrap();
+                let kind = match how.get_ref().as_str() {
+                    "fin" => CloseKind::Fin,
+                    "rst" => CloseKind::Rst,
+                    other => {
+                        self.err(how.span(), &key_a, format!("unknown close {other:?}"), Some("allowed: \"fin\" (close(): orderly) or \"rst\" (abortive: SO_LINGER 0, sends RST)".into()));
+                        return None;
+                    }
+                };
+                let conn = self.conn(&span, &key_a, &s.conn, "closes", false)?;
+                self.open.retain(|c| c != &conn);
+                self.closed.insert(conn.clone());
+                Action::Close { conn, kind }
+            }
+            "expect_close" => {
+                let how = s.expect_close.as_ref().unwrap();
+                let kind = match how.get_ref().as_str() {
+                    "fin" => ExpectedClose::Fin,
+                    "rst" => ExpectedClose::Rst,
+                    "any" => ExpectedClose::Any,
+                    other => {
+                        self.err(how.span(), &key_a, format!("unknown close kind {other:?}"), Some("allowed: \"fin\" (orderly close), \"rst\" (reset), \"any\"".into()));
+                        return None;
+                    }
+                };
+                let conn = self.conn(&span, &key_a, &s.conn, "waits for the close", false)?;
+                self.open.retain(|c| c != &conn);
+                self.closed.insert(conn.clone());
+                Action::ExpectClose { conn, kind }
+            }
+            "expect_idle" => {
+                if self.exited {
+                    self.err(span, &key_a, "the program has already exited at this step", Some("check idleness before expect_exit".into()));
+                    return None;
+                }
+                let raw = s.expect_idle.as_ref().unwrap();
+                let (w, max_cpu) = match raw.get_ref() {
+                    RawIdle::Window(w) => (w.clone(), 0.1),
+                    RawIdle::Table(t) => (t.window.clone(), t.max_cpu.unwrap_or(0.1)),
+                };
+                if !(max_cpu > 0.0 && max_cpu <= 1.0) {
+                    self.err(raw.span(), &format!("{key_a}.max_cpu"), format!("max_cpu {max_cpu} is not a share of one CPU"), Some("use a number above 0 and at most 1, e.g. 0.1 for 10 %".into()));
+                    return None;
+                }
+                let window = self.v.duration(&Spanned::new(raw.span(), w), &key_a)?;
+                Action::ExpectIdle { window, max_cpu }
+            }
+            "signal" => {
+                if self.exited {
+                    self.err(span, &key_a, "the program has already exited at this step", Some("send the signal before expect_exit".into()));
+                    return None;
+                }
+                let sig = s.signal.as_ref().unwrap();
+                Action::Signal { signal: self.signal(sig, &key_a)? }
+            }
+            "expect_exit" => {
+                let raw = s.expect_exit.as_ref().unwrap();
+                let e = raw.get_ref();
+                let exp = match (e.code, &e.signal, e.success) {
+                    (None, None, None) => ExitExpectation::Any,
+                    (Some(c), None, None) => ExitExpectation::Code(c),
+                    (None, None, Some(true)) => ExitExpectation::Success,
+                    (None, Some(sig), None) => ExitExpectation::Signal(self.signal(&Spanned::new(raw.span(), sig.clone()), &key_a)?),
+                    _ => {
+                        self.err(raw.span(), &key_a, "give at most one of `code`, `signal`, `success = true`", Some("{} accepts any exit".into()));
+                        return None;
+                    }
+                };
+                self.exited = true;
+                Action::ExpectExit(exp)
+            }
+            "expect_port_free" => {
+                if !self.exited {
+                    self.err(span, &key_a, "the port can only be free once the program has exited", Some("put { expect_exit = {} } before this step".into()));
+                    return None;
+                }
+                Action::ExpectPortFree
+            }
+            "write_stdin" => Action::WriteStdin { bytes: s.write_stdin.as_ref().unwrap().get_ref().as_bytes().to_vec() },
+            "close_stdin" => Action::CloseStdin,
+            "expect_stdout" => Action::ExpectOutput { stream: Stream::Stdout, matcher: self.matcher(s.expect_stdout.as_ref().unwrap(), &key_a)? },
+            "expect_stderr" => Action::ExpectOutput { stream: Stream::Stderr, matcher: self.matcher(s.expect_stderr.as_ref().unwrap(), &key_a)? },
+            _ => unreachable!("every action name is listed above"),
+        };
+
+        // Modifiers must make sense for the action.
+        if let Some(c) = &s.conn {
+            let takes_conn = matches!(action, Action::Send { .. } | Action::Expect { .. } | Action::Shutdown { .. } | Action::Close { .. } | Action::ExpectClose { .. });
+            if !takes_conn {
+                self.err(c.span(), &format!("{key}.conn"), format!("`{action_name}` does not act on a connection"), Some("remove `conn`; to name a new connection write connect = \"name\"".into()));
+            }
+        }
+        let within = match &s.within {
+            Some(w) => {
+                let waits = action.waits() || matches!(action, Action::ExpectPortFree);
+                if !waits {
+                    self.err(w.span(), &format!("{key}.within"), format!("`{action_name}` does not wait, so `within` has no effect"), Some("use `within` on connect, accept, expect*, expect_close and expect_exit steps".into()));
+                }
+                self.v.duration(w, &format!("{key}.within")).unwrap_or(self.defaults.within)
+            }
+            // A client needs the interpreter's start-up before it connects.
+            None if matches!(action, Action::Accept { .. }) => self.defaults.startup,
+            None => self.defaults.within,
+        };
+        Some(Step { action, within, line })
+    }
+
+    fn signal(&mut self, s: &Spanned<String>, key: &str) -> Option<Signal> {
+        let name = s.get_ref().trim().to_ascii_uppercase();
+        let full = if name.starts_with("SIG") { name } else { format!("SIG{name}") };
+        match nix::sys::signal::Signal::from_str(&full) {
+            Ok(sig) => Some(Signal(sig)),
+            Err(_) => {
+                self.err(s.span(), key, format!("unknown signal {:?}", s.get_ref()), Some("e.g. \"SIGINT\" (Ctrl-C), \"SIGTERM\", \"SIGHUP\", \"SIGKILL\"".into()));
+                None
+            }
+        }
+    }
+}
+
+/// "de ad BE ef" or "deadbeef" → bytes.
+pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if digits.len() % 2 != 0 {
+        return None;
+    }
+    digits
+        .chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+        .collect()
+}
+
+/// "256MiB", "64 KiB", "1GB", "4096" → bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
