@@ -25,6 +25,8 @@ const POLL: Duration = Duration::from_millis(2);
 /// Time a program gets to exit on SIGTERM at the end of a case before SIGKILL.
 const GRACE: Duration = Duration::from_millis(200);
 const STDERR_LINES: usize = 8;
+/// How long a failing case waits for an exit that a reset connection announces.
+const SETTLE: Duration = Duration::from_millis(100);
 
 /// Grades one case of one submission.
 pub async fn run_case(host: &Host, spec: &Spec, case: &Case, submission: &Path, case_id: &str) -> CaseResult {
@@ -117,7 +119,7 @@ impl<'a> Run<'a> {
     /// reset or of silence.
     fn exit_suffix(&self) -> String {
         match self.proc.as_ref().and_then(|p| p.status()) {
-            Some(s) => format!("; the {} has {} (see its last stderr lines below)", self.who(), describe_status(s)),
+            Some(s) => format!("; the {} {} (see its last stderr lines below)", self.who(), describe_status(s)),
             None => String::new(),
         }
     }
@@ -160,9 +162,10 @@ impl<'a> Run<'a> {
             cwd: self.sandbox.workdir.path().to_path_buf(),
             env: self.sandbox.env(self.host, program),
             netns: self.sandbox.netns.as_ref().map(|n| n.as_raw_fd()),
-            cgroup: self.sandbox.cgroup.as_ref(),
+            cgroup: self.sandbox.cgroup.as_ref().map(|c| c.joiner()),
             limits: &self.spec.limits,
-            rlimit_memory: self.sandbox.cgroup.is_none(),
+            // Without a memory cgroup, the per-process address-space limit is the fallback.
+            rlimit_memory: !self.sandbox.cgroup.as_ref().is_some_and(|c| c.memory_limited()),
         };
         let proc = StudentProcess::spawn(launch).map_err(|e| {
             fail(0, 0, format!("start the {}", self.who()), format!("`{}` to start", argv.join(" ")), format!("it could not be started: {e}"))
@@ -326,10 +329,13 @@ impl<'a> Run<'a> {
             }
             Action::ExpectAccepted => self.expect_accepted(deadline, &within, &f).await,
             Action::Send { conn, bytes } => {
-                let suffix = self.exit_suffix();
                 let c = self.conns.get_mut(conn).expect("validated: the connection is open");
                 let r = tokio::time::timeout_at(deadline, c.send(bytes)).await;
                 let data = quote(bytes);
+                if matches!(r, Ok(Err(_))) {
+                    self.settle_exit().await;
+                }
+                let suffix = self.exit_suffix();
                 match r {
                     Ok(Ok(())) => {
                         self.event(EventKind::Sent { conn: conn.clone(), bytes: bytes.len(), data });
@@ -344,6 +350,9 @@ impl<'a> Run<'a> {
                 let outcome = c.read_until(matcher, deadline).await;
                 let sent = if c.last_sent.is_empty() { None } else { Some(quote(&c.last_sent)) };
                 let pending = c.pending().to_vec();
+                if matches!(outcome, ReadOutcome::Closed(_)) {
+                    self.settle_exit().await;
+                }
                 let received = |what: &[u8]| if what.is_empty() { "nothing".to_string() } else { quote(what) };
                 let got = match outcome {
                     ReadOutcome::Matched(bytes) => {
@@ -390,6 +399,9 @@ impl<'a> Run<'a> {
                 }
                 if let Some(how) = seen {
                     self.event(EventKind::PeerClosed { conn: conn.clone(), how: how.as_str().into() });
+                }
+                if seen == Some(PeerClosed::Rst) {
+                    self.settle_exit().await;
                 }
                 let data_note = if more > 0 { format!(" (meanwhile it sent {more} more bytes: {})", quote(&extra)) } else { String::new() };
                 match (seen, kind) {
@@ -587,26 +599,34 @@ impl<'a> Run<'a> {
 
     /// Ends the case: stops the program and everything it started, then builds the result.
     async fn finish(mut self, failure: Option<Failure>) -> CaseResult {
+        // A program that just reset or closed a connection is usually exiting: give
+        // the exit a moment to be reaped so the report says how it ended, not "running".
+        if failure.is_some() {
+            self.settle_exit().await;
+        }
         let exit_before = self.proc.as_ref().and_then(|p| p.status());
         if let Some(p) = self.proc.as_mut() {
             p.terminate(self.sandbox.cgroup.as_ref(), GRACE).await;
         }
         let exit = match (exit_before, &self.proc) {
             (Some(s), _) => Some(describe_status(s)),
-            (None, Some(_)) => Some(format!("still running at the end of the case (stopped by the grader)")),
+            (None, Some(_)) => Some("still running at the end of the case (stopped by the grader)".to_string()),
             (None, None) => None,
         };
         let (stdout, stderr) = match &self.proc {
             Some(p) => (p.stdout.snapshot(), p.stderr.snapshot()),
             None => Default::default(),
         };
+        // Tracebacks name the throw-away copy: show the student's own file names.
+        let workdir = format!("{}/", self.sandbox.workdir.path().display());
+        let clean = |s: String| s.replace(&workdir, "");
+        let failure = failure.map(|f| Failure { got: clean(f.got), ..f });
         let mut reason = failure.as_ref().map(|f| format!("{}: expected {}, got {}", f.action, f.expected, f.got));
         // A limit hit is the real reason, whatever step it broke.
         if let Some(limit) = self.limit_hit(exit_before) {
             reason = Some(limit);
         }
         let status = if reason.is_some() { Status::Failed } else { Status::Passed };
-        let stdout_bytes = stdout.total;
         if stdout.truncated() || stderr.truncated() {
             self.event(EventKind::Note { text: format!("output kept: the first and last {} KiB of each stream", self.spec.limits.output_bytes / 2048) });
         }
@@ -621,13 +641,25 @@ impl<'a> Run<'a> {
             failure,
             hint: if status == Status::Passed { None } else { self.case.hint.clone() },
             exit,
-            stderr_tail: last_lines(&stderr.text(), STDERR_LINES),
-            stdout_tail: last_lines(&stdout.text(), 4),
-            stdout_bytes,
+            stderr_tail: last_lines(&stderr.text(), STDERR_LINES).into_iter().map(clean).collect(),
+            stdout_tail: last_lines(&stdout.text(), 4).into_iter().map(clean).collect(),
+            stdout_bytes: stdout.total,
             stderr_bytes: stderr.total,
             duration_ms: self.t0.elapsed().as_millis() as u64,
             transcript: std::mem::take(&mut self.transcript),
         }
+    }
+
+    /// Waits a little for an exit that is under way (the connection it held was just
+    /// closed or reset). Returns at once when the program is still serving.
+    async fn settle_exit(&mut self) {
+        if let Some(p) = &self.proc {
+            let peer_gone = self.conns.values().any(|c| c.peer_closed().is_some());
+            if p.status().is_none() && peer_gone {
+                let _ = tokio::time::timeout(SETTLE, p.exited()).await;
+            }
+        }
+        self.note_exit();
     }
 
     fn limit_hit(&self, exit: Option<std::process::ExitStatus>) -> Option<String> {

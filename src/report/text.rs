@@ -53,7 +53,7 @@ fn mark(s: Status) -> String {
 fn detail(out: &mut String, c: &CaseResult, verbose: bool) {
     let title = format!("── {} {} ({}{}) ", mark(c.status), c.name, c.target, if c.informational { ", informational" } else { "" });
     let _ = writeln!(out, "{}", title.bold());
-    let label = |s: &str| format!("{:>10}", s).dimmed().to_string();
+    let label = |s: &str| format!("   {:<9}", s).dimmed().to_string();
     match (&c.failure, &c.reason) {
         (Some(f), reason) => {
             let at = if f.step == 0 { "at start-up".to_string() } else { format!("step {} (spec line {})", f.step, f.line) };
@@ -79,13 +79,13 @@ fn detail(out: &mut String, c: &CaseResult, verbose: bool) {
     if c.status != Status::Passed && !c.stderr_tail.is_empty() {
         let _ = writeln!(out, "{} last lines:", label("stderr"));
         for l in &c.stderr_tail {
-            let _ = writeln!(out, "           │ {l}");
+            let _ = writeln!(out, "     │ {l}");
         }
     }
     if c.stdout_bytes > 0 && (verbose || c.status != Status::Passed) && !c.stdout_tail.is_empty() {
         let _ = writeln!(out, "{} last lines:", label("stdout"));
         for l in &c.stdout_tail {
-            let _ = writeln!(out, "           │ {l}");
+            let _ = writeln!(out, "     │ {l}");
         }
     }
     if let Some(h) = &c.hint {

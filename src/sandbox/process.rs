@@ -2,7 +2,7 @@
 //! that takes everything it started with it.
 
 use super::capture::Capture;
-use super::cgroup::CaseCgroup;
+use super::cgroup::{CaseCgroup, CgroupJoiner};
 use crate::spec::Limits;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -18,7 +18,8 @@ pub struct Launch<'a> {
     pub cwd: PathBuf,
     pub env: Vec<(String, String)>,
     pub netns: Option<RawFd>,
-    pub cgroup: Option<&'a CaseCgroup>,
+    /// The case's cgroup, joined before exec so nothing the program starts escapes it.
+    pub cgroup: Option<CgroupJoiner>,
     pub limits: &'a Limits,
     /// Whether the memory limit must be enforced per process (no memory cgroup).
     pub rlimit_memory: bool,
@@ -49,10 +50,10 @@ impl StudentProcess {
         let netns = launch.netns;
         let limits = launch.limits.clone();
         let rlimit_memory = launch.rlimit_memory;
-        let join_cgroup = launch.cgroup.map(|c| c as *const CaseCgroup as usize);
+        let join_cgroup = launch.cgroup;
         // SAFETY: the closure runs between fork and exec; it calls only async-signal-safe
         // functions (setsid, sigprocmask, signal, setns, write, setrlimit, prctl) and
-        // allocates nothing. The cgroup pointer outlives the spawn call.
+        // allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
                 // A session of its own: a process group we can signal as a whole, and
@@ -71,9 +72,8 @@ impl StudentProcess {
                         libc::signal(sig, libc::SIG_DFL);
                     }
                 }
-                if let Some(ptr) = join_cgroup {
-                    let cg = &*(ptr as *const CaseCgroup);
-                    cg.join_from_pre_exec()?;
+                if let Some(cg) = &join_cgroup {
+                    cg.join()?;
                 }
                 if let Some(fd) = netns {
                     if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
@@ -187,14 +187,14 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64) {
     }
 }
 
-/// A human description of an exit status: "exited with code 1", "killed by SIGINT".
+/// A human description of an exit status: "exited with code 1", "was killed by SIGINT".
 pub fn describe_status(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     if let Some(code) = status.code() {
         format!("exited with code {code}")
     } else if let Some(sig) = status.signal() {
         let name = nix::sys::signal::Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| format!("signal {sig}"));
-        format!("killed by {name}")
+        format!("was killed by {name}")
     } else {
         "ended".to_string()
     }
