@@ -10,20 +10,9 @@ use std::str::FromStr;
 
 /// Parses and validates spec text; `file` is only used in error messages.
 pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
-    let de = toml::Deserializer::new(text);
-    let raw: RawSpec = match serde_path_to_error::deserialize(de) {
+    let raw: RawSpec = match toml::from_str(text) {
         Ok(raw) => raw,
-        Err(err) => {
-            let key = clean_path(&err.path().to_string());
-            let inner = err.into_inner();
-            let message = inner.message().to_string();
-            let help = serde_help(&message);
-            let mut e = SpecError::at(file, text, inner.span(), key, first_line(&message));
-            if let Some(help) = help {
-                e = e.with_help(help);
-            }
-            return Err(SpecErrors::single(e));
-        }
+        Err(err) => return Err(SpecErrors::single(serde_error(file, text, &err))),
     };
     let mut v = Validator { file, text, errors: Vec::new() };
     let spec = v.spec(raw);
@@ -34,31 +23,101 @@ pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
     }
 }
 
-/// serde_path_to_error shows the private keys of `Spanned`; a reader wants the TOML path.
-fn clean_path(path: &str) -> String {
-    let cleaned: Vec<&str> = path
-        .split('.')
-        .filter(|p| !p.starts_with("$__serde_spanned") && *p != "?")
-        .collect();
-    let s = cleaned.join(".");
-    if s == "." { String::new() } else { s }
+/// A syntax or type error from the TOML parser, said for people: the key path is found
+/// from the error's position, serde's jargon ("u32", "untagged enum") is translated,
+/// and the allowed keys go into the help line.
+fn serde_error(file: &Path, text: &str, err: &toml::de::Error) -> SpecError {
+    let message = err.message().trim().to_string();
+    let key = err.span().map(|s| key_path_at(text, s.start)).unwrap_or_default();
+    let (message, help) = if let Some((head, allowed)) = message.split_once(", expected one of ") {
+        (head.replace("unknown field", "unknown key"), Some(format!("allowed keys here: {allowed}")))
+    } else if let Some(name) = message.strip_prefix("data did not match any variant of untagged enum ") {
+        let expected = match name.trim() {
+            "RawPayload" => "a string, or a table with `text` or `hex` (and optional `repeat`)",
+            "RawConnName" => "a connection name (a string), or {} for the default name",
+            "RawIdle" => "a duration such as \"500ms\", or { for = \"500ms\", max_cpu = 0.1 }",
+            "OneOrMany" => "a file name or pattern, or a list of them",
+            _ => "another form: see the spec reference in README.md",
+        };
+        ("this value has the wrong form".to_string(), Some(format!("expected {expected}")))
+    } else if message.starts_with("missing field") {
+        (message.replace("missing field", "missing key"), Some("add the key; README.md's spec reference shows an example".into()))
+    } else {
+        let m = message.replace("expected u32", "expected a whole number").replace("expected u64", "expected a whole number").replace("expected i32", "expected a whole number");
+        (m, None)
+    };
+    let e = SpecError::at(file, text, err.span(), key, message);
+    match help {
+        Some(h) => e.with_help(h),
+        None => e,
+    }
 }
 
-fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or("").trim().to_string()
+/// The dotted key path (`case[1].steps[2].expect`) of the value at byte `offset`.
+fn key_path_at(text: &str, offset: usize) -> String {
+    let Ok(doc) = text.parse::<toml_edit::ImDocument<String>>() else { return String::new() };
+    let mut path = Vec::new();
+    walk_table(doc.as_table(), offset, &mut path);
+    path.join("").trim_start_matches('.').to_string()
 }
 
-fn serde_help(message: &str) -> Option<String> {
-    if let Some(rest) = message.split("expected one of ").nth(1) {
-        return Some(format!("allowed keys here: {}", rest.trim()));
+fn contains(span: Option<std::ops::Range<usize>>, offset: usize) -> bool {
+    span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+}
+
+fn walk_table(table: &toml_edit::Table, offset: usize, path: &mut Vec<String>) -> bool {
+    for (k, item) in table.iter() {
+        path.push(format!(".{k}"));
+        let key_hit = table.key(k).is_some_and(|key| contains(key.span(), offset));
+        let found = key_hit
+            || match item {
+                toml_edit::Item::Value(v) => walk_value(v, offset, path),
+                toml_edit::Item::Table(t) => walk_table(t, offset, path),
+                toml_edit::Item::ArrayOfTables(a) => a.iter().enumerate().any(|(i, t)| {
+                    path.push(format!("[{i}]"));
+                    let hit = walk_table(t, offset, path) || contains(t.span(), offset);
+                    if !hit {
+                        path.pop();
+                    }
+                    hit
+                }),
+                toml_edit::Item::None => false,
+            };
+        if found {
+            return true;
+        }
+        path.pop();
     }
-    if message.contains("did not match any variant") {
-        return Some("see the spec reference in README.md for the forms this key takes".into());
+    false
+}
+
+fn walk_value(v: &toml_edit::Value, offset: usize, path: &mut Vec<String>) -> bool {
+    if !contains(v.span(), offset) {
+        return false;
     }
-    if message.contains("missing field") {
-        return Some("add the key; README.md's spec reference shows an example".into());
+    match v {
+        toml_edit::Value::Array(a) => {
+            for (i, item) in a.iter().enumerate() {
+                path.push(format!("[{i}]"));
+                if walk_value(item, offset, path) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        toml_edit::Value::InlineTable(t) => {
+            for (k, item) in t.iter() {
+                path.push(format!(".{k}"));
+                let key_hit = t.key(k).is_some_and(|key| contains(key.span(), offset));
+                if key_hit || walk_value(item, offset, path) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        _ => {}
     }
-    None
+    true
 }
 
 struct Validator<'a> {
