@@ -404,12 +404,14 @@ impl<'a> Run<'a> {
                     self.settle_exit().await;
                 }
                 let data_note = if more > 0 { format!(" (meanwhile it sent {more} more bytes: {})", quote(&extra)) } else { String::new() };
-                match (seen, kind) {
-                    (Some(PeerClosed::Fin), ExpectedClose::Fin | ExpectedClose::Any) | (Some(PeerClosed::Rst), ExpectedClose::Rst | ExpectedClose::Any) => Ok(()),
-                    (Some(PeerClosed::Rst), _) => Err(f(kind.describe().into(), format!("the connection was reset (RST) instead{data_note}{}", self.exit_suffix()))),
-                    (Some(PeerClosed::Fin), _) => Err(f(kind.describe().into(), format!("an orderly close (FIN) instead{data_note}"))),
-                    (None, _) => Err(f(kind.describe().into(), format!("the connection stayed open: neither FIN nor RST within {within}{data_note}"))),
-                }
+                let sent = self.conns.get(conn).map(|c| c.last_sent.clone()).filter(|s| !s.is_empty()).map(|s| quote(&s));
+                let got = match (seen, kind) {
+                    (Some(PeerClosed::Fin), ExpectedClose::Fin | ExpectedClose::Any) | (Some(PeerClosed::Rst), ExpectedClose::Rst | ExpectedClose::Any) => return Ok(()),
+                    (Some(PeerClosed::Rst), _) => format!("the connection was reset (RST) instead{data_note}{}", self.exit_suffix()),
+                    (Some(PeerClosed::Fin), _) => format!("an orderly close (FIN) instead{data_note}"),
+                    (None, _) => format!("the connection stayed open: neither FIN nor RST within {within}{data_note}"),
+                };
+                Err(Failure { sent, ..f(kind.describe().into(), got) })
             }
             Action::ExpectIdle { window, max_cpu } => self.expect_idle(*window, *max_cpu, &f).await,
             Action::Signal { signal } => {
