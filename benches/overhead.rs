@@ -1,1 +1,98 @@
-fn main() {}
+//! Grader overhead per case, against the bare cost of starting and stopping the same
+//! Python process (`cargo bench --bench overhead`).
+//!
+//! - bare: spawn `python3 tcp_server.py`, connect once it listens (retrying the
+//!   connect, as a hand-written harness would), kill it, reap it;
+//! - sockgrade: one case ("accepts a connection": connect, check accept()) through the
+//!   engine, with the isolation this machine allows (namespace, cgroup, work copy).
+//!
+//! The overhead is the difference of the medians. Each program runs in its own fresh
+//! network namespace for the bare runs too when possible, so both pay the same port.
+
+use sockgrade::sandbox::{Host, IsolationRequest};
+use sockgrade::spec::Spec;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 30;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn bare_once(dir: &Path) -> Duration {
+    let t = Instant::now();
+    let mut child = Command::new("python3")
+        .arg("tcp_server.py")
+        .current_dir(dir)
+        .env("PYTHONUNBUFFERED", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    // Retry the connect until the server listens: the cheapest way to know.
+    let addr = "127.0.0.1:8888".parse().unwrap();
+    loop {
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(50)).is_ok() {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    t.elapsed()
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let submission = root.join("fixtures/good");
+    let spec = Spec::load(&root.join("specs/tcp-basics.toml")).expect("the shipped spec");
+    let case = spec
+        .cases
+        .iter()
+        .find(|c| c.name == "accepts a connection")
+        .unwrap()
+        .clone();
+
+    let bare: Vec<Duration> = (0..RUNS).map(|_| bare_once(&submission)).collect();
+
+    let host = Host::detect(IsolationRequest::Auto).expect("host");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut graded = Vec::new();
+    for i in 0..RUNS {
+        let t = Instant::now();
+        let r = rt.block_on(sockgrade::engine::run_case(
+            &host,
+            &spec,
+            &case,
+            &submission,
+            &format!("bench{i}"),
+        ));
+        assert_eq!(
+            r.status,
+            sockgrade::outcome::Status::Passed,
+            "{:?}",
+            r.reason
+        );
+        graded.push(t.elapsed());
+    }
+    let (b, g) = (median(bare), median(graded));
+    println!("isolation: {}", host.isolation.as_str());
+    println!(
+        "bare python3 start + connect + stop (median of {RUNS}): {:>7.1} ms",
+        b.as_secs_f64() * 1e3
+    );
+    println!(
+        "sockgrade one case (median of {RUNS}):                  {:>7.1} ms",
+        g.as_secs_f64() * 1e3
+    );
+    println!(
+        "grader overhead per case:                              {:>7.1} ms",
+        (g.as_secs_f64() - b.as_secs_f64()) * 1e3
+    );
+}

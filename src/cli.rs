@@ -119,12 +119,30 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let host = match Host::detect(args.isolation) {
         Ok(h) => h,
-        Err(e) => return usage_error(&format!("error: {e}\n  = help: run as root, or pass --isolation none")),
+        Err(e) => {
+            return usage_error(&format!(
+                "error: {e}\n  = help: run as root, or pass --isolation none"
+            ))
+        }
     };
-    let jobs = args.jobs.unwrap_or_else(|| 2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let jobs = args.jobs.unwrap_or_else(|| {
+        2 * std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
     let spec_name = args.spec.display().to_string();
-    let result = runtime.block_on(crate::runner::grade_submission(Arc::new(host), Arc::new(spec), spec_name, &plan, args.submission.clone(), jobs));
+    let result = runtime.block_on(crate::runner::grade_submission(
+        Arc::new(host),
+        Arc::new(spec),
+        spec_name,
+        &plan,
+        args.submission.clone(),
+        jobs,
+    ));
     let text = match args.format {
         Format::Text => report::text::render(&result, args.verbose),
         Format::Json => report::json::render(&result),

@@ -8,7 +8,10 @@ use common::sockgrade;
 fn redact(s: &str) -> String {
     let rules = [
         (r"\d+ ms", "[N] ms"),
-        (r"(127\.0\.0\.1|0\.0\.0\.0|172\.40\.83\.120)('?[:, ]+)\d{2,5}", "$1$2[PORT]"),
+        (
+            r"(127\.0\.0\.1|0\.0\.0\.0|172\.40\.83\.120)('?[:, ]+)\d{2,5}",
+            "$1$2[PORT]",
+        ),
         (r"/tmp/sockgrade-[A-Za-z0-9]+", "[TMP]"),
         (r#""(at_ms|duration_ms|pid|bytes)": \d+"#, r#""$1": [N]"#),
         (r"\d+ (more )?bytes", "[N] ${1}bytes"),
@@ -21,14 +24,23 @@ fn redact(s: &str) -> String {
     ];
     let mut out = s.to_string();
     for (re, with) in rules {
-        out = regex::Regex::new(re).unwrap().replace_all(&out, with).into_owned();
+        out = regex::Regex::new(re)
+            .unwrap()
+            .replace_all(&out, with)
+            .into_owned();
     }
     out
 }
 
 fn check_spec(name: &str) -> (i32, String) {
-    let out = sockgrade().args(["check", &format!("tests/bad_specs/{name}.toml")]).output().unwrap();
-    (out.status.code().unwrap(), String::from_utf8(out.stderr).unwrap())
+    let out = sockgrade()
+        .args(["check", &format!("tests/bad_specs/{name}.toml")])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 macro_rules! bad_spec {
@@ -53,28 +65,52 @@ bad_spec!(toml_syntax);
 
 #[test]
 fn a_missing_spec_file_is_a_usage_error() {
-    let out = sockgrade().args(["check", "no/such/spec.toml"]).output().unwrap();
+    let out = sockgrade()
+        .args(["check", "no/such/spec.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the spec"));
 }
 
 #[test]
 fn an_unknown_case_lists_the_known_ones() {
-    let out = sockgrade().args(["run", "specs/tcp-basics.toml", "fixtures/good", "--case", "nope"]).output().unwrap();
+    let out = sockgrade()
+        .args([
+            "run",
+            "specs/tcp-basics.toml",
+            "fixtures/good",
+            "--case",
+            "nope",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no case is named \"nope\"") && err.contains("replies to a message"), "{err}");
+    assert!(
+        err.contains("no case is named \"nope\"") && err.contains("replies to a message"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_missing_submission_is_a_usage_error() {
-    sockgrade().args(["run", "specs/tcp-basics.toml", "fixtures/nope"]).assert().code(2);
+    sockgrade()
+        .args(["run", "specs/tcp-basics.toml", "fixtures/nope"])
+        .assert()
+        .code(2);
 }
 
 #[test]
 fn check_prints_the_plan() {
-    let out = sockgrade().args(["check", "specs/tcp-basics.toml"]).assert().success();
-    insta::assert_snapshot!("check_tcp_basics", String::from_utf8_lossy(&out.get_output().stdout));
+    let out = sockgrade()
+        .args(["check", "specs/tcp-basics.toml"])
+        .assert()
+        .success();
+    insta::assert_snapshot!(
+        "check_tcp_basics",
+        String::from_utf8_lossy(&out.get_output().stdout)
+    );
 }
 
 #[test]
@@ -85,49 +121,134 @@ fn help_has_examples() {
 
 #[test]
 fn exit_code_is_0_when_all_pass_and_1_when_one_fails() {
-    sockgrade().args(["run", "specs/tcp-basics.toml", "fixtures/good", "--target", "client"]).assert().code(0);
-    sockgrade().args(["run", "specs/tcp-basics.toml", "fixtures/server_never_closes", "--target", "server", "--case", "closes after the client closes"]).assert().code(1);
+    sockgrade()
+        .args([
+            "run",
+            "specs/tcp-basics.toml",
+            "fixtures/good",
+            "--target",
+            "client",
+        ])
+        .assert()
+        .code(0);
+    sockgrade()
+        .args([
+            "run",
+            "specs/tcp-basics.toml",
+            "fixtures/server_never_closes",
+            "--target",
+            "server",
+            "--case",
+            "closes after the client closes",
+        ])
+        .assert()
+        .code(1);
 }
 
 #[test]
 fn text_report_of_a_failing_server() {
     let out = sockgrade()
-        .args(["run", "specs/tcp-basics.toml", "fixtures/server_no_empty_recv_check", "--target", "server"])
-        .args(["--case", "replies to a message", "--case", "closes after the client closes", "--case", "does not busy-loop after the client closes"])
+        .args([
+            "run",
+            "specs/tcp-basics.toml",
+            "fixtures/server_no_empty_recv_check",
+            "--target",
+            "server",
+        ])
+        .args([
+            "--case",
+            "replies to a message",
+            "--case",
+            "closes after the client closes",
+            "--case",
+            "does not busy-loop after the client closes",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains('\u{1b}'), "colour without a terminal");
     // The flood of replies makes the quoted excerpt vary in where it starts.
-    let text = regex::Regex::new(r#"more bytes: "[^\n]*"#).unwrap().replace_all(&text, "more bytes: [DATA]").into_owned();
+    let text = regex::Regex::new(r#"more bytes: "[^\n]*"#)
+        .unwrap()
+        .replace_all(&text, "more bytes: [DATA]")
+        .into_owned();
     // The spinning server is killed mid-print: its last line may be cut anywhere.
-    let text = regex::Regex::new(r"(?m)^     │ R.*$").unwrap().replace_all(&text, "     │ [a line of the flood]").into_owned();
+    let text = regex::Regex::new(r"(?m)^     │ R.*$")
+        .unwrap()
+        .replace_all(&text, "     │ [a line of the flood]")
+        .into_owned();
     insta::assert_snapshot!("text_report_no_empty_recv_check", redact(&text));
 }
 
 #[test]
 fn text_report_of_a_crash_at_start_up() {
-    let out = sockgrade().args(["run", "specs/tcp-basics.toml", "fixtures/server_syntax_error", "--case", "accepts a connection"]).output().unwrap();
-    insta::assert_snapshot!("text_report_syntax_error", redact(&String::from_utf8(out.stdout).unwrap()));
+    let out = sockgrade()
+        .args([
+            "run",
+            "specs/tcp-basics.toml",
+            "fixtures/server_syntax_error",
+            "--case",
+            "accepts a connection",
+        ])
+        .output()
+        .unwrap();
+    insta::assert_snapshot!(
+        "text_report_syntax_error",
+        redact(&String::from_utf8(out.stdout).unwrap())
+    );
 }
 
 #[test]
 fn text_report_of_a_client_that_does_not_close() {
-    let out = sockgrade().args(["run", "specs/tcp-basics.toml", "fixtures/client_never_closes", "--case", "ends on an empty line and closes"]).output().unwrap();
-    insta::assert_snapshot!("text_report_client_never_closes", redact(&String::from_utf8(out.stdout).unwrap()));
+    let out = sockgrade()
+        .args([
+            "run",
+            "specs/tcp-basics.toml",
+            "fixtures/client_never_closes",
+            "--case",
+            "ends on an empty line and closes",
+        ])
+        .output()
+        .unwrap();
+    insta::assert_snapshot!(
+        "text_report_client_never_closes",
+        redact(&String::from_utf8(out.stdout).unwrap())
+    );
 }
 
 #[test]
 fn json_report_of_a_failing_case() {
-    let out = sockgrade().args(["run", "specs/tcp-basics.toml", "fixtures/server_never_closes", "--format", "json", "--case", "closes after the client closes"]).output().unwrap();
+    let out = sockgrade()
+        .args([
+            "run",
+            "specs/tcp-basics.toml",
+            "fixtures/server_never_closes",
+            "--format",
+            "json",
+            "--case",
+            "closes after the client closes",
+        ])
+        .output()
+        .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for key in ["score", "max_score", "cases"] {
         assert!(json.get(key).is_some(), "{key} missing");
     }
     let case = &json["cases"][0];
-    for key in ["name", "target", "status", "score", "max_score", "reason", "transcript"] {
+    for key in [
+        "name",
+        "target",
+        "status",
+        "score",
+        "max_score",
+        "reason",
+        "transcript",
+    ] {
         assert!(case.get(key).is_some(), "cases[].{key} missing");
     }
-    insta::assert_snapshot!("json_report_never_closes", redact(&serde_json::to_string_pretty(&json).unwrap()));
+    insta::assert_snapshot!(
+        "json_report_never_closes",
+        redact(&serde_json::to_string_pretty(&json).unwrap())
+    );
 }

@@ -31,71 +31,190 @@ macro_rules! fixture {
 fixture!(good_server, "good", "server", [TWO_AT_ONCE]);
 fixture!(good_client, "good", "client", []);
 fixture!(good_threaded_server, "good_threaded", "server", []);
-fixture!(server_bound_to_a_classroom_ip, "server_classroom_ip", "server", [TWO_AT_ONCE]);
-fixture!(server_on_port_9999, "server_port_9999", "server", [TWO_AT_ONCE]);
+fixture!(
+    server_bound_to_a_classroom_ip,
+    "server_classroom_ip",
+    "server",
+    [TWO_AT_ONCE]
+);
+fixture!(
+    server_on_port_9999,
+    "server_port_9999",
+    "server",
+    [TWO_AT_ONCE]
+);
 fixture!(client_to_another_port, "client_wrong_port", "client", []);
-fixture!(client_to_a_classroom_ip, "client_classroom_ip", "client", []);
-fixture!(client_printing_gbk_and_noise, "client_gbk_output", "client", []);
+fixture!(
+    client_to_a_classroom_ip,
+    "client_classroom_ip",
+    "client",
+    []
+);
+fixture!(
+    client_printing_gbk_and_noise,
+    "client_gbk_output",
+    "client",
+    []
+);
 
 // Buggy servers.
-fixture!(server_without_empty_recv_check, "server_no_empty_recv_check", "server", [
-    "closes after the client closes",
-    "does not busy-loop after the client closes",
-    "serves the next client after the first leaves",
-    TWO_AT_ONCE,
-]);
-fixture!(server_that_never_closes, "server_never_closes", "server", ["closes after the client closes", TWO_AT_ONCE]);
-fixture!(server_for_a_single_client, "server_single_client", "server", ["serves the next client after the first leaves", TWO_AT_ONCE]);
-fixture!(server_replying_after_two_messages, "server_reply_after_two", "server", [
-    "replies to a message",
-    "several messages on one connection",
-    "serves the next client after the first leaves",
-    "exits on Ctrl-C and frees the port",
-    TWO_AT_ONCE,
-]);
-fixture!(server_reading_5_bytes_at_a_time, "server_recv5", "server", ["prints each message it receives", TWO_AT_ONCE]);
-fixture!(server_resetting_on_close, "server_rst_on_close", "server", ["closes after the client closes", TWO_AT_ONCE]);
-fixture!(server_ignoring_ctrl_c, "server_ignores_sigint", "server", ["exits on Ctrl-C and frees the port", TWO_AT_ONCE]);
+fixture!(
+    server_without_empty_recv_check,
+    "server_no_empty_recv_check",
+    "server",
+    [
+        "closes after the client closes",
+        "does not busy-loop after the client closes",
+        "serves the next client after the first leaves",
+        TWO_AT_ONCE,
+    ]
+);
+fixture!(
+    server_that_never_closes,
+    "server_never_closes",
+    "server",
+    ["closes after the client closes", TWO_AT_ONCE]
+);
+fixture!(
+    server_for_a_single_client,
+    "server_single_client",
+    "server",
+    ["serves the next client after the first leaves", TWO_AT_ONCE]
+);
+fixture!(
+    server_replying_after_two_messages,
+    "server_reply_after_two",
+    "server",
+    [
+        "replies to a message",
+        "several messages on one connection",
+        "serves the next client after the first leaves",
+        "exits on Ctrl-C and frees the port",
+        TWO_AT_ONCE,
+    ]
+);
+fixture!(
+    server_reading_5_bytes_at_a_time,
+    "server_recv5",
+    "server",
+    ["prints each message it receives", TWO_AT_ONCE]
+);
+fixture!(
+    server_resetting_on_close,
+    "server_rst_on_close",
+    "server",
+    ["closes after the client closes", TWO_AT_ONCE]
+);
+fixture!(
+    server_ignoring_ctrl_c,
+    "server_ignores_sigint",
+    "server",
+    ["exits on Ctrl-C and frees the port", TWO_AT_ONCE]
+);
 #[test]
 fn server_with_a_syntax_error() {
     assert_verdicts(&grade("server_syntax_error", "server", &[]), &ALL_SERVER);
 }
 
 // Buggy clients.
-fixture!(client_not_printing_the_reply, "client_no_print", "client", ["prints the server's reply"]);
-fixture!(client_crashing_on_end_of_input, "client_crash_on_eof", "client", ["handles end of input (Ctrl-D)"]);
-fixture!(client_never_closing, "client_never_closes", "client", ["ends on an empty line and closes"]);
-fixture!(client_ignoring_the_server_close, "client_ignores_server_close", "client", ["copes with the server closing first"]);
+fixture!(
+    client_not_printing_the_reply,
+    "client_no_print",
+    "client",
+    ["prints the server's reply"]
+);
+fixture!(
+    client_crashing_on_end_of_input,
+    "client_crash_on_eof",
+    "client",
+    ["handles end of input (Ctrl-D)"]
+);
+fixture!(
+    client_never_closing,
+    "client_never_closes",
+    "client",
+    ["ends on an empty line and closes"]
+);
+fixture!(
+    client_ignoring_the_server_close,
+    "client_ignores_server_close",
+    "client",
+    ["copes with the server closing first"]
+);
 
 #[test]
 fn a_start_up_crash_is_reported_at_once_with_the_traceback() {
-    let report = grade("server_syntax_error", "server", &["--case", "replies to a message"]);
+    let report = grade(
+        "server_syntax_error",
+        "server",
+        &["--case", "replies to a message"],
+    );
     let case = &report["cases"][0];
-    assert!(case["duration_ms"].as_u64().unwrap() < 4000, "reported after a timeout: {case}");
-    assert!(case["reason"].as_str().unwrap().contains("SyntaxError"), "{case}");
-    assert!(case["stderr_tail"].to_string().contains("tcp_server.py"), "{case}");
+    assert!(
+        case["duration_ms"].as_u64().unwrap() < 4000,
+        "reported after a timeout: {case}"
+    );
+    assert!(
+        case["reason"].as_str().unwrap().contains("SyntaxError"),
+        "{case}"
+    );
+    assert!(
+        case["stderr_tail"].to_string().contains("tcp_server.py"),
+        "{case}"
+    );
 }
 
 #[test]
 fn the_close_kinds_are_named_apart() {
-    let rst = grade("server_rst_on_close", "server", &["--case", "closes after the client closes"]);
-    assert!(rst["cases"][0]["reason"].as_str().unwrap().contains("reset (RST)"), "{rst}");
-    let none = grade("server_never_closes", "server", &["--case", "closes after the client closes"]);
-    assert!(none["cases"][0]["reason"].as_str().unwrap().contains("neither FIN nor RST"), "{none}");
+    let rst = grade(
+        "server_rst_on_close",
+        "server",
+        &["--case", "closes after the client closes"],
+    );
+    assert!(
+        rst["cases"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("reset (RST)"),
+        "{rst}"
+    );
+    let none = grade(
+        "server_never_closes",
+        "server",
+        &["--case", "closes after the client closes"],
+    );
+    assert!(
+        none["cases"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("neither FIN nor RST"),
+        "{none}"
+    );
 }
 
 #[test]
 fn a_redirected_client_is_told_where_it_connected() {
-    let report = grade("client_wrong_port", "client", &["--case", "connects to the server"]);
+    let report = grade(
+        "client_wrong_port",
+        "client",
+        &["--case", "connects to the server"],
+    );
     let t = report["cases"][0]["transcript"].to_string();
     assert!(t.contains("127.0.0.1:9999"), "{t}");
 }
 
 #[test]
 fn a_missing_file_is_an_error_naming_what_the_submission_holds() {
-    let report = grade("client_no_print", "server", &["--case", "replies to a message"]);
+    let report = grade(
+        "client_no_print",
+        "server",
+        &["--case", "replies to a message"],
+    );
     let case = &report["cases"][0];
     assert_eq!(case["status"], "error");
     let reason = case["reason"].as_str().unwrap();
-    assert!(reason.contains("no file matches") && reason.contains("tcp_client.py"), "{reason}");
+    assert!(
+        reason.contains("no file matches") && reason.contains("tcp_client.py"),
+        "{reason}"
+    );
 }

@@ -173,7 +173,12 @@ pub struct Confinement {
 
 impl std::fmt::Debug for Confinement {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Confinement").field("workdir", &self.workdir).field("uid", &self.uid).field("covered", &self.covered).field("exposed", &self.exposed).finish()
+        f.debug_struct("Confinement")
+            .field("workdir", &self.workdir)
+            .field("uid", &self.uid)
+            .field("covered", &self.covered)
+            .field("exposed", &self.exposed)
+            .finish()
     }
 }
 
@@ -186,7 +191,10 @@ impl Confinement {
     pub fn prepare(workdir: &Path) -> io::Result<Confinement> {
         let workdir = workdir.canonicalize()?;
         if !workdir.is_dir() || workdir.parent().is_none() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a work folder", workdir.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a work folder", workdir.display()),
+            ));
         }
         let (uid, gid) = next_case_ids();
         chown_tree(&workdir, uid, gid)?;
@@ -194,8 +202,10 @@ impl Confinement {
         // Folders covered by a fresh tmpfs; the home is sealed read-only once its mount
         // points are made.
         let mut covers: Vec<(PathBuf, &'static str, bool)> = Vec::new();
-        let mut candidates: Vec<(PathBuf, &'static str, bool)> =
-            ["/tmp", "/var/tmp", "/dev/shm"].iter().map(|p| (PathBuf::from(p), TMP_OPTIONS, false)).collect();
+        let mut candidates: Vec<(PathBuf, &'static str, bool)> = ["/tmp", "/var/tmp", "/dev/shm"]
+            .iter()
+            .map(|p| (PathBuf::from(p), TMP_OPTIONS, false))
+            .collect();
         candidates.push((std::env::temp_dir(), TMP_OPTIONS, false));
         // The work folder's own parent: its neighbours (other cases' copies) are never
         // visible, wherever the grader keeps them.
@@ -204,7 +214,9 @@ impl Confinement {
         }
         candidates.push((PathBuf::from(HOME), HOME_OPTIONS, true));
         for (path, options, seal) in candidates {
-            let Ok(path) = path.canonicalize() else { continue };
+            let Ok(path) = path.canonicalize() else {
+                continue;
+            };
             // Never cover the root, the work folder, or a folder inside it.
             if !path.is_dir() || path.parent().is_none() || path.starts_with(&workdir) {
                 continue;
@@ -229,33 +241,58 @@ impl Confinement {
         }
 
         // Trees that PATH needs from under a covered folder, attached again read-only.
-        let exposed = path_trees(&covers.iter().map(|(p, _, _)| p.clone()).collect::<Vec<_>>(), &workdir);
+        let exposed = path_trees(
+            &covers.iter().map(|(p, _, _)| p.clone()).collect::<Vec<_>>(),
+            &workdir,
+        );
 
-        let mut clones = vec![TreeClone { path: cstring(&workdir)?, writable: true }];
+        let mut clones = vec![TreeClone {
+            path: cstring(&workdir)?,
+            writable: true,
+        }];
         for tree in &exposed {
-            clones.push(TreeClone { path: cstring(tree)?, writable: false });
+            clones.push(TreeClone {
+                path: cstring(tree)?,
+                writable: false,
+            });
         }
 
         let mut steps = Vec::new();
         let mut made: HashSet<PathBuf> = HashSet::new();
         let cover_of = |path: &Path, strict: bool| -> Option<PathBuf> {
-            covers.iter().map(|(p, _, _)| p).filter(|p| path.starts_with(p) && (!strict || *p != path)).max_by_key(|p| p.components().count()).cloned()
+            covers
+                .iter()
+                .map(|(p, _, _)| p)
+                .filter(|p| path.starts_with(p) && (!strict || *p != path))
+                .max_by_key(|p| p.components().count())
+                .cloned()
         };
         for (path, options, _) in &covers {
             if let Some(outer) = cover_of(path, true) {
                 mount_points(&outer, path, &mut made, &mut steps)?;
             }
-            steps.push(Step::Tmpfs { path: cstring(path)?, options: CString::new(*options).expect("no NUL") });
+            steps.push(Step::Tmpfs {
+                path: cstring(path)?,
+                options: CString::new(*options).expect("no NUL"),
+            });
         }
         let mut attaches: Vec<(usize, &Path)> = vec![(0, workdir.as_path())];
-        attaches.extend(exposed.iter().enumerate().map(|(i, p)| (i + 1, p.as_path())));
+        attaches.extend(
+            exposed
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (i + 1, p.as_path())),
+        );
         attaches.sort_by_key(|(_, p)| p.components().count());
         for (clone, path) in attaches {
             // Outside every cover the mount point is still there, read-only.
             if let Some(outer) = cover_of(path, false) {
                 mount_points(&outer, path, &mut made, &mut steps)?;
             }
-            steps.push(Step::Attach { clone, path: cstring(path)? });
+            steps.push(Step::Attach {
+                clone,
+                path: cstring(path)?,
+            });
         }
         for (path, _, seal) in &covers {
             if *seal {
@@ -298,7 +335,13 @@ impl Confinement {
             let have_cwd = !libc::getcwd(cwd.as_mut_ptr(), cwd.len()).is_null();
 
             check(libc::unshare(libc::CLONE_NEWNS))?;
-            check(libc::mount(std::ptr::null(), self.root_c.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()))?;
+            check(libc::mount(
+                std::ptr::null(),
+                self.root_c.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
 
             let mut fds: [libc::c_int; MAX_CLONES] = [-1; MAX_CLONES];
             let built = self.build_tree(&mut fds);
@@ -322,7 +365,10 @@ impl Confinement {
     /// capabilities".
     pub fn describe(&self) -> String {
         let covered = |p: &str| self.covered.iter().any(|c| c.as_os_str() == p);
-        let private: Vec<&str> = ["/tmp", "/var/tmp", "/dev/shm"].into_iter().filter(|p| covered(p)).collect();
+        let private: Vec<&str> = ["/tmp", "/var/tmp", "/dev/shm"]
+            .into_iter()
+            .filter(|p| covered(p))
+            .collect();
         let mut s = String::from("read-only filesystem except the work folder");
         match private.split_last() {
             None => {}
@@ -330,7 +376,11 @@ impl Confinement {
             Some((last, rest)) => s.push_str(&format!(", private {} and {last}", rest.join(", "))),
         }
         if covered(HOME) {
-            s.push_str(if self.exposed.is_empty() { ", /root hidden" } else { ", /root hidden but for PATH" });
+            s.push_str(if self.exposed.is_empty() {
+                ", /root hidden"
+            } else {
+                ", /root hidden but for PATH"
+            });
         }
         s.push_str(", a uid of its own, no capabilities");
         s
@@ -349,20 +399,50 @@ impl Confinement {
     /// Steps 2 to 6 of the module doc. `fds` receives the clones, closed by the caller.
     unsafe fn build_tree(&self, fds: &mut [libc::c_int; MAX_CLONES]) -> io::Result<()> {
         for (i, clone) in self.clones.iter().enumerate() {
-            let fd = libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, clone.path.as_ptr(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+            let fd = libc::syscall(
+                libc::SYS_open_tree,
+                libc::AT_FDCWD,
+                clone.path.as_ptr(),
+                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
+            );
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
             fds[i] = fd as libc::c_int;
             let attr = if clone.writable {
-                MountAttr { attr_set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, attr_clr: MOUNT_ATTR_RDONLY, propagation: 0, userns_fd: 0 }
+                MountAttr {
+                    attr_set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                    attr_clr: MOUNT_ATTR_RDONLY,
+                    propagation: 0,
+                    userns_fd: 0,
+                }
             } else {
-                MountAttr { attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, attr_clr: 0, propagation: 0, userns_fd: 0 }
+                MountAttr {
+                    attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                    attr_clr: 0,
+                    propagation: 0,
+                    userns_fd: 0,
+                }
             };
-            mount_setattr(fds[i], self.empty_c.as_ptr(), AT_EMPTY_PATH | AT_RECURSIVE, &attr)?;
+            mount_setattr(
+                fds[i],
+                self.empty_c.as_ptr(),
+                AT_EMPTY_PATH | AT_RECURSIVE,
+                &attr,
+            )?;
         }
-        let readonly = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
-        mount_setattr(libc::AT_FDCWD, self.root_c.as_ptr(), AT_RECURSIVE, &readonly)?;
+        let readonly = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        mount_setattr(
+            libc::AT_FDCWD,
+            self.root_c.as_ptr(),
+            AT_RECURSIVE,
+            &readonly,
+        )?;
         for step in &self.steps {
             match step {
                 Step::Tmpfs { path, options } => check(libc::mount(
@@ -373,12 +453,21 @@ impl Confinement {
                     options.as_ptr().cast(),
                 ))?,
                 Step::Mkdir(path) => {
-                    if libc::mkdir(path.as_ptr(), 0o755) < 0 && *libc::__errno_location() != libc::EEXIST {
+                    if libc::mkdir(path.as_ptr(), 0o755) < 0
+                        && *libc::__errno_location() != libc::EEXIST
+                    {
                         return Err(io::Error::last_os_error());
                     }
                 }
                 Step::Attach { clone, path } => {
-                    let r = libc::syscall(libc::SYS_move_mount, fds[*clone], self.empty_c.as_ptr(), libc::AT_FDCWD, path.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH);
+                    let r = libc::syscall(
+                        libc::SYS_move_mount,
+                        fds[*clone],
+                        self.empty_c.as_ptr(),
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        MOVE_MOUNT_F_EMPTY_PATH,
+                    );
                     if r < 0 {
                         return Err(io::Error::last_os_error());
                     }
@@ -415,17 +504,54 @@ impl Confinement {
         }
         // Raw calls: they change only this (the only) thread, without glibc's machinery
         // for broadcasting to threads that no longer exist after the fork.
-        check_long(libc::syscall(libc::SYS_setgroups, 0 as libc::size_t, std::ptr::null::<libc::gid_t>()))?;
-        check_long(libc::syscall(libc::SYS_setresgid, self.gid, self.gid, self.gid))?;
-        check_long(libc::syscall(libc::SYS_setresuid, self.uid, self.uid, self.uid))?;
+        check_long(libc::syscall(
+            libc::SYS_setgroups,
+            0 as libc::size_t,
+            std::ptr::null::<libc::gid_t>(),
+        ))?;
+        check_long(libc::syscall(
+            libc::SYS_setresgid,
+            self.gid,
+            self.gid,
+            self.gid,
+        ))?;
+        check_long(libc::syscall(
+            libc::SYS_setresuid,
+            self.uid,
+            self.uid,
+            self.uid,
+        ))?;
         // The change of uid emptied effective and permitted; empty inheritable too.
-        let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
-        let data = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
-        check_long(libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()))?;
-        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0))?;
+        let mut header = CapHeader {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let data = [CapData {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        check_long(libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        ))?;
+        check(libc::prctl(
+            libc::PR_SET_NO_NEW_PRIVS,
+            1 as libc::c_ulong,
+            0,
+            0,
+            0,
+        ))?;
         // A change of credentials clears the parent-death signal: arm it again.
         if pdeath != 0 {
-            check(libc::prctl(libc::PR_SET_PDEATHSIG, pdeath as libc::c_ulong, 0, 0, 0))?;
+            check(libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                pdeath as libc::c_ulong,
+                0,
+                0,
+                0,
+            ))?;
         }
         Ok(())
     }
@@ -461,7 +587,11 @@ fn path_trees(covers: &[PathBuf], workdir: &Path) -> Vec<PathBuf> {
     let mut wanted: Vec<PathBuf> = Vec::new();
     if let Some(path) = std::env::var_os("PATH") {
         for entry in std::env::split_paths(&path) {
-            let entry = if entry.file_name().is_some_and(|n| n == "shims") { entry.parent().map(Path::to_path_buf).unwrap_or(entry) } else { entry };
+            let entry = if entry.file_name().is_some_and(|n| n == "shims") {
+                entry.parent().map(Path::to_path_buf).unwrap_or(entry)
+            } else {
+                entry
+            };
             wanted.push(entry);
         }
     }
@@ -479,13 +609,24 @@ fn path_trees(covers: &[PathBuf], workdir: &Path) -> Vec<PathBuf> {
         .collect();
     trees.sort();
     trees.dedup();
-    let outermost: Vec<PathBuf> = trees.iter().filter(|p| !trees.iter().any(|q| q != *p && p.starts_with(q))).cloned().collect();
+    let outermost: Vec<PathBuf> = trees
+        .iter()
+        .filter(|p| !trees.iter().any(|q| q != *p && p.starts_with(q)))
+        .cloned()
+        .collect();
     outermost.into_iter().take(MAX_CLONES - 1).collect()
 }
 
 /// Mount points from `outer` (a fresh tmpfs, exclusive) down to `path` (inclusive).
-fn mount_points(outer: &Path, path: &Path, made: &mut HashSet<PathBuf>, steps: &mut Vec<Step>) -> io::Result<()> {
-    let Ok(rest) = path.strip_prefix(outer) else { return Ok(()) };
+fn mount_points(
+    outer: &Path,
+    path: &Path,
+    made: &mut HashSet<PathBuf>,
+    steps: &mut Vec<Step>,
+) -> io::Result<()> {
+    let Ok(rest) = path.strip_prefix(outer) else {
+        return Ok(());
+    };
     let mut at = outer.to_path_buf();
     for part in rest.components() {
         at.push(part);
@@ -497,7 +638,12 @@ fn mount_points(outer: &Path, path: &Path, made: &mut HashSet<PathBuf>, steps: &
 }
 
 fn cstring(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{} contains a NUL byte", path.display())))
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} contains a NUL byte", path.display()),
+        )
+    })
 }
 
 fn check(r: libc::c_int) -> io::Result<()> {
@@ -516,8 +662,20 @@ fn check_long(r: libc::c_long) -> io::Result<()> {
     }
 }
 
-unsafe fn mount_setattr(dirfd: libc::c_int, path: *const libc::c_char, flags: libc::c_uint, attr: &MountAttr) -> io::Result<()> {
-    check_long(libc::syscall(libc::SYS_mount_setattr, dirfd, path, flags, attr as *const MountAttr, std::mem::size_of::<MountAttr>()))
+unsafe fn mount_setattr(
+    dirfd: libc::c_int,
+    path: *const libc::c_char,
+    flags: libc::c_uint,
+    attr: &MountAttr,
+) -> io::Result<()> {
+    check_long(libc::syscall(
+        libc::SYS_mount_setattr,
+        dirfd,
+        path,
+        flags,
+        attr as *const MountAttr,
+        std::mem::size_of::<MountAttr>(),
+    ))
 }
 
 /// Exit codes of the probe's child besides an errno.
@@ -528,7 +686,10 @@ fn probe() -> Result<(), String> {
     if unsafe { libc::geteuid() } != 0 {
         return Err("needs root (a mount namespace per case, and a uid to drop to)".into());
     }
-    let dir = tempfile::Builder::new().prefix("sockgrade-probe-").tempdir().map_err(|e| format!("cannot make a scratch folder: {e}"))?;
+    let dir = tempfile::Builder::new()
+        .prefix("sockgrade-probe-")
+        .tempdir()
+        .map_err(|e| format!("cannot make a scratch folder: {e}"))?;
     let conf = Confinement::prepare(dir.path()).map_err(|e| format!("cannot prepare: {e}"))?;
     let file = cstring(&conf.workdir().join("probe")).map_err(|e| e.to_string())?;
     // SAFETY: the child runs only async-signal-safe code (apply_in_child, open, _exit).
@@ -542,7 +703,11 @@ fn probe() -> Result<(), String> {
             let code = match conf.apply_in_child() {
                 Err(e) => e.raw_os_error().unwrap_or(1).clamp(1, 249),
                 Ok(()) => {
-                    let fd = libc::open(file.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o600);
+                    let fd = libc::open(
+                        file.as_ptr(),
+                        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                        0o600,
+                    );
                     if fd < 0 {
                         PROBE_CANNOT_WRITE
                     } else {
@@ -570,7 +735,10 @@ fn probe() -> Result<(), String> {
     match libc::WEXITSTATUS(status) {
         0 => Ok(()),
         PROBE_CANNOT_WRITE => Err("a confined process cannot write to its work folder".into()),
-        errno => Err(format!("cannot confine a process: {}", io::Error::from_raw_os_error(errno))),
+        errno => Err(format!(
+            "cannot confine a process: {}",
+            io::Error::from_raw_os_error(errno)
+        )),
     }
 }
 
@@ -602,7 +770,11 @@ mod tests {
     /// parent-death signal, no_new_privs, then the confinement last.
     fn confined(conf: &Arc<Confinement>, program: &str) -> Command {
         let mut cmd = Command::new(program);
-        cmd.current_dir(conf.workdir()).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("HOME", conf.workdir()).env("PYTHONDONTWRITEBYTECODE", "1");
+        cmd.current_dir(conf.workdir())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", conf.workdir())
+            .env("PYTHONDONTWRITEBYTECODE", "1");
         if let Ok(root) = std::env::var("PYENV_ROOT") {
             cmd.env("PYENV_ROOT", root);
         }
@@ -620,13 +792,26 @@ mod tests {
     }
 
     fn python(conf: &Arc<Confinement>, code: &str, args: &[&str]) -> Output {
-        let out = confined(conf, "python3").arg("-c").arg(code).args(args).stdin(Stdio::null()).output().expect("python3 starts");
-        eprintln!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = confined(conf, "python3")
+            .arg("-c")
+            .arg(code)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("python3 starts");
+        eprintln!(
+            "stdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 
     fn case_dir() -> tempfile::TempDir {
-        tempfile::Builder::new().prefix("sockgrade-").tempdir().unwrap()
+        tempfile::Builder::new()
+            .prefix("sockgrade-")
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
@@ -638,7 +823,10 @@ mod tests {
             return;
         };
         let d = conf.describe();
-        assert!(d.starts_with("read-only filesystem except the work folder, private /tmp"), "{d}");
+        assert!(
+            d.starts_with("read-only filesystem except the work folder, private /tmp"),
+            "{d}"
+        );
         assert!(d.ends_with(", a uid of its own, no capabilities"), "{d}");
         let other = Confinement::prepare(dir.path()).unwrap();
         assert_ne!(conf.uid(), other.uid(), "each case has a uid of its own");
@@ -658,10 +846,23 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
         let conf = Confinement::prepare(dir.path()).unwrap();
         for p in ["", "sub", "sub/a.py"] {
-            assert_eq!(std::fs::metadata(dir.path().join(p)).unwrap().uid(), conf.uid(), "{p}");
+            assert_eq!(
+                std::fs::metadata(dir.path().join(p)).unwrap().uid(),
+                conf.uid(),
+                "{p}"
+            );
         }
-        assert_eq!(std::fs::symlink_metadata(dir.path().join("link")).unwrap().uid(), conf.uid());
-        assert_eq!(std::fs::metadata(outside.path()).unwrap().uid(), 0, "the symlink's target is not touched");
+        assert_eq!(
+            std::fs::symlink_metadata(dir.path().join("link"))
+                .unwrap()
+                .uid(),
+            conf.uid()
+        );
+        assert_eq!(
+            std::fs::metadata(outside.path()).unwrap().uid(),
+            0,
+            "the symlink's target is not touched"
+        );
     }
 
     #[test]
@@ -688,9 +889,20 @@ print("ok")
         let out = python(&conf, code, &[]);
         assert!(out.status.success());
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
-        assert_eq!(std::fs::read_to_string(dir.path().join("output.txt")).unwrap(), "HELLO");
-        assert_eq!(std::fs::read_to_string(dir.path().join("made/x.txt")).unwrap(), "x");
-        assert_eq!(std::fs::metadata(dir.path().join("output.txt")).unwrap().uid(), conf.uid());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("output.txt")).unwrap(),
+            "HELLO"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("made/x.txt")).unwrap(),
+            "x"
+        );
+        assert_eq!(
+            std::fs::metadata(dir.path().join("output.txt"))
+                .unwrap()
+                .uid(),
+            conf.uid()
+        );
         assert!(!dir.path().join("input.txt").exists());
     }
 
@@ -710,7 +922,10 @@ for p in sys.argv[1:]:
     fn results(out: &Output) -> Vec<(String, String)> {
         String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter_map(|l| l.rsplit_once(' ').map(|(p, r)| (p.to_string(), r.to_string())))
+            .filter_map(|l| {
+                l.rsplit_once(' ')
+                    .map(|(p, r)| (p.to_string(), r.to_string()))
+            })
             .collect()
     }
 
@@ -720,7 +935,12 @@ for p in sys.argv[1:]:
             return;
         }
         let dir = case_dir();
-        let name = dir.path().file_name().unwrap().to_string_lossy().into_owned();
+        let name = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         // Another student's copy, next to this one in the temp folder.
         let sibling = case_dir();
         let sibling_file = sibling.path().join("server.py");
@@ -735,7 +955,19 @@ for p in sys.argv[1:]:
         let sibling_s = sibling_file.display().to_string();
         let home_s = home_file.display().to_string();
         let shm_x = format!("/dev/shm/{name}-x");
-        let out = python(&conf, WRITE_ALL, &[&outside, &tmp_x, &root_x, &sibling_s, &home_s, "/etc/hostname", &shm_x]);
+        let out = python(
+            &conf,
+            WRITE_ALL,
+            &[
+                &outside,
+                &tmp_x,
+                &root_x,
+                &sibling_s,
+                &home_s,
+                "/etc/hostname",
+                &shm_x,
+            ],
+        );
         let home_after = std::fs::read(&home_file);
         let _ = std::fs::remove_file(&home_file);
         assert!(out.status.success());
@@ -744,7 +976,9 @@ for p in sys.argv[1:]:
         // Writes to the private temp folders succeed, in a tmpfs of the case.
         assert_eq!(r[0].1, "ok");
         assert_eq!(r[1].1, "ok");
-        assert!(!std::env::temp_dir().join(format!("{name}-outside.txt")).exists());
+        assert!(!std::env::temp_dir()
+            .join(format!("{name}-outside.txt"))
+            .exists());
         assert!(!Path::new(&tmp_x).exists());
         // Others fail.
         assert_eq!(r[2].1, "EROFS", "{r:?}");
@@ -768,7 +1002,12 @@ for p in sys.argv[1:]:
         let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/confine-tests");
         std::fs::create_dir_all(&base).unwrap();
         let parent = tempfile::tempdir_in(&base).unwrap();
-        let unique = parent.path().file_name().unwrap().to_string_lossy().into_owned();
+        let unique = parent
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let work = parent.path().join("case");
         std::fs::create_dir(&work).unwrap();
         let neighbour = parent.path().join("neighbour.txt");
@@ -776,17 +1015,29 @@ for p in sys.argv[1:]:
         // World-writable: only the read-only mount stands in the way.
         let open_file = base.join(format!("{unique}-open.txt"));
         std::fs::write(&open_file, "untouched").unwrap();
-        std::fs::set_permissions(&open_file, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+        std::fs::set_permissions(
+            &open_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o666),
+        )
+        .unwrap();
         let conf = Arc::new(Confinement::prepare(&work).unwrap());
         let up = format!("../../{unique}-outside.txt");
         let open_rel = format!("../../{unique}-open.txt");
-        let out = python(&conf, WRITE_ALL, &["../neighbour.txt", &up, &open_rel, "inside.txt"]);
+        let out = python(
+            &conf,
+            WRITE_ALL,
+            &["../neighbour.txt", &up, &open_rel, "inside.txt"],
+        );
         let open_after = std::fs::read(&open_file);
         let _ = std::fs::remove_file(&open_file);
         assert!(out.status.success());
         let r = results(&out);
         // The neighbour is not there (the parent is a fresh tmpfs: the write lands there).
-        assert_eq!(r.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>(), ["ok", "EROFS", "EROFS", "ok"], "{r:?}");
+        assert_eq!(
+            r.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>(),
+            ["ok", "EROFS", "EROFS", "ok"],
+            "{r:?}"
+        );
         assert_eq!(std::fs::read(&neighbour).unwrap(), b"untouched");
         assert!(!base.join(format!("{unique}-outside.txt")).exists());
         assert_eq!(open_after.unwrap(), b"untouched");
@@ -801,7 +1052,11 @@ for p in sys.argv[1:]:
         let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/confine-tests");
         std::fs::create_dir_all(&base).unwrap();
         let locked = tempfile::tempdir_in(&base).unwrap();
-        std::fs::set_permissions(locked.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(
+            locked.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
         let work = locked.path().join("parent/case");
         std::fs::create_dir_all(&work).unwrap();
         let err = Confinement::prepare(&work).unwrap_err();
@@ -834,7 +1089,12 @@ for s in (0, signal.SIGTERM):
         let out = python(&conf, code, &[]);
         assert!(out.status.success());
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let get = |k: &str| stdout.lines().find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string())).unwrap_or_default();
+        let get = |k: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+                .unwrap_or_default()
+        };
         let id = conf.uid();
         assert_eq!(get("Uid"), format!("{id} {id} {id} {id}"));
         assert_eq!(get("Gid"), format!("{id} {id} {id} {id}"));
@@ -843,7 +1103,11 @@ for s in (0, signal.SIGTERM):
             assert_eq!(get(k), "0000000000000000", "{k}");
         }
         assert_eq!(get("NoNewPrivs"), "1");
-        assert_eq!(get("PdeathSig"), libc::SIGKILL.to_string(), "re-armed after the change of uid");
+        assert_eq!(
+            get("PdeathSig"),
+            libc::SIGKILL.to_string(),
+            "re-armed after the change of uid"
+        );
         assert_eq!(get("Kill 0"), "EPERM");
         assert_eq!(get(&format!("Kill {}", libc::SIGTERM)), "EPERM");
     }
@@ -887,11 +1151,18 @@ for s in (0, signal.SIGTERM):
             confined_total.push(t.elapsed());
             let mut ns = 0u64;
             // SAFETY: reads the 8 bytes the child wrote before exec.
-            assert_eq!(unsafe { libc::read(rd, (&mut ns as *mut u64).cast(), 8) }, 8);
+            assert_eq!(
+                unsafe { libc::read(rd, (&mut ns as *mut u64).cast(), 8) },
+                8
+            );
             in_child.push(Duration::from_nanos(ns));
 
             let t = Instant::now();
-            assert!(Command::new("/bin/true").current_dir(dir.path()).status().unwrap().success());
+            assert!(Command::new("/bin/true")
+                .current_dir(dir.path())
+                .status()
+                .unwrap()
+                .success());
             plain_total.push(t.elapsed());
         }
         // SAFETY: our own descriptors.

@@ -3,6 +3,7 @@
 //! - [`workdir`]: a throw-away copy of the submission, and finding the student's file;
 //! - [`netns`]: a network namespace per case (loopback, any address local, redirects);
 //! - [`cgroup`]: a cgroup per case (limits, CPU accounting, kill everything);
+//! - [`confine`]: a read-only filesystem but the work folder, a uid of its own, no capabilities;
 //! - [`process`]: spawning with a clean start, output capture, signals, termination;
 //! - [`capture`]: flood-safe capture of stdout/stderr;
 //! - [`proc_net`]: reading sockets and processes from `/proc`.
@@ -12,6 +13,7 @@
 
 pub mod capture;
 pub mod cgroup;
+pub mod confine;
 pub mod netns;
 pub mod proc_net;
 pub mod process;
@@ -30,7 +32,7 @@ pub enum IsolationRequest {
     None,
     /// A network namespace per case.
     Netns,
-    /// A network namespace and a cgroup per case.
+    /// A network namespace, a cgroup and a confined filesystem and uid per case.
     Full,
 }
 
@@ -62,6 +64,8 @@ impl Isolation {
 pub struct Host {
     pub isolation: Isolation,
     pub cgroups: Option<cgroup::Cgroups>,
+    /// Whether student processes get a read-only filesystem and a uid of their own.
+    pub confine: bool,
     /// Whether client connections to any address and port can be redirected (nft).
     pub redirect: bool,
     /// Said once to the user when the request could not be met.
@@ -73,7 +77,11 @@ pub struct Host {
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     #[error("--isolation {asked} needs {what}, which this machine does not allow: {why}")]
-    Unavailable { asked: &'static str, what: &'static str, why: String },
+    Unavailable {
+        asked: &'static str,
+        what: &'static str,
+        why: String,
+    },
 }
 
 impl Host {
@@ -81,19 +89,35 @@ impl Host {
         let mut notes = Vec::new();
         let netns = match req {
             IsolationRequest::None => Err("not asked for".to_string()),
-            _ => netns::NetNs::create().map(|_| ()).map_err(|e| e.to_string()),
+            _ => netns::NetNs::create()
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
         };
         let cgroups = match req {
-            IsolationRequest::Full | IsolationRequest::Auto if netns.is_ok() => cgroup::Cgroups::detect(),
+            IsolationRequest::Full | IsolationRequest::Auto if netns.is_ok() => {
+                cgroup::Cgroups::detect()
+            }
             _ => Err("not asked for".to_string()),
         };
         let isolation = match (req, &netns, &cgroups) {
             (IsolationRequest::None, _, _) => Isolation::None,
             (IsolationRequest::Netns | IsolationRequest::Full, Err(why), _) => {
-                return Err(HostError::Unavailable { asked: if req == IsolationRequest::Netns { "netns" } else { "full" }, what: "network namespaces (root, or CAP_SYS_ADMIN)", why: why.clone() })
+                return Err(HostError::Unavailable {
+                    asked: if req == IsolationRequest::Netns {
+                        "netns"
+                    } else {
+                        "full"
+                    },
+                    what: "network namespaces (root, or CAP_SYS_ADMIN)",
+                    why: why.clone(),
+                })
             }
             (IsolationRequest::Full, Ok(()), Err(why)) => {
-                return Err(HostError::Unavailable { asked: "full", what: "a writable cgroup hierarchy", why: why.clone() })
+                return Err(HostError::Unavailable {
+                    asked: "full",
+                    what: "a writable cgroup hierarchy",
+                    why: why.clone(),
+                })
             }
             (IsolationRequest::Netns, Ok(()), _) => Isolation::Netns,
             (_, Ok(()), Ok(_)) => Isolation::Full,
@@ -108,16 +132,42 @@ impl Host {
                 Isolation::None
             }
         };
+        let confine = match (isolation, confine::Confinement::available()) {
+            (Isolation::Full, Ok(())) => true,
+            (Isolation::Full, Err(why)) if req == IsolationRequest::Full => {
+                return Err(HostError::Unavailable {
+                    asked: "full",
+                    what: "mount namespaces and uid changes",
+                    why,
+                })
+            }
+            (Isolation::Full, Err(why)) => {
+                notes.push(format!("student programs run with the grader's uid and can write outside their folder ({why})"));
+                false
+            }
+            _ => false,
+        };
+        if let Some(cg) = &cgroups
+            .as_ref()
+            .ok()
+            .filter(|_| isolation == Isolation::Full)
+        {
+            if let Some(note) = cg.slow_moves_note() {
+                notes.push(note);
+            }
+        }
         let redirect = isolation != Isolation::None && netns::nft_available();
         if isolation != Isolation::None && !redirect {
             notes.push("`nft` is not installed: student clients must connect to the spec's connects_to address and port (install Debian's nftables to redirect any address)".into());
         }
         Ok(Host {
             isolation,
+            confine,
             cgroups: cgroups.ok(),
             redirect,
             notes,
-            path_env: std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+            path_env: std::env::var("PATH")
+                .unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
         })
     }
 }
@@ -129,6 +179,7 @@ pub struct Sandbox {
     pub file: PathBuf,
     pub netns: Option<netns::NetNs>,
     pub cgroup: Option<cgroup::CaseCgroup>,
+    pub confinement: Option<std::sync::Arc<confine::Confinement>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,30 +187,75 @@ pub enum SandboxError {
     #[error(transparent)]
     Workdir(#[from] workdir::WorkdirError),
     #[error("could not set up the case's {what}: {source}")]
-    Setup { what: &'static str, source: std::io::Error },
+    Setup {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 impl Sandbox {
-    pub fn prepare(host: &Host, submission: &Path, program: &Program, limits: &Limits, case_id: &str) -> Result<Sandbox, SandboxError> {
+    pub fn prepare(
+        host: &Host,
+        submission: &Path,
+        program: &Program,
+        limits: &Limits,
+        case_id: &str,
+    ) -> Result<Sandbox, SandboxError> {
         let file = workdir::find_file(submission, &program.files)?;
-        let dir = tempfile::Builder::new().prefix("sockgrade-").tempdir().map_err(|e| SandboxError::Setup { what: "work folder", source: e })?;
+        let dir = tempfile::Builder::new()
+            .prefix("sockgrade-")
+            .tempdir()
+            .map_err(|e| SandboxError::Setup {
+                what: "work folder",
+                source: e,
+            })?;
         workdir::copy_submission(submission, dir.path())?;
         let netns = match host.isolation {
             Isolation::None => None,
-            _ => Some(netns::NetNs::create().map_err(|e| SandboxError::Setup { what: "network namespace", source: e })?),
+            _ => Some(netns::NetNs::create().map_err(|e| SandboxError::Setup {
+                what: "network namespace",
+                source: e,
+            })?),
         };
         let cgroup = match &host.cgroups {
             Some(cgs) => Some(
-                cgs.create_case(case_id, &cgroup::Limits { memory_bytes: Some(limits.memory_bytes), max_processes: Some(limits.processes) })
-                    .map_err(|e| SandboxError::Setup { what: "cgroup", source: e })?,
+                cgs.create_case(
+                    case_id,
+                    &cgroup::Limits {
+                        memory_bytes: Some(limits.memory_bytes),
+                        max_processes: Some(limits.processes),
+                    },
+                )
+                .map_err(|e| SandboxError::Setup {
+                    what: "cgroup",
+                    source: e,
+                })?,
             ),
             None => None,
         };
-        Ok(Sandbox { workdir: dir, file, netns, cgroup })
+        let confinement = match host.confine {
+            true => Some(std::sync::Arc::new(
+                confine::Confinement::prepare(dir.path()).map_err(|e| SandboxError::Setup {
+                    what: "confinement",
+                    source: e,
+                })?,
+            )),
+            false => None,
+        };
+        Ok(Sandbox {
+            workdir: dir,
+            file,
+            netns,
+            cgroup,
+            confinement,
+        })
     }
 
     /// Runs `f` where the case's sockets live: inside its namespace, or right here.
-    pub fn in_net<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::io::Result<T> {
+    pub fn in_net<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::io::Result<T> {
         match &self.netns {
             Some(ns) => ns.run_in(f),
             None => Ok(f()),
@@ -170,11 +266,17 @@ impl Sandbox {
     pub fn env(&self, host: &Host, program: &Program) -> Vec<(String, String)> {
         let mut env = vec![
             ("PATH".to_string(), host.path_env.clone()),
-            ("HOME".to_string(), self.workdir.path().display().to_string()),
+            (
+                "HOME".to_string(),
+                self.workdir.path().display().to_string(),
+            ),
             ("LANG".to_string(), "C.UTF-8".to_string()),
             ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
             ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
             ("TERM".to_string(), "dumb".to_string()),
+            // The case's uid has no passwd entry: getpass.getuser() reads these.
+            ("USER".to_string(), "student".to_string()),
+            ("LOGNAME".to_string(), "student".to_string()),
         ];
         // pyenv shims need their root to find the interpreter.
         if let Ok(root) = std::env::var("PYENV_ROOT") {
@@ -190,6 +292,10 @@ impl Sandbox {
     /// The command line with `{file}` filled in.
     pub fn argv(&self, program: &Program) -> Vec<String> {
         let file = self.file.display().to_string();
-        program.command.iter().map(|a| a.replace("{file}", &file)).collect()
+        program
+            .command
+            .iter()
+            .map(|a| a.replace("{file}", &file))
+            .collect()
     }
 }

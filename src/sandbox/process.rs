@@ -23,6 +23,12 @@ pub struct Launch<'a> {
     pub limits: &'a Limits,
     /// Whether the memory limit must be enforced per process (no memory cgroup).
     pub rlimit_memory: bool,
+    /// Whether the process limit must be enforced per uid (no pids cgroup). With a
+    /// pids cgroup, the cgroup is the limit, so that its counter can name the reason.
+    pub rlimit_processes: bool,
+    /// Read-only filesystem, own uid, no capabilities: applied last, after the steps
+    /// that need privileges (cgroup join, setns).
+    pub confine: Option<std::sync::Arc<super::confine::Confinement>>,
 }
 
 /// A running (or finished) student process.
@@ -50,7 +56,9 @@ impl StudentProcess {
         let netns = launch.netns;
         let limits = launch.limits.clone();
         let rlimit_memory = launch.rlimit_memory;
+        let rlimit_processes = launch.rlimit_processes;
         let join_cgroup = launch.cgroup;
+        let confine = launch.confine;
         // SAFETY: the closure runs between fork and exec; it calls only async-signal-safe
         // functions (setsid, sigprocmask, signal, setns, write, setrlimit, prctl) and
         // allocates nothing.
@@ -87,9 +95,14 @@ impl StudentProcess {
                 set_limit(libc::RLIMIT_CPU, limits.cpu_time.as_secs().max(1));
                 set_limit(libc::RLIMIT_NOFILE, limits.open_files);
                 set_limit(libc::RLIMIT_FSIZE, limits.file_size_bytes);
-                set_limit(libc::RLIMIT_NPROC, limits.processes);
+                if rlimit_processes {
+                    set_limit(libc::RLIMIT_NPROC, limits.processes);
+                }
                 if rlimit_memory {
                     set_limit(libc::RLIMIT_AS, limits.memory_bytes);
+                }
+                if let Some(c) = &confine {
+                    c.apply_in_child()?;
                 }
                 Ok(())
             });
@@ -109,7 +122,15 @@ impl StudentProcess {
             let status = child.wait().await.ok();
             let _ = tx.send(status);
         });
-        Ok(StudentProcess { pid, stdin, stdout, stderr, exit, readers, started: Instant::now() })
+        Ok(StudentProcess {
+            pid,
+            stdin,
+            stdout,
+            stderr,
+            exit,
+            readers,
+            started: Instant::now(),
+        })
     }
 
     /// The exit status, if the process has exited.
@@ -145,7 +166,10 @@ impl StudentProcess {
                 s.write_all(bytes).await?;
                 s.flush().await
             }
-            None => Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin is closed")),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "stdin is closed",
+            )),
         }
     }
 
@@ -168,7 +192,10 @@ impl StudentProcess {
         }
         // Without a cgroup, the process group is all we know of.
         for pid in super::proc_net::group_pids(self.pid) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         let _ = tokio::time::timeout(grace * 4, self.exited()).await;
         // The pipes close once every holder is dead; the readers then finish.
@@ -180,7 +207,10 @@ impl StudentProcess {
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) {
-    let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
+    let lim = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
     // SAFETY: setrlimit is async-signal-safe; a failure leaves the inherited limit.
     unsafe {
         libc::setrlimit(resource, &lim);
@@ -193,7 +223,9 @@ pub fn describe_status(status: ExitStatus) -> String {
     if let Some(code) = status.code() {
         format!("exited with code {code}")
     } else if let Some(sig) = status.signal() {
-        let name = nix::sys::signal::Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| format!("signal {sig}"));
+        let name = nix::sys::signal::Signal::try_from(sig)
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|_| format!("signal {sig}"));
         format!("was killed by {name}")
     } else {
         "ended".to_string()

@@ -18,12 +18,26 @@ pub fn sockgrade() -> Command {
 /// Grades one fixture for one target with the shipped spec; returns the JSON report.
 pub fn grade(fixture: &str, target: &str, extra: &[&str]) -> serde_json::Value {
     let out = sockgrade()
-        .args(["run", "specs/tcp-basics.toml", &format!("fixtures/{fixture}"), "--format", "json", "--target", target])
+        .args([
+            "run",
+            "specs/tcp-basics.toml",
+            &format!("fixtures/{fixture}"),
+            "--format",
+            "json",
+            "--target",
+            target,
+        ])
         .args(extra)
         .output()
         .unwrap();
-    assert!(out.status.code() == Some(0) || out.status.code() == Some(1), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// Case name → status ("passed", "failed", "error").
@@ -32,7 +46,12 @@ pub fn statuses(report: &serde_json::Value) -> BTreeMap<String, String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["name"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -46,10 +65,21 @@ pub fn assert_verdicts(report: &serde_json::Value, failing: &[&str]) {
     let mut wrong = Vec::new();
     for c in report["cases"].as_array().unwrap() {
         let name = c["name"].as_str().unwrap();
-        let want = if failing.contains(&name) { "failed" } else { "passed" };
+        let want = if failing.contains(&name) {
+            "failed"
+        } else {
+            "passed"
+        };
         if c["status"] != want {
-            wrong.push(format!("{name}: want {want}, got {} ({})", c["status"], c["reason"]));
+            wrong.push(format!(
+                "{name}: want {want}, got {} ({})",
+                c["status"], c["reason"]
+            ));
         }
     }
-    assert!(wrong.is_empty(), "unexpected verdicts:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "unexpected verdicts:\n{}",
+        wrong.join("\n")
+    );
 }
