@@ -9,50 +9,76 @@ const MAX_QUOTE: usize = 160;
 
 /// A quoted, escaped, length-capped rendering of bytes, e.g. `"hello\n"`.
 pub fn quote(bytes: &[u8]) -> String {
-    let text = decode(bytes);
     let mut out = String::from("\"");
     let mut shown = 0;
-    for ch in text.chars() {
-        if shown >= MAX_QUOTE {
-            out.push_str("\"…");
-            out.push_str(&format!(" ({} bytes in all)", bytes.len()));
-            return out;
+    for piece in pieces(bytes) {
+        let chars: Vec<char> = match piece {
+            Piece::Text(t) => t.chars().collect(),
+            Piece::Byte(b) => {
+                out.push_str(&format!("\\x{b:02x}"));
+                shown += 1;
+                continue;
+            }
+        };
+        for ch in chars {
+            if shown >= MAX_QUOTE {
+                out.push_str(&format!("\"… ({} bytes in all)", bytes.len()));
+                return out;
+            }
+            match ch {
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c => out.push(c),
+            }
+            shown += 1;
         }
-        match ch {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-        shown += 1;
     }
     out.push('"');
+    out
+}
+
+enum Piece {
+    Text(String),
+    Byte(u8),
+}
+
+/// Bytes as text where they are text (UTF-8, else plausible GBK), single bytes where not.
+fn pieces(bytes: &[u8]) -> Vec<Piece> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return vec![Piece::Text(s.to_string())];
+    }
+    let (gbk, had_errors) = encoding_rs::GBK.decode_without_bom_handling(bytes);
+    // GBK accepts many byte pairs; trust it only when the text looks like text: no
+    // private-use characters (what stray high bytes map to) and no control characters.
+    let plausible = gbk
+        .chars()
+        .all(|c| !('\u{E000}'..='\u{F8FF}').contains(&c) && (!c.is_control() || c.is_whitespace()));
+    if !had_errors && plausible {
+        return vec![Piece::Text(gbk.into_owned())];
+    }
+    let mut out = Vec::new();
+    for chunk in bytes.utf8_chunks() {
+        out.push(Piece::Text(chunk.valid().to_string()));
+        out.extend(chunk.invalid().iter().map(|b| Piece::Byte(*b)));
+    }
     out
 }
 
 /// Bytes as text: UTF-8 if valid, else GBK if valid, else UTF-8 with each invalid byte
 /// shown as `\xNN` (so binary noise stays visible and harmless).
 pub fn decode(bytes: &[u8]) -> String {
-    if let Ok(s) = std::str::from_utf8(bytes) {
-        return s.to_string();
-    }
-    let (gbk, _, had_errors) = encoding_rs::GBK.decode(bytes);
-    if !had_errors {
-        return gbk.into_owned();
-    }
-    let mut out = String::new();
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
+    pieces(bytes)
+        .into_iter()
+        .map(|p| match p {
+            Piece::Text(t) => t,
+            Piece::Byte(b) => format!("\\x{b:02x}"),
+        })
+        .collect()
 }
-
 /// The last `n` non-empty lines of some output, decoded safely (for "last stderr lines").
 pub fn last_lines(bytes: &[u8], n: usize) -> Vec<String> {
     let text = decode(bytes);

@@ -8,12 +8,25 @@ use std::process::{Command, Stdio};
 
 #[test]
 fn verdicts_do_not_depend_on_load() {
-    let runs = std::env::var("SOCKGRADE_REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+    let runs = std::env::var("SOCKGRADE_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
     let children: Vec<_> = (0..runs)
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_sockgrade"))
                 .current_dir(root())
-                .args(["run", "specs/tcp-basics.toml", "fixtures/server_no_empty_recv_check", "--format", "json", "--target", "server", "--jobs", "9"])
+                .args([
+                    "run",
+                    "specs/tcp-basics.toml",
+                    "fixtures/server_no_empty_recv_check",
+                    "--format",
+                    "json",
+                    "--target",
+                    "server",
+                    "--jobs",
+                    "9",
+                ])
                 .stdout(Stdio::piped())
                 .spawn()
                 .unwrap()
