@@ -1,7 +1,7 @@
 //! What grading produces: the verdict of each case with its reason and transcript, and
 //! the result of a whole submission. Reports only read these; nothing here runs anything.
 
-use crate::spec::Target;
+use crate::spec::{Show, Target, Visibility};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -36,24 +36,73 @@ pub struct Event {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
-    Started { command: Vec<String>, pid: u32 },
-    Listening { address: String },
-    Connected { conn: String, address: String },
-    Accepted { conn: String },
-    ClientConnected { conn: String, from: String, meant_for: String },
-    Sent { conn: String, bytes: usize, data: String },
-    Received { conn: String, bytes: usize, data: String },
-    Shutdown { conn: String },
-    Closed { conn: String, how: String },
-    PeerClosed { conn: String, how: String },
-    Stdin { data: String },
+    Started {
+        command: Vec<String>,
+        pid: u32,
+    },
+    Listening {
+        address: String,
+    },
+    Connected {
+        conn: String,
+        address: String,
+    },
+    Accepted {
+        conn: String,
+    },
+    ClientConnected {
+        conn: String,
+        from: String,
+        meant_for: String,
+    },
+    Sent {
+        conn: String,
+        bytes: usize,
+        data: String,
+    },
+    Received {
+        conn: String,
+        bytes: usize,
+        data: String,
+    },
+    Shutdown {
+        conn: String,
+    },
+    Closed {
+        conn: String,
+        how: String,
+    },
+    PeerClosed {
+        conn: String,
+        how: String,
+    },
+    Stdin {
+        data: String,
+    },
     StdinClosed,
-    Output { stream: String, data: String },
-    Signal { signal: String },
-    Exited { status: String },
-    Idle { window_ms: u64, cpu_ms: u64, busy_samples: u32, samples: u32 },
-    PortFree { address: String, free: bool },
-    Note { text: String },
+    Output {
+        stream: String,
+        data: String,
+    },
+    Signal {
+        signal: String,
+    },
+    Exited {
+        status: String,
+    },
+    Idle {
+        window_ms: u64,
+        cpu_ms: u64,
+        busy_samples: u32,
+        samples: u32,
+    },
+    PortFree {
+        address: String,
+        free: bool,
+    },
+    Note {
+        text: String,
+    },
 }
 
 /// Why a case failed, in the words a student needs: the step, what was sent, what was
@@ -92,6 +141,10 @@ pub struct CaseResult {
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
     pub duration_ms: u64,
+    /// When a student may see this case (from the spec; reports for students obey it).
+    pub visibility: Visibility,
+    /// What a student may see of a failure (from the spec): see [`crate::visibility`].
+    pub show: Show,
     pub transcript: Vec<Event>,
 }
 
@@ -106,20 +159,54 @@ pub struct SubmissionResult {
     pub failed: usize,
     pub errors: usize,
     pub notes: Vec<String>,
+    /// The spec's default visibility (Gradescope's top-level `visibility`).
+    pub visibility: Visibility,
+    /// Wall-clock time of the whole grading, cases running in parallel.
+    pub duration_ms: u64,
+    /// In a student's view ([`crate::visibility::student_view`]): how many cases are
+    /// withheld; while any is, the total score is not shown (as on Gradescope).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<usize>,
     pub cases: Vec<CaseResult>,
 }
 
 impl SubmissionResult {
-    pub fn new(submission: String, spec: String, isolation: String, notes: Vec<String>, cases: Vec<CaseResult>) -> Self {
+    pub fn new(
+        submission: String,
+        spec: String,
+        isolation: String,
+        notes: Vec<String>,
+        cases: Vec<CaseResult>,
+    ) -> Self {
         let graded = cases.iter().filter(|c| !c.informational);
         let score = graded.clone().map(|c| c.score).sum();
         let max_score = graded.clone().map(|c| c.max_score).sum();
         let count = |s: Status| graded.clone().filter(|c| c.status == s).count();
-        SubmissionResult { submission, spec, isolation, score, max_score, passed: count(Status::Passed), failed: count(Status::Failed), errors: count(Status::Error), notes, cases }
+        // Cases overlap in time, so the longest is a lower bound of the wall-clock time;
+        // the runner, which knows better, overwrites it.
+        let duration_ms = cases.iter().map(|c| c.duration_ms).max().unwrap_or(0);
+        SubmissionResult {
+            submission,
+            spec,
+            isolation,
+            score,
+            max_score,
+            passed: count(Status::Passed),
+            failed: count(Status::Failed),
+            errors: count(Status::Error),
+            notes,
+            visibility: Visibility::Visible,
+            duration_ms,
+            withheld: None,
+            cases,
+        }
     }
 
     /// Every graded case passed.
     pub fn all_passed(&self) -> bool {
-        self.cases.iter().filter(|c| !c.informational).all(|c| c.status == Status::Passed)
+        self.cases
+            .iter()
+            .filter(|c| !c.informational)
+            .all(|c| c.status == Status::Passed)
     }
 }

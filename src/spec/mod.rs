@@ -38,9 +38,8 @@ pub struct Spec {
 impl Spec {
     /// Reads and validates a spec file.
     pub fn load(path: &Path) -> Result<Spec, SpecErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            SpecErrors::single(SpecError::io(path, &e))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SpecErrors::single(SpecError::io(path, &e)))?;
         validate::parse(path, &text)
     }
 
@@ -61,6 +60,10 @@ pub struct Defaults {
     pub within: Duration,
     pub case_timeout: Duration,
     pub startup: Duration,
+    /// Visibility of a case that does not say (Gradescope's top-level `visibility`).
+    pub visibility: Visibility,
+    /// What a student may see of a failure, for cases that do not say.
+    pub show: Show,
 }
 
 impl Default for Defaults {
@@ -69,7 +72,154 @@ impl Default for Defaults {
             within: Duration::from_secs(2),
             case_timeout: Duration::from_secs(20),
             startup: Duration::from_secs(5),
+            visibility: Visibility::Visible,
+            show: Show::default(),
         }
+    }
+}
+
+/// When a student may see a case, in Gradescope's words (so a spec means the same on
+/// Gradescope and in `sockgrade run --student`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Always shown.
+    #[default]
+    Visible,
+    /// Never shown to students (instructors see it).
+    Hidden,
+    /// Shown once the due date (or the late due date) has passed.
+    AfterDueDate,
+    /// Shown once the instructor publishes the grades.
+    AfterPublished,
+}
+
+impl Visibility {
+    pub const ALL: [Visibility; 4] = [
+        Visibility::Visible,
+        Visibility::Hidden,
+        Visibility::AfterDueDate,
+        Visibility::AfterPublished,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Visible => "visible",
+            Visibility::Hidden => "hidden",
+            Visibility::AfterDueDate => "after_due_date",
+            Visibility::AfterPublished => "after_published",
+        }
+    }
+}
+
+/// One part of a failure report that a spec may show to students or withhold
+/// (e.g. show what was sent but not the expected reply).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Detail {
+    /// Which step failed and what it did ("wait up to 2s for any non-empty data").
+    Step,
+    /// The bytes the grader last sent before the failure.
+    Sent,
+    /// What the step expected.
+    Expected,
+    /// What came back instead (or that nothing did).
+    Got,
+    /// The one-line reason when no step explains the failure (a limit, a start-up error).
+    Reason,
+    /// How the student's program ended (exit code, signal, still running).
+    Exit,
+    /// The last lines of the program's stderr (a Python traceback).
+    Stderr,
+    /// The last lines of the program's stdout.
+    Stdout,
+    /// The case's hint.
+    Hint,
+    /// The timestamped transcript of everything that happened.
+    Transcript,
+}
+
+impl Detail {
+    pub const ALL: [Detail; 10] = [
+        Detail::Step,
+        Detail::Sent,
+        Detail::Expected,
+        Detail::Got,
+        Detail::Reason,
+        Detail::Exit,
+        Detail::Stderr,
+        Detail::Stdout,
+        Detail::Hint,
+        Detail::Transcript,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detail::Step => "step",
+            Detail::Sent => "sent",
+            Detail::Expected => "expected",
+            Detail::Got => "got",
+            Detail::Reason => "reason",
+            Detail::Exit => "exit",
+            Detail::Stderr => "stderr",
+            Detail::Stdout => "stdout",
+            Detail::Hint => "hint",
+            Detail::Transcript => "transcript",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Detail> {
+        Detail::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// The parts of a failure a student may see. Without `show` in the spec: everything
+/// but the transcript (long, and the text report too shows it only with --verbose).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Show(pub std::collections::BTreeSet<Detail>);
+
+impl Default for Show {
+    fn default() -> Self {
+        Show(
+            Detail::ALL
+                .into_iter()
+                .filter(|d| *d != Detail::Transcript)
+                .collect(),
+        )
+    }
+}
+
+impl Show {
+    pub fn all() -> Show {
+        Show(Detail::ALL.into_iter().collect())
+    }
+
+    pub fn has(&self, d: Detail) -> bool {
+        self.0.contains(&d)
     }
 }
 
@@ -112,10 +262,24 @@ pub struct Program {
     pub env: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
+    /// The student's server: the grader connects to it.
     Server,
+    /// The student's client: it connects to the grader's reference server.
     Client,
 }
 
@@ -143,6 +307,10 @@ pub struct Case {
     pub informational: bool,
     pub hint: Option<String>,
     pub timeout: Duration,
+    /// When a student may see this case (Gradescope's `visibility`).
+    pub visibility: Visibility,
+    /// What a student may see of a failure of this case.
+    pub show: Show,
     pub steps: Vec<Step>,
 }
 
@@ -161,24 +329,52 @@ pub type ConnName = String;
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Server targets: the reference client connects to the student's server.
-    Connect { conn: ConnName },
+    Connect {
+        conn: ConnName,
+    },
     /// Client targets: the reference server accepts the student's connection.
-    Accept { conn: ConnName },
+    Accept {
+        conn: ConnName,
+    },
     /// Server targets: the student's server has called accept() on every connection made so far.
     ExpectAccepted,
-    Send { conn: ConnName, bytes: Vec<u8> },
-    Expect { conn: ConnName, matcher: Matcher },
+    Send {
+        conn: ConnName,
+        bytes: Vec<u8>,
+    },
+    Expect {
+        conn: ConnName,
+        matcher: Matcher,
+    },
     /// Half-close: `shutdown(SHUT_WR)`, we keep reading.
-    Shutdown { conn: ConnName },
-    Close { conn: ConnName, kind: CloseKind },
-    ExpectClose { conn: ConnName, kind: ExpectedClose },
-    ExpectIdle { window: Duration, max_cpu: f64 },
-    Signal { signal: Signal },
+    Shutdown {
+        conn: ConnName,
+    },
+    Close {
+        conn: ConnName,
+        kind: CloseKind,
+    },
+    ExpectClose {
+        conn: ConnName,
+        kind: ExpectedClose,
+    },
+    ExpectIdle {
+        window: Duration,
+        max_cpu: f64,
+    },
+    Signal {
+        signal: Signal,
+    },
     ExpectExit(ExitExpectation),
     ExpectPortFree,
-    WriteStdin { bytes: Vec<u8> },
+    WriteStdin {
+        bytes: Vec<u8>,
+    },
     CloseStdin,
-    ExpectOutput { stream: Stream, matcher: Matcher },
+    ExpectOutput {
+        stream: Stream,
+        matcher: Matcher,
+    },
 }
 
 impl Action {
@@ -286,7 +482,9 @@ impl Matcher {
     pub fn find(&self, buf: &[u8]) -> Option<usize> {
         match self {
             Matcher::Any => (!buf.is_empty()).then_some(buf.len()),
-            Matcher::Exact(want) => (buf.len() >= want.len() && buf.starts_with(want)).then_some(want.len()),
+            Matcher::Exact(want) => {
+                (buf.len() >= want.len() && buf.starts_with(want)).then_some(want.len())
+            }
             Matcher::Contains(want) => find_bytes(buf, want).map(|at| at + want.len()),
             // Judged only when the wait is over: see `is_negative`.
             Matcher::NotContains(want) => find_bytes(buf, want).is_none().then_some(buf.len()),
@@ -336,22 +534,50 @@ impl Step {
         let who = target.as_str();
         match &self.action {
             Action::Connect { conn } => format!("connect to the server (connection {conn:?})"),
-            Action::Accept { conn } => format!("wait up to {within} for the client to connect (connection {conn:?})"),
-            Action::ExpectAccepted => format!("check within {within} that the server accept()ed every connection"),
-            Action::Send { conn, bytes } => format!("send {} on {conn:?}", crate::text::quote(bytes)),
-            Action::Expect { conn, matcher } => format!("wait up to {within} for {} on {conn:?}", matcher.describe()),
-            Action::Shutdown { conn } => format!("half-close {conn:?} (shutdown SHUT_WR: the {who}'s recv() returns b'')"),
-            Action::Close { conn, kind: CloseKind::Fin } => format!("close {conn:?} (FIN)"),
-            Action::Close { conn, kind: CloseKind::Rst } => format!("reset {conn:?} (abortive close: RST)"),
-            Action::ExpectClose { conn, kind } => format!("wait up to {within} for the {who} to close {conn:?}: {}", kind.describe()),
-            Action::ExpectIdle { window, .. } => format!("watch the {who}'s CPU use for {}", humantime::format_duration(*window)),
-            Action::Signal { signal } if signal.0 == nix::sys::signal::Signal::SIGINT => "press Ctrl-C (SIGINT to the process group)".into(),
+            Action::Accept { conn } => {
+                format!("wait up to {within} for the client to connect (connection {conn:?})")
+            }
+            Action::ExpectAccepted => {
+                format!("check within {within} that the server accept()ed every connection")
+            }
+            Action::Send { conn, bytes } => {
+                format!("send {} on {conn:?}", crate::text::quote(bytes))
+            }
+            Action::Expect { conn, matcher } => {
+                format!("wait up to {within} for {} on {conn:?}", matcher.describe())
+            }
+            Action::Shutdown { conn } => {
+                format!("half-close {conn:?} (shutdown SHUT_WR: the {who}'s recv() returns b'')")
+            }
+            Action::Close {
+                conn,
+                kind: CloseKind::Fin,
+            } => format!("close {conn:?} (FIN)"),
+            Action::Close {
+                conn,
+                kind: CloseKind::Rst,
+            } => format!("reset {conn:?} (abortive close: RST)"),
+            Action::ExpectClose { conn, kind } => format!(
+                "wait up to {within} for the {who} to close {conn:?}: {}",
+                kind.describe()
+            ),
+            Action::ExpectIdle { window, .. } => format!(
+                "watch the {who}'s CPU use for {}",
+                humantime::format_duration(*window)
+            ),
+            Action::Signal { signal } if signal.0 == nix::sys::signal::Signal::SIGINT => {
+                "press Ctrl-C (SIGINT to the process group)".into()
+            }
             Action::Signal { signal } => format!("send {signal} to the {who}"),
             Action::ExpectExit(e) => format!("wait up to {within} for {e}"),
             Action::ExpectPortFree => "check that the port can be bound again".into(),
             Action::WriteStdin { bytes } => format!("type {} on stdin", crate::text::quote(bytes)),
             Action::CloseStdin => "close stdin (Ctrl-D: input() raises EOFError)".into(),
-            Action::ExpectOutput { stream, matcher } => format!("wait up to {within} for {} on {}", matcher.describe().replacen("data", "output", 1), stream.as_str()),
+            Action::ExpectOutput { stream, matcher } => format!(
+                "wait up to {within} for {} on {}",
+                matcher.describe().replacen("data", "output", 1),
+                stream.as_str()
+            ),
         }
     }
 }
