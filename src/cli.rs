@@ -128,11 +128,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 for f in &files {
                     anstream::println!("wrote {}", f.display());
                 }
-                anstream::println!(
-                    "\nnext: edit {}, then `sockgrade check {}`",
-                    files[0].display(),
-                    files[0].display()
-                );
+                anstream::println!("\nnext: edit {0}, then `sockgrade check {0}`", files[0].display());
                 ExitCode::SUCCESS
             }
             Err(e) => usage_error(&format!("error: {e}")),
@@ -144,6 +140,8 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
+/// `check SPEC`: validate and describe; `check SPEC --against DIR`: grade reference
+/// solutions and compare with what they should score.
 fn check(args: CheckArgs) -> ExitCode {
     let spec = match Spec::load(&args.spec) {
         Ok(s) => s,
@@ -161,26 +159,12 @@ fn check(args: CheckArgs) -> ExitCode {
     };
     let host = match Host::detect(args.isolation) {
         Ok(h) => h,
-        Err(e) => {
-            return usage_error(&format!(
-                "error: {e}\n  = help: run as root, or pass --isolation none"
-            ))
-        }
+        Err(e) => return usage_error(&format!("error: {e}\n  = help: run as root, or pass --isolation none")),
     };
     let jobs = args.jobs.unwrap_or_else(default_jobs);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     let spec_name = args.spec.display().to_string();
-    let rows = runtime.block_on(crate::check::run(
-        Arc::new(host),
-        Arc::new(spec),
-        spec_name,
-        &plan,
-        refs,
-        jobs,
-    ));
+    let rows = runtime.block_on(crate::check::run(Arc::new(host), Arc::new(spec), spec_name, &plan, refs, jobs));
     anstream::print!("{}", crate::check::table(&rows));
     if rows.iter().all(|r| r.wrong.is_none()) {
         ExitCode::SUCCESS
@@ -189,10 +173,9 @@ fn check(args: CheckArgs) -> ExitCode {
     }
 }
 
+/// Twice the CPU count: cases mostly wait.
 fn default_jobs() -> usize {
-    2 * std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
+    2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
 fn usage_error(msg: &str) -> ExitCode {
@@ -214,26 +197,12 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let host = match Host::detect(args.isolation) {
         Ok(h) => h,
-        Err(e) => {
-            return usage_error(&format!(
-                "error: {e}\n  = help: run as root, or pass --isolation none"
-            ))
-        }
+        Err(e) => return usage_error(&format!("error: {e}\n  = help: run as root, or pass --isolation none")),
     };
     let jobs = args.jobs.unwrap_or_else(default_jobs);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     let spec_name = args.spec.display().to_string();
-    let result = runtime.block_on(crate::runner::grade_submission(
-        Arc::new(host),
-        Arc::new(spec),
-        spec_name,
-        &plan,
-        args.submission.clone(),
-        jobs,
-    ));
+    let result = runtime.block_on(crate::runner::grade_submission(Arc::new(host), Arc::new(spec), spec_name, &plan, args.submission.clone(), jobs));
     let result = match args.student {
         Some(at) => crate::visibility::student_view(&result, at),
         None => result,
@@ -263,21 +232,9 @@ fn run(args: RunArgs) -> ExitCode {
 fn write_github_files(result: &crate::outcome::SubmissionResult) -> Result<(), String> {
     use std::io::Write;
     let append = |var: &str, text: String| -> Result<(), String> {
-        let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) else {
-            return Ok(());
-        };
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| {
-                format!(
-                    "cannot open ${var} ({}): {e}",
-                    PathBuf::from(&path).display()
-                )
-            })?;
-        f.write_all(text.as_bytes())
-            .map_err(|e| format!("cannot write ${var}: {e}"))
+        let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) else { return Ok(()) };
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| format!("cannot open ${var} ({}): {e}", PathBuf::from(&path).display()))?;
+        f.write_all(text.as_bytes()).map_err(|e| format!("cannot write ${var}: {e}"))
     };
     append("GITHUB_STEP_SUMMARY", report::github::summary(result))?;
     append("GITHUB_OUTPUT", report::github::classroom_output(result))

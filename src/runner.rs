@@ -17,62 +17,30 @@ use tokio::sync::{mpsc, Semaphore};
 
 #[derive(Debug, Clone)]
 pub enum RunEvent {
-    CaseStarted {
-        index: usize,
-        name: String,
-    },
-    CaseFinished {
-        index: usize,
-        result: Box<CaseResult>,
-    },
+    CaseStarted { index: usize, name: String },
+    CaseFinished { index: usize, result: Box<CaseResult> },
 }
 
 /// Unique names for per-case resources (cgroups) within this process.
 static CASE_SERIAL: AtomicUsize = AtomicUsize::new(0);
 
 /// Grades one submission: every planned case, `jobs` at a time.
-pub async fn grade(
-    host: Arc<Host>,
-    spec: Arc<Spec>,
-    plan: &Plan,
-    submission: PathBuf,
-    jobs: usize,
-    events: Option<mpsc::UnboundedSender<RunEvent>>,
-) -> Vec<CaseResult> {
-    let jobs = if host.isolation.parallel() {
-        jobs.max(1)
-    } else {
-        1
-    };
+pub async fn grade(host: Arc<Host>, spec: Arc<Spec>, plan: &Plan, submission: PathBuf, jobs: usize, events: Option<mpsc::UnboundedSender<RunEvent>>) -> Vec<CaseResult> {
+    let jobs = if host.isolation.parallel() { jobs.max(1) } else { 1 };
     let slots = Arc::new(Semaphore::new(jobs));
     let mut set = tokio::task::JoinSet::new();
     for &index in &plan.cases {
-        let (host, spec, submission, slots, events) = (
-            host.clone(),
-            spec.clone(),
-            submission.clone(),
-            slots.clone(),
-            events.clone(),
-        );
+        let (host, spec, submission, slots, events) = (host.clone(), spec.clone(), submission.clone(), slots.clone(), events.clone());
         set.spawn(async move {
-            let _slot = slots
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
+            let _slot = slots.acquire_owned().await.expect("the semaphore is never closed");
             let case = &spec.cases[index];
             if let Some(tx) = &events {
-                let _ = tx.send(RunEvent::CaseStarted {
-                    index,
-                    name: case.name.clone(),
-                });
+                let _ = tx.send(RunEvent::CaseStarted { index, name: case.name.clone() });
             }
             let id = format!("case{}", CASE_SERIAL.fetch_add(1, Ordering::Relaxed));
             let result = engine::run_case(&host, &spec, case, &submission, &id).await;
             if let Some(tx) = &events {
-                let _ = tx.send(RunEvent::CaseFinished {
-                    index,
-                    result: Box::new(result.clone()),
-                });
+                let _ = tx.send(RunEvent::CaseFinished { index, result: Box::new(result.clone()) });
             }
             (index, result)
         });
@@ -89,24 +57,11 @@ pub async fn grade(
 }
 
 /// Grades and wraps the results of one submission.
-pub async fn grade_submission(
-    host: Arc<Host>,
-    spec: Arc<Spec>,
-    spec_name: String,
-    plan: &Plan,
-    submission: PathBuf,
-    jobs: usize,
-) -> SubmissionResult {
+pub async fn grade_submission(host: Arc<Host>, spec: Arc<Spec>, spec_name: String, plan: &Plan, submission: PathBuf, jobs: usize) -> SubmissionResult {
     let t0 = std::time::Instant::now();
     let visibility = spec.defaults.visibility;
     let cases = grade(host.clone(), spec, plan, submission.clone(), jobs, None).await;
-    let mut result = SubmissionResult::new(
-        submission.display().to_string(),
-        spec_name,
-        host.isolation.as_str().to_string(),
-        host.notes.clone(),
-        cases,
-    );
+    let mut result = SubmissionResult::new(submission.display().to_string(), spec_name, host.isolation.as_str().to_string(), host.notes.clone(), cases);
     result.visibility = visibility;
     result.duration_ms = t0.elapsed().as_millis() as u64;
     result

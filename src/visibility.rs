@@ -66,8 +66,11 @@ pub fn filter_case(c: &CaseResult) -> CaseResult {
             f.got.clear();
         }
     }
+    // Why a case could not run (no file found, a sandbox problem) is never a secret of
+    // the check, and the student cannot fix anything without it: always shown.
+    let reason_shown = show.has(Detail::Reason) || c.status == crate::outcome::Status::Error;
     out.reason = match (own_reason, &out.failure) {
-        (Some(r), _) if show.has(Detail::Reason) => Some(r.clone()),
+        (Some(r), _) if reason_shown => Some(r.clone()),
         (_, Some(f)) => {
             let mut parts = Vec::new();
             if !f.expected.is_empty() {

@@ -75,27 +75,15 @@ fn case(c: &CaseResult) -> TestCase {
         format!("{}/{}", c.score, c.max_score),
     ));
     t.add_property(Property::new("visibility", c.visibility.as_str()));
-    if !c.transcript.is_empty() {
-        let mut transcript = plain(&text::case_detail(
-            &CaseResult {
-                failure: None,
-                reason: None,
-                exit: None,
-                stderr_tail: Vec::new(),
-                stdout_tail: Vec::new(),
-                hint: None,
-                ..c.clone()
-            },
-            false,
-            true,
-        ));
+    if !c.transcript.is_empty() || !c.stdout_tail.is_empty() {
+        let mut out = text::transcript_lines(c);
         if !c.stdout_tail.is_empty() {
-            transcript.push_str("   stdout    last lines:\n");
+            out.push_str("stdout, last lines:\n");
             for l in &c.stdout_tail {
-                transcript.push_str(&format!("     │ {l}\n"));
+                out.push_str(&format!("  {l}\n"));
             }
         }
-        t.set_system_out(transcript);
+        t.set_system_out(out);
     }
     if !c.stderr_tail.is_empty() {
         t.set_system_err(c.stderr_tail.join("\n") + "\n");

@@ -11,97 +11,38 @@ const WIDTH: usize = 52;
 
 pub fn render(r: &SubmissionResult, verbose: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{} {}  ·  {}  ·  isolation: {}",
-        "sockgrade".bold(),
-        r.spec,
-        r.submission,
-        r.isolation
-    );
+    let _ = writeln!(out, "{} {}  ·  {}  ·  isolation: {}", "sockgrade".bold(), r.spec, r.submission, r.isolation);
     for note in &r.notes {
         let _ = writeln!(out, "{} {note}", "note:".yellow().bold());
     }
     let _ = writeln!(out);
-    let (graded, info): (Vec<&CaseResult>, Vec<&CaseResult>) =
-        r.cases.iter().partition(|c| !c.informational);
+    let (graded, info): (Vec<&CaseResult>, Vec<&CaseResult>) = r.cases.iter().partition(|c| !c.informational);
     for c in &graded {
-        let _ = writeln!(
-            out,
-            "  {} {:<WIDTH$} {:>2}/{:<2} {}",
-            mark(c.status),
-            c.name,
-            c.score,
-            c.max_score,
-            c.target.dimmed()
-        );
+        let _ = writeln!(out, "  {} {:<WIDTH$} {:>2}/{:<2} {}", mark(c.status), c.name, c.score, c.max_score, c.target.dimmed());
     }
     if !info.is_empty() {
         let _ = writeln!(out, "\n  {}", "informational (not scored)".dimmed());
         for c in &info {
-            let _ = writeln!(
-                out,
-                "  {} {:<WIDTH$}   –   {}",
-                mark(c.status),
-                c.name,
-                c.target.dimmed()
-            );
+            let _ = writeln!(out, "  {} {:<WIDTH$}   –   {}", mark(c.status), c.name, c.target.dimmed());
         }
     }
-    let counts = format!(
-        "{} passed, {} failed{}",
-        r.passed,
-        r.failed,
-        if r.errors > 0 {
-            format!(", {} could not run", r.errors)
-        } else {
-            String::new()
-        }
-    );
+    let counts = format!("{} passed, {} failed{}", r.passed, r.failed, if r.errors > 0 { format!(", {} could not run", r.errors) } else { String::new() });
     match r.withheld {
         // A student's view with cases withheld: Gradescope hides the total then.
         Some(n) if n > 0 => {
-            let _ = writeln!(
-                out,
-                "\n{}  ({n} more not shown yet; shown here: {}/{}, {counts})",
-                "Score: hidden until every test is shown".bold(),
-                r.score,
-                r.max_score
-            );
+            let _ = writeln!(out, "\n{}  ({n} more not shown yet; shown here: {}/{}, {counts})", "Score: hidden until every test is shown".bold(), r.score, r.max_score);
         }
         _ => {
             let total = format!("Score: {}/{}", r.score, r.max_score);
-            let _ = writeln!(
-                out,
-                "\n{}  ({counts})",
-                if r.score == r.max_score {
-                    total.green().bold().to_string()
-                } else {
-                    total.red().bold().to_string()
-                }
-            );
+            let _ = writeln!(out, "\n{}  ({counts})", if r.score == r.max_score { total.green().bold().to_string() } else { total.red().bold().to_string() });
         }
     }
     // In a student's view the transcript is already filtered by the spec's `show`:
     // show what is left, as the Gradescope report does.
     let transcripts = verbose || r.withheld.is_some();
-    for c in r
-        .cases
-        .iter()
-        .filter(|c| c.status != Status::Passed || verbose)
-    {
+    for c in r.cases.iter().filter(|c| c.status != Status::Passed || verbose) {
         let _ = writeln!(out);
-        let title = format!(
-            "── {} {} ({}{}) ",
-            mark(c.status),
-            c.name,
-            c.target,
-            if c.informational {
-                ", informational"
-            } else {
-                ""
-            }
-        );
+        let title = format!("── {} {} ({}{}) ", mark(c.status), c.name, c.target, if c.informational { ", informational" } else { "" });
         let _ = writeln!(out, "{}", title.bold());
         out.push_str(&case_detail(c, verbose, transcripts));
     }
@@ -126,11 +67,7 @@ pub fn case_detail(c: &CaseResult, verbose: bool, transcript: bool) -> String {
     match (&c.failure, &c.reason) {
         (Some(f), reason) => {
             if !f.action.is_empty() {
-                let at = if f.step == 0 {
-                    "at start-up".to_string()
-                } else {
-                    format!("step {} (spec line {})", f.step, f.line)
-                };
+                let at = if f.step == 0 { "at start-up".to_string() } else { format!("step {} (spec line {})", f.step, f.line) };
                 let _ = writeln!(out, "{} {at}: {}", label("failed"), f.action);
             }
             if let Some(sent) = &f.sent {
@@ -142,40 +79,18 @@ pub fn case_detail(c: &CaseResult, verbose: bool, transcript: bool) -> String {
             if !f.got.is_empty() {
                 let _ = writeln!(out, "{} {}", label("got"), f.got.yellow());
             }
-            // A limit hit replaces the step's reason: show it too.
-            let rebuilt = |r: &str| {
-                f.action.is_empty() && (r.starts_with("expected ") || r.starts_with("got "))
-            };
-            if let Some(reason) = reason
-                .as_ref()
-                .filter(|r| !(r.starts_with(&f.action) && !f.action.is_empty()) && !rebuilt(r))
-            {
+            // A limit hit replaces the step's reason: show it too (but not a reason a
+            // student's view rebuilt from the parts shown above).
+            let rebuilt = |r: &str| f.action.is_empty() && (r.starts_with("expected ") || r.starts_with("got "));
+            if let Some(reason) = reason.as_ref().filter(|r| !(r.starts_with(&f.action) && !f.action.is_empty()) && !rebuilt(r)) {
                 let _ = writeln!(out, "{} {}", label("because"), reason.red());
             }
-            if f.action.is_empty()
-                && f.sent.is_none()
-                && f.expected.is_empty()
-                && f.got.is_empty()
-                && reason.is_none()
-            {
-                let _ = writeln!(
-                    out,
-                    "{} the details of this check are not shown",
-                    label("failed")
-                );
+            if f.action.is_empty() && f.sent.is_none() && f.expected.is_empty() && f.got.is_empty() && reason.is_none() {
+                let _ = writeln!(out, "{} the details of this check are not shown", label("failed"));
             }
         }
         (None, Some(reason)) => {
-            let _ = writeln!(
-                out,
-                "{} {}",
-                label(if c.status == Status::Error {
-                    "error"
-                } else {
-                    "failed"
-                }),
-                reason.red()
-            );
+            let _ = writeln!(out, "{} {}", label(if c.status == Status::Error { "error" } else { "failed" }), reason.red());
         }
         (None, None) => {}
     }
@@ -199,36 +114,24 @@ pub fn case_detail(c: &CaseResult, verbose: bool, transcript: bool) -> String {
     }
     if transcript && !c.transcript.is_empty() {
         let _ = writeln!(out, "{} ", label("transcript"));
-        for e in &c.transcript {
-            let v = serde_json::to_value(&e.kind).unwrap_or_default();
-            let kind = v
-                .get("event")
-                .and_then(|k| k.as_str())
-                .unwrap_or("?")
-                .to_string();
-            let rest: Vec<String> = v
-                .as_object()
-                .map(|o| {
-                    o.iter()
-                        .filter(|(k, _)| *k != "event")
-                        .map(|(k, v)| {
-                            format!(
-                                "{k}={}",
-                                v.as_str()
-                                    .map(str::to_string)
-                                    .unwrap_or_else(|| v.to_string())
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "           {:>6} ms  {kind:<16} {}",
-                e.at_ms,
-                rest.join("  ")
-            );
+        for line in transcript_lines(c).lines() {
+            let _ = writeln!(out, "           {line}");
         }
     }
     std::mem::take(out)
+}
+
+/// The transcript, an event a line: `   452 ms  sent             bytes=6  conn=main  ...`.
+pub fn transcript_lines(c: &CaseResult) -> String {
+    let mut out = String::new();
+    for e in &c.transcript {
+        let v = serde_json::to_value(&e.kind).unwrap_or_default();
+        let kind = v.get("event").and_then(|k| k.as_str()).unwrap_or("?").to_string();
+        let rest: Vec<String> = v
+            .as_object()
+            .map(|o| o.iter().filter(|(k, _)| *k != "event").map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect())
+            .unwrap_or_default();
+        let _ = writeln!(out, "{:>6} ms  {kind:<16} {}", e.at_ms, rest.join("  "));
+    }
+    out
 }
