@@ -7,6 +7,7 @@ use crate::plan::Plan;
 use crate::report::{self, Format};
 use crate::sandbox::{Host, IsolationRequest};
 use crate::spec::{Spec, Target};
+use crate::visibility::Moment;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,8 +22,15 @@ Examples:
   sockgrade run specs/tcp-basics.toml sub --case \"replies to a message\" --verbose
       one case, with the full transcript
   sockgrade run specs/tcp-basics.toml sub --format json > result.json
+  sockgrade run specs/tcp-basics.toml sub --student
+      what a student would see on Gradescope (hidden cases left out)
+  sockgrade run specs/tcp-basics.toml /autograder/submission --format gradescope > results.json
   sockgrade check specs/tcp-basics.toml
-      validate a spec and print what it would run";
+      validate a spec and print what it would run
+  sockgrade check specs/tcp-basics.toml --against references/
+      grade pass/<name>/ and fail/<name>/ solutions: do they score as they should?
+  sockgrade init my-course
+      write a starter spec (and its JSON Schema) to edit";
 
 #[derive(Debug, Parser)]
 #[command(name = "sockgrade", version, about = "Grades TCP socket homework by running it against a reference peer over real sockets", after_help = EXAMPLES)]
@@ -36,11 +44,32 @@ pub enum Command {
     /// Grade one submission.
     #[command(after_help = EXAMPLES)]
     Run(RunArgs),
-    /// Validate a spec and print the cases it would run.
-    Check {
-        /// The spec file (TOML).
-        spec: PathBuf,
+    /// Validate a spec and print the cases it would run; with --against, test it on reference solutions.
+    Check(CheckArgs),
+    /// Write a starter spec (the seed homework, commented) and its JSON Schema into DIR.
+    Init {
+        /// Where to write sockgrade.toml and spec.schema.json (created if missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
+    /// Print the JSON Schema of spec files (for editors: taplo, Even Better TOML).
+    Schema,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The spec file (TOML).
+    pub spec: PathBuf,
+    /// A folder with pass/<name>/ solutions that must score full marks and fail/<name>/
+    /// ones that must lose points (or fail exactly the cases listed in their sockgrade-expect.txt).
+    #[arg(long, value_name = "DIR")]
+    pub against: Option<PathBuf>,
+    /// How to isolate each case (with --against).
+    #[arg(long, value_enum, default_value_t = IsolationRequest::Auto)]
+    pub isolation: IsolationRequest,
+    /// Cases run at once (with --against).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,6 +96,11 @@ pub struct RunArgs {
     /// Show every case's transcript, passed ones too.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Show only what a student would see on Gradescope: hidden cases left out (and the
+    /// total with them), failures cut to the spec's `show`. WHEN: open (default),
+    /// after-due-date, published. The exit code then reflects the shown cases only.
+    #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, default_missing_value = "open", require_equals = true)]
+    pub student: Option<Moment>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -87,17 +121,80 @@ impl From<TargetArg> for Target {
 /// Runs a parsed command line; returns the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Check { spec } => match Spec::load(&spec) {
-            Ok(s) => {
-                let plan = Plan::new(&s, &[], None).expect("a valid spec has cases");
-                anstream::print!("{}", plan.describe(&s));
-                anstream::println!("\nthe spec is valid.");
+        Command::Check(args) => check(args),
+        Command::Run(args) => run(args),
+        Command::Init { dir } => match crate::init::init(&dir) {
+            Ok(files) => {
+                for f in &files {
+                    anstream::println!("wrote {}", f.display());
+                }
+                anstream::println!(
+                    "\nnext: edit {0}, then `sockgrade check {0}`",
+                    files[0].display()
+                );
                 ExitCode::SUCCESS
             }
-            Err(e) => usage_error(&e.to_string()),
+            Err(e) => usage_error(&format!("error: {e}")),
         },
-        Command::Run(args) => run(args),
+        Command::Schema => {
+            print!("{}", crate::spec::raw::json_schema());
+            ExitCode::SUCCESS
+        }
     }
+}
+
+/// `check SPEC`: validate and describe; `check SPEC --against DIR`: grade reference
+/// solutions and compare with what they should score.
+fn check(args: CheckArgs) -> ExitCode {
+    let spec = match Spec::load(&args.spec) {
+        Ok(s) => s,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let plan = Plan::new(&spec, &[], None).expect("a valid spec has cases");
+    let Some(dir) = args.against else {
+        anstream::print!("{}", plan.describe(&spec));
+        anstream::println!("\nthe spec is valid.");
+        return ExitCode::SUCCESS;
+    };
+    let refs = match crate::check::discover(&dir, &spec) {
+        Ok(r) => r,
+        Err(e) => return usage_error(&format!("error: {e}")),
+    };
+    let host = match Host::detect(args.isolation) {
+        Ok(h) => h,
+        Err(e) => {
+            return usage_error(&format!(
+                "error: {e}\n  = help: run as root, or pass --isolation none"
+            ))
+        }
+    };
+    let jobs = args.jobs.unwrap_or_else(default_jobs);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let spec_name = args.spec.display().to_string();
+    let rows = runtime.block_on(crate::check::run(
+        Arc::new(host),
+        Arc::new(spec),
+        spec_name,
+        &plan,
+        refs,
+        jobs,
+    ));
+    anstream::print!("{}", crate::check::table(&rows));
+    if rows.iter().all(|r| r.wrong.is_none()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Twice the CPU count: cases mostly wait.
+fn default_jobs() -> usize {
+    2 * std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }
 
 fn usage_error(msg: &str) -> ExitCode {
@@ -125,11 +222,7 @@ fn run(args: RunArgs) -> ExitCode {
             ))
         }
     };
-    let jobs = args.jobs.unwrap_or_else(|| {
-        2 * std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
+    let jobs = args.jobs.unwrap_or_else(default_jobs);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -143,9 +236,21 @@ fn run(args: RunArgs) -> ExitCode {
         args.submission.clone(),
         jobs,
     ));
+    let result = match args.student {
+        Some(at) => crate::visibility::student_view(&result, at),
+        None => result,
+    };
     let text = match args.format {
         Format::Text => report::text::render(&result, args.verbose),
         Format::Json => report::json::render(&result),
+        Format::Gradescope => report::gradescope::render(&result),
+        Format::Junit => report::junit::render(&result),
+        Format::Github => {
+            if let Err(e) = write_github_files(&result) {
+                anstream::eprintln!("warning: {e}");
+            }
+            report::github::render(&result)
+        }
     };
     anstream::print!("{text}");
     if result.all_passed() {
@@ -153,4 +258,29 @@ fn run(args: RunArgs) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// In GitHub Actions: append the job summary to `$GITHUB_STEP_SUMMARY` and the
+/// Classroom result to `$GITHUB_OUTPUT` (each only when its variable is set).
+fn write_github_files(result: &crate::outcome::SubmissionResult) -> Result<(), String> {
+    use std::io::Write;
+    let append = |var: &str, text: String| -> Result<(), String> {
+        let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) else {
+            return Ok(());
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| {
+                format!(
+                    "cannot open ${var} ({}): {e}",
+                    PathBuf::from(&path).display()
+                )
+            })?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| format!("cannot write ${var}: {e}"))
+    };
+    append("GITHUB_STEP_SUMMARY", report::github::summary(result))?;
+    append("GITHUB_OUTPUT", report::github::classroom_output(result))
 }

@@ -95,6 +95,8 @@ fn error_result(case: &Case, reason: String, t0: Instant) -> CaseResult {
         stdout_bytes: 0,
         stderr_bytes: 0,
         duration_ms: t0.elapsed().as_millis() as u64,
+        visibility: case.visibility,
+        show: case.show.clone(),
         transcript: Vec::new(),
     }
 }
@@ -964,6 +966,8 @@ impl<'a> Run<'a> {
             stdout_bytes: stdout.total,
             stderr_bytes: stderr.total,
             duration_ms: self.t0.elapsed().as_millis() as u64,
+            visibility: self.case.visibility,
+            show: self.case.show.clone(),
             transcript: std::mem::take(&mut self.transcript),
         }
     }

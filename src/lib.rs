@@ -14,12 +14,18 @@
 //! - [`engine`]: plays one case's steps and turns them into a verdict and transcript;
 //! - [`runner`]: schedules cases in parallel and emits events;
 //! - [`outcome`]: verdicts, reasons, transcripts: what reports read;
-//! - [`report`]: one module per output format;
+//! - [`visibility`]: what a student may see (hidden cases, failure details), shared by
+//!   the Gradescope report and `run --student`;
+//! - [`report`]: one module per output format (text, json, gradescope, junit, github);
+//! - [`check`]: `check --against`: a spec tested on reference solutions;
+//! - [`init`]: the starter spec;
 //! - [`text`]: showing bytes to people safely (UTF-8, GBK, binary);
 //! - [`cli`]: the command line and exit codes.
 
+pub mod check;
 pub mod cli;
 pub mod engine;
+pub mod init;
 pub mod outcome;
 pub mod peer;
 pub mod plan;
@@ -28,3 +34,4 @@ pub mod runner;
 pub mod sandbox;
 pub mod spec;
 pub mod text;
+pub mod visibility;

@@ -1,7 +1,7 @@
 //! What grading produces: the verdict of each case with its reason and transcript, and
 //! the result of a whole submission. Reports only read these; nothing here runs anything.
 
-use crate::spec::Target;
+use crate::spec::{Show, Target, Visibility};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -141,6 +141,10 @@ pub struct CaseResult {
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
     pub duration_ms: u64,
+    /// When a student may see this case (from the spec; reports for students obey it).
+    pub visibility: Visibility,
+    /// What a student may see of a failure (from the spec): see [`crate::visibility`].
+    pub show: Show,
     pub transcript: Vec<Event>,
 }
 
@@ -155,6 +159,14 @@ pub struct SubmissionResult {
     pub failed: usize,
     pub errors: usize,
     pub notes: Vec<String>,
+    /// The spec's default visibility (Gradescope's top-level `visibility`).
+    pub visibility: Visibility,
+    /// Wall-clock time of the whole grading, cases running in parallel.
+    pub duration_ms: u64,
+    /// In a student's view ([`crate::visibility::student_view`]): how many cases are
+    /// withheld; while any is, the total score is not shown (as on Gradescope).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<usize>,
     pub cases: Vec<CaseResult>,
 }
 
@@ -170,6 +182,9 @@ impl SubmissionResult {
         let score = graded.clone().map(|c| c.score).sum();
         let max_score = graded.clone().map(|c| c.max_score).sum();
         let count = |s: Status| graded.clone().filter(|c| c.status == s).count();
+        // Cases overlap in time, so the longest is a lower bound of the wall-clock time;
+        // the runner, which knows better, overwrites it.
+        let duration_ms = cases.iter().map(|c| c.duration_ms).max().unwrap_or(0);
         SubmissionResult {
             submission,
             spec,
@@ -180,6 +195,9 @@ impl SubmissionResult {
             failed: count(Status::Failed),
             errors: count(Status::Error),
             notes,
+            visibility: Visibility::Visible,
+            duration_ms,
+            withheld: None,
             cases,
         }
     }

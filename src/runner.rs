@@ -97,12 +97,17 @@ pub async fn grade_submission(
     submission: PathBuf,
     jobs: usize,
 ) -> SubmissionResult {
+    let t0 = std::time::Instant::now();
+    let visibility = spec.defaults.visibility;
     let cases = grade(host.clone(), spec, plan, submission.clone(), jobs, None).await;
-    SubmissionResult::new(
+    let mut result = SubmissionResult::new(
         submission.display().to_string(),
         spec_name,
         host.isolation.as_str().to_string(),
         host.notes.clone(),
         cases,
-    )
+    );
+    result.visibility = visibility;
+    result.duration_ms = t0.elapsed().as_millis() as u64;
+    result
 }

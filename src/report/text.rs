@@ -48,15 +48,8 @@ pub fn render(r: &SubmissionResult, verbose: bool) -> String {
             );
         }
     }
-    let total = format!("Score: {}/{}", r.score, r.max_score);
-    let _ = writeln!(
-        out,
-        "\n{}  ({} passed, {} failed{})",
-        if r.score == r.max_score {
-            total.green().bold().to_string()
-        } else {
-            total.red().bold().to_string()
-        },
+    let counts = format!(
+        "{} passed, {} failed{}",
         r.passed,
         r.failed,
         if r.errors > 0 {
@@ -65,13 +58,52 @@ pub fn render(r: &SubmissionResult, verbose: bool) -> String {
             String::new()
         }
     );
+    match r.withheld {
+        // A student's view with cases withheld: Gradescope hides the total then.
+        Some(n) if n > 0 => {
+            let _ = writeln!(
+                out,
+                "\n{}  ({n} more not shown yet; shown here: {}/{}, {counts})",
+                "Score: hidden until every test is shown".bold(),
+                r.score,
+                r.max_score
+            );
+        }
+        _ => {
+            let total = format!("Score: {}/{}", r.score, r.max_score);
+            let _ = writeln!(
+                out,
+                "\n{}  ({counts})",
+                if r.score == r.max_score {
+                    total.green().bold().to_string()
+                } else {
+                    total.red().bold().to_string()
+                }
+            );
+        }
+    }
+    // In a student's view the transcript is already filtered by the spec's `show`:
+    // show what is left, as the Gradescope report does.
+    let transcripts = verbose || r.withheld.is_some();
     for c in r
         .cases
         .iter()
         .filter(|c| c.status != Status::Passed || verbose)
     {
         let _ = writeln!(out);
-        detail(&mut out, c, verbose);
+        let title = format!(
+            "── {} {} ({}{}) ",
+            mark(c.status),
+            c.name,
+            c.target,
+            if c.informational {
+                ", informational"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(out, "{}", title.bold());
+        out.push_str(&case_detail(c, verbose, transcripts));
     }
     out
 }
@@ -84,36 +116,54 @@ fn mark(s: Status) -> String {
     }
 }
 
-fn detail(out: &mut String, c: &CaseResult, verbose: bool) {
-    let title = format!(
-        "── {} {} ({}{}) ",
-        mark(c.status),
-        c.name,
-        c.target,
-        if c.informational {
-            ", informational"
-        } else {
-            ""
-        }
-    );
-    let _ = writeln!(out, "{}", title.bold());
+/// What went wrong in one case, without its title line: the lines under a case in the
+/// text report, and the `output` of a test in the Gradescope report. Parts that a
+/// student's view removed (see [`crate::visibility`]) are left out, not shown empty.
+pub fn case_detail(c: &CaseResult, verbose: bool, transcript: bool) -> String {
+    let mut out = String::new();
+    let out = &mut out;
     let label = |s: &str| format!("   {:<9}", s).dimmed().to_string();
     match (&c.failure, &c.reason) {
         (Some(f), reason) => {
-            let at = if f.step == 0 {
-                "at start-up".to_string()
-            } else {
-                format!("step {} (spec line {})", f.step, f.line)
-            };
-            let _ = writeln!(out, "{} {at}: {}", label("failed"), f.action);
+            if !f.action.is_empty() {
+                let at = if f.step == 0 {
+                    "at start-up".to_string()
+                } else {
+                    format!("step {} (spec line {})", f.step, f.line)
+                };
+                let _ = writeln!(out, "{} {at}: {}", label("failed"), f.action);
+            }
             if let Some(sent) = &f.sent {
                 let _ = writeln!(out, "{} {sent}", label("sent"));
             }
-            let _ = writeln!(out, "{} {}", label("expected"), f.expected);
-            let _ = writeln!(out, "{} {}", label("got"), f.got.yellow());
-            // A limit hit replaces the step's reason: show it too.
-            if let Some(reason) = reason.as_ref().filter(|r| !r.starts_with(&f.action)) {
+            if !f.expected.is_empty() {
+                let _ = writeln!(out, "{} {}", label("expected"), f.expected);
+            }
+            if !f.got.is_empty() {
+                let _ = writeln!(out, "{} {}", label("got"), f.got.yellow());
+            }
+            // A limit hit replaces the step's reason: show it too (but not a reason a
+            // student's view rebuilt from the parts shown above).
+            let rebuilt = |r: &str| {
+                f.action.is_empty() && (r.starts_with("expected ") || r.starts_with("got "))
+            };
+            if let Some(reason) = reason
+                .as_ref()
+                .filter(|r| !(r.starts_with(&f.action) && !f.action.is_empty()) && !rebuilt(r))
+            {
                 let _ = writeln!(out, "{} {}", label("because"), reason.red());
+            }
+            if f.action.is_empty()
+                && f.sent.is_none()
+                && f.expected.is_empty()
+                && f.got.is_empty()
+                && reason.is_none()
+            {
+                let _ = writeln!(
+                    out,
+                    "{} the details of this check are not shown",
+                    label("failed")
+                );
             }
         }
         (None, Some(reason)) => {
@@ -148,37 +198,42 @@ fn detail(out: &mut String, c: &CaseResult, verbose: bool) {
     if let Some(h) = &c.hint {
         let _ = writeln!(out, "{} {}", label("hint").cyan().to_string(), h.cyan());
     }
-    if verbose {
+    if transcript && !c.transcript.is_empty() {
         let _ = writeln!(out, "{} ", label("transcript"));
-        for e in &c.transcript {
-            let v = serde_json::to_value(&e.kind).unwrap_or_default();
-            let kind = v
-                .get("event")
-                .and_then(|k| k.as_str())
-                .unwrap_or("?")
-                .to_string();
-            let rest: Vec<String> = v
-                .as_object()
-                .map(|o| {
-                    o.iter()
-                        .filter(|(k, _)| *k != "event")
-                        .map(|(k, v)| {
-                            format!(
-                                "{k}={}",
-                                v.as_str()
-                                    .map(str::to_string)
-                                    .unwrap_or_else(|| v.to_string())
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "           {:>6} ms  {kind:<16} {}",
-                e.at_ms,
-                rest.join("  ")
-            );
+        for line in transcript_lines(c).lines() {
+            let _ = writeln!(out, "           {line}");
         }
     }
+    std::mem::take(out)
+}
+
+/// The transcript, an event a line: `   452 ms  sent             bytes=6  conn=main  ...`.
+pub fn transcript_lines(c: &CaseResult) -> String {
+    let mut out = String::new();
+    for e in &c.transcript {
+        let v = serde_json::to_value(&e.kind).unwrap_or_default();
+        let kind = v
+            .get("event")
+            .and_then(|k| k.as_str())
+            .unwrap_or("?")
+            .to_string();
+        let rest: Vec<String> = v
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(k, _)| *k != "event")
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}={}",
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string())
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(out, "{:>6} ms  {kind:<16} {}", e.at_ms, rest.join("  "));
+    }
+    out
 }

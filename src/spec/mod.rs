@@ -60,6 +60,10 @@ pub struct Defaults {
     pub within: Duration,
     pub case_timeout: Duration,
     pub startup: Duration,
+    /// Visibility of a case that does not say (Gradescope's top-level `visibility`).
+    pub visibility: Visibility,
+    /// What a student may see of a failure, for cases that do not say.
+    pub show: Show,
 }
 
 impl Default for Defaults {
@@ -68,7 +72,154 @@ impl Default for Defaults {
             within: Duration::from_secs(2),
             case_timeout: Duration::from_secs(20),
             startup: Duration::from_secs(5),
+            visibility: Visibility::Visible,
+            show: Show::default(),
         }
+    }
+}
+
+/// When a student may see a case, in Gradescope's words (so a spec means the same on
+/// Gradescope and in `sockgrade run --student`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Always shown.
+    #[default]
+    Visible,
+    /// Never shown to students (instructors see it).
+    Hidden,
+    /// Shown once the due date (or the late due date) has passed.
+    AfterDueDate,
+    /// Shown once the instructor publishes the grades.
+    AfterPublished,
+}
+
+impl Visibility {
+    pub const ALL: [Visibility; 4] = [
+        Visibility::Visible,
+        Visibility::Hidden,
+        Visibility::AfterDueDate,
+        Visibility::AfterPublished,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Visible => "visible",
+            Visibility::Hidden => "hidden",
+            Visibility::AfterDueDate => "after_due_date",
+            Visibility::AfterPublished => "after_published",
+        }
+    }
+}
+
+/// One part of a failure report that a spec may show to students or withhold
+/// (e.g. show what was sent but not the expected reply).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Detail {
+    /// Which step failed and what it did ("wait up to 2s for any non-empty data").
+    Step,
+    /// The bytes the grader last sent before the failure.
+    Sent,
+    /// What the step expected.
+    Expected,
+    /// What came back instead (or that nothing did).
+    Got,
+    /// The one-line reason when no step explains the failure (a limit, a start-up error).
+    Reason,
+    /// How the student's program ended (exit code, signal, still running).
+    Exit,
+    /// The last lines of the program's stderr (a Python traceback).
+    Stderr,
+    /// The last lines of the program's stdout.
+    Stdout,
+    /// The case's hint.
+    Hint,
+    /// The timestamped transcript of everything that happened.
+    Transcript,
+}
+
+impl Detail {
+    pub const ALL: [Detail; 10] = [
+        Detail::Step,
+        Detail::Sent,
+        Detail::Expected,
+        Detail::Got,
+        Detail::Reason,
+        Detail::Exit,
+        Detail::Stderr,
+        Detail::Stdout,
+        Detail::Hint,
+        Detail::Transcript,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detail::Step => "step",
+            Detail::Sent => "sent",
+            Detail::Expected => "expected",
+            Detail::Got => "got",
+            Detail::Reason => "reason",
+            Detail::Exit => "exit",
+            Detail::Stderr => "stderr",
+            Detail::Stdout => "stdout",
+            Detail::Hint => "hint",
+            Detail::Transcript => "transcript",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Detail> {
+        Detail::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// The parts of a failure a student may see. Without `show` in the spec: everything
+/// but the transcript (long, and the text report too shows it only with --verbose).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Show(pub std::collections::BTreeSet<Detail>);
+
+impl Default for Show {
+    fn default() -> Self {
+        Show(
+            Detail::ALL
+                .into_iter()
+                .filter(|d| *d != Detail::Transcript)
+                .collect(),
+        )
+    }
+}
+
+impl Show {
+    pub fn all() -> Show {
+        Show(Detail::ALL.into_iter().collect())
+    }
+
+    pub fn has(&self, d: Detail) -> bool {
+        self.0.contains(&d)
     }
 }
 
@@ -111,10 +262,24 @@ pub struct Program {
     pub env: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
+    /// The student's server: the grader connects to it.
     Server,
+    /// The student's client: it connects to the grader's reference server.
     Client,
 }
 
@@ -142,6 +307,10 @@ pub struct Case {
     pub informational: bool,
     pub hint: Option<String>,
     pub timeout: Duration,
+    /// When a student may see this case (Gradescope's `visibility`).
+    pub visibility: Visibility,
+    /// What a student may see of a failure of this case.
+    pub show: Show,
     pub steps: Vec<Step>,
 }
 

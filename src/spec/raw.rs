@@ -5,69 +5,120 @@
 //! every value that still needs checking (durations, regexes, addresses, step order) keeps
 //! the place it came from. [`super::validate`] turns them into the domain types of
 //! [`super`], in which an invalid spec cannot be represented.
+//!
+//! The same types generate the spec's JSON Schema (`schema/spec.schema.json`, printed by
+//! `sockgrade schema`), so editors complete and check exactly the keys serde accepts.
+//! `Spanned` has no schema of its own: every spanned field says what it holds with
+//! `#[schemars(with = ...)]`, and the doc comments become the schema's descriptions
+//! (shown by editors on hover), so write them for instructors.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 use std::collections::BTreeMap;
 
-#[derive(Debug, Deserialize)]
+/// A sockgrade spec: how to run one socket assignment and the cases that grade it.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "sockgrade spec")]
 pub struct RawSpec {
+    /// The assignment this spec grades.
+    #[schemars(with = "RawAssignment")]
     pub assignment: Spanned<RawAssignment>,
+    /// Defaults for every case: deadlines, visibility, what students may see.
     #[serde(default)]
+    #[schemars(with = "Option<RawDefaults>")]
     pub defaults: Option<Spanned<RawDefaults>>,
+    /// Resource limits of the student's programs, per case.
     #[serde(default)]
+    #[schemars(with = "Option<RawLimits>")]
     pub limits: Option<Spanned<RawLimits>>,
+    /// How to start the student's server (needed by cases with target = "server").
+    #[schemars(with = "Option<RawProgram>")]
     pub server: Option<Spanned<RawProgram>>,
+    /// How to start the student's client (needed by cases with target = "client").
+    #[schemars(with = "Option<RawProgram>")]
     pub client: Option<Spanned<RawProgram>>,
+    /// The cases, graded in this order: write each as a [[case]] table.
     #[serde(default, rename = "case")]
+    #[schemars(with = "Vec<RawCase>")]
     pub cases: Vec<Spanned<RawCase>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAssignment {
+    /// Short name, used in reports and gradebooks, e.g. "tcp-basics".
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
+    /// A longer title for people.
     pub title: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDefaults {
-    /// Default deadline of a step that waits for something.
+    /// Default deadline of a step that waits for something, e.g. "2s".
+    #[schemars(with = "Option<String>")]
     pub within: Option<Spanned<String>>,
-    /// Default deadline of a whole case.
+    /// Default deadline of a whole case, e.g. "20s".
+    #[schemars(with = "Option<String>")]
     pub case_timeout: Option<Spanned<String>>,
-    /// How long a server may take to start listening, or a client to connect.
+    /// How long a server may take to start listening, or a client to connect, e.g. "5s".
+    #[schemars(with = "Option<String>")]
     pub startup: Option<Spanned<String>>,
+    /// When students may see a case that does not say (Gradescope's words). Default "visible".
+    #[schemars(with = "Option<super::Visibility>")]
+    pub visibility: Option<Spanned<String>>,
+    /// What students may see of a failure, for cases that do not say. Default: everything but the transcript.
+    #[schemars(with = "Option<Vec<super::Detail>>")]
+    pub show: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
+    /// Memory of all the student's processes together, e.g. "256MiB".
+    #[schemars(with = "Option<String>")]
     pub memory: Option<Spanned<String>>,
+    /// Processes and threads the program may start.
+    #[schemars(with = "Option<u64>")]
     pub processes: Option<Spanned<u64>>,
+    /// CPU time of the whole case, e.g. "10s".
+    #[schemars(with = "Option<String>")]
     pub cpu_time: Option<Spanned<String>>,
+    /// Open files per process (at least 8).
+    #[schemars(with = "Option<u64>")]
     pub open_files: Option<Spanned<u64>>,
+    /// Output kept per stream for the report, e.g. "64KiB"; the rest is read and dropped.
+    #[schemars(with = "Option<String>")]
     pub output: Option<Spanned<String>>,
+    /// Largest file the program may write, e.g. "16MiB".
+    #[schemars(with = "Option<String>")]
     pub file_size: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawProgram {
+    /// The command; "{file}" stands for the student's file, e.g. ["python3", "{file}"].
+    #[schemars(with = "Vec<String>")]
     pub command: Spanned<Vec<String>>,
+    /// The student's file: a name or glob pattern, or a list of them (first match wins).
+    #[schemars(with = "OneOrMany")]
     pub file: Spanned<OneOrMany>,
-    /// Server only: where the server listens, when the spec wants to say it.
+    /// Server only: where the server listens, when the spec wants to say it (else it is discovered).
+    #[schemars(with = "Option<String>")]
     pub listen: Option<Spanned<String>>,
-    /// Client only: where the reference server listens for the student's client.
+    /// Client only: where the reference server listens for the student's client, e.g. "127.0.0.1:8888".
+    #[schemars(with = "Option<String>")]
     pub connects_to: Option<Spanned<String>>,
     /// Extra environment variables for the student program.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
@@ -83,17 +134,37 @@ impl OneOrMany {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// One case: a named, scored scenario played against one side of the student's work.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCase {
+    /// Unique name; reports and gradebooks use it as a key.
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
+    /// Which program the case grades.
+    #[schemars(with = "super::Target")]
     pub target: Spanned<String>,
+    /// Points for passing (default 1).
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub points: Option<Spanned<u32>>,
+    /// Reported apart and never scored.
     #[serde(default)]
+    #[schemars(with = "Option<bool>")]
     pub informational: Option<Spanned<bool>>,
+    /// Shown to the student when the case fails.
     pub hint: Option<String>,
+    /// Deadline of the whole case, e.g. "20s" (default: defaults.case_timeout).
+    #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
+    /// When students may see this case (Gradescope's words; default: defaults.visibility).
+    #[schemars(with = "Option<super::Visibility>")]
+    pub visibility: Option<Spanned<String>>,
+    /// What students may see of a failure, e.g. ["step", "sent", "hint"] (default: defaults.show).
+    #[schemars(with = "Option<Vec<super::Detail>>")]
+    pub show: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The steps, in order; each does exactly one thing.
+    #[schemars(with = "Vec<RawStep>")]
     pub steps: Spanned<Vec<Spanned<RawStep>>>,
 }
 
@@ -102,63 +173,102 @@ pub struct RawCase {
 /// Every action is an optional field (rather than a serde enum) so that an unknown key
 /// gets serde's "expected one of ..." list, and "two actions in one step" gets our own
 /// message pointing at the step.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1))]
 pub struct RawStep {
     // Connections (server targets: the grader connects; client targets: it accepts).
+    /// Server targets: connect to the student's server; a name ("second") or {} for "main".
+    #[schemars(with = "Option<RawConnName>")]
     pub connect: Option<Spanned<RawConnName>>,
+    /// Client targets: accept the student's client connection; a name or {}.
+    #[schemars(with = "Option<RawConnName>")]
     pub accept: Option<Spanned<RawConnName>>,
+    /// Server targets: the server has called accept() on every connection made so far.
+    #[schemars(with = "Option<bool>")]
     pub expect_accepted: Option<Spanned<bool>>,
     // Data.
+    /// Send text, or { text | hex, repeat }.
+    #[schemars(with = "Option<RawPayload>")]
     pub send: Option<Spanned<RawPayload>>,
+    /// Wait for received data to match (tolerant of segmentation).
+    #[schemars(with = "Option<RawMatcher>")]
     pub expect: Option<Spanned<RawMatcher>>,
     // Closing.
+    /// Half-close: "write" (shutdown SHUT_WR, keep reading).
+    #[schemars(with = "Option<String>")]
     pub shutdown: Option<Spanned<String>>,
+    /// Close the connection: "fin" (orderly) or "rst" (abortive).
+    #[schemars(with = "Option<String>")]
     pub close: Option<Spanned<String>>,
+    /// Wait for the student's side to close: "fin", "rst" or "any".
+    #[schemars(with = "Option<String>")]
     pub expect_close: Option<Spanned<String>>,
     // The student's process.
+    /// The program uses almost no CPU for a while: "500ms" or { for = "500ms", max_cpu = 0.1 }.
+    #[schemars(with = "Option<RawIdle>")]
     pub expect_idle: Option<Spanned<RawIdle>>,
+    /// Send a signal to the program, e.g. "SIGINT" (Ctrl-C).
+    #[schemars(with = "Option<String>")]
     pub signal: Option<Spanned<String>>,
+    /// Wait for the program to exit: {} (any), { code = 0 }, { signal = "SIGINT" }, { success = true }.
+    #[schemars(with = "Option<RawExit>")]
     pub expect_exit: Option<Spanned<RawExit>>,
+    /// After expect_exit: the port can be bound again.
+    #[schemars(with = "Option<bool>")]
     pub expect_port_free: Option<Spanned<bool>>,
+    /// Client targets: type text on the program's stdin.
+    #[schemars(with = "Option<String>")]
     pub write_stdin: Option<Spanned<String>>,
+    /// Client targets: close stdin (Ctrl-D).
+    #[schemars(with = "Option<bool>")]
     pub close_stdin: Option<Spanned<bool>>,
+    /// Wait for the program's stdout to match.
+    #[schemars(with = "Option<RawMatcher>")]
     pub expect_stdout: Option<Spanned<RawMatcher>>,
+    /// Wait for the program's stderr to match.
+    #[schemars(with = "Option<RawMatcher>")]
     pub expect_stderr: Option<Spanned<RawMatcher>>,
     // Modifiers.
+    /// Deadline of this step, e.g. "3s" (steps that wait only).
+    #[schemars(with = "Option<String>")]
     pub within: Option<Spanned<String>>,
+    /// The connection this step acts on (default: the last one opened).
+    #[schemars(with = "Option<String>")]
     pub conn: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawConnName {
     Name(String),
     Table(RawConnTable),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConnTable {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawPayload {
     Text(String),
     Table(RawPayloadTable),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPayloadTable {
     pub text: Option<String>,
+    /// Bytes as pairs of hex digits, spaces allowed: "de ad be ef".
     pub hex: Option<String>,
     pub repeat: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Exactly one matcher.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMatcher {
     pub any: Option<bool>,
@@ -166,17 +276,18 @@ pub struct RawMatcher {
     pub exact_hex: Option<String>,
     pub contains: Option<String>,
     pub not_contains: Option<String>,
+    /// Rust regex syntax (like Python's re, without look-around).
     pub regex: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawIdle {
     Window(String),
     Table(RawIdleTable),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawIdleTable {
     #[serde(rename = "for")]
@@ -185,10 +296,17 @@ pub struct RawIdleTable {
     pub max_cpu: Option<f64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawExit {
     pub code: Option<i32>,
     pub signal: Option<String>,
     pub success: Option<bool>,
+}
+
+/// The JSON Schema of the spec file (draft-07: what taplo / Even Better TOML read).
+pub fn json_schema() -> String {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    let schema = generator.into_root_schema_for::<RawSpec>();
+    serde_json::to_string_pretty(&schema).expect("a schema is plain JSON") + "\n"
 }

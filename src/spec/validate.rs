@@ -227,6 +227,55 @@ impl<'a> Validator<'a> {
         }
     }
 
+    fn visibility(&mut self, s: &Spanned<String>, key: &str) -> Option<Visibility> {
+        let found = Visibility::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s.get_ref().trim());
+        if found.is_none() {
+            let allowed: Vec<String> = Visibility::ALL
+                .iter()
+                .map(|v| format!("{:?}", v.as_str()))
+                .collect();
+            self.err(
+                Some(s.span()),
+                key,
+                format!("unknown visibility {:?}", s.get_ref()),
+                Some(format!(
+                    "allowed (Gradescope's words): {}",
+                    allowed.join(", ")
+                )),
+            );
+        }
+        found
+    }
+
+    /// `show = ["sent", "hint"]`: every item a known [`Detail`], each error at its item.
+    fn show(&mut self, list: &Spanned<Vec<Spanned<String>>>, key: &str) -> Option<Show> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut ok = true;
+        for (i, item) in list.get_ref().iter().enumerate() {
+            match Detail::parse(item.get_ref().trim()) {
+                Some(d) => {
+                    out.insert(d);
+                }
+                None => {
+                    ok = false;
+                    let allowed: Vec<String> = Detail::ALL
+                        .iter()
+                        .map(|d| format!("{:?}", d.as_str()))
+                        .collect();
+                    self.err(
+                        Some(item.span()),
+                        format!("{key}[{i}]"),
+                        format!("{:?} is not a part of a failure report", item.get_ref()),
+                        Some(format!("allowed: {}", allowed.join(", "))),
+                    );
+                }
+            }
+        }
+        ok.then_some(Show(out))
+    }
+
     fn spec(&mut self, raw: RawSpec) -> Option<Spec> {
         let assignment = raw.assignment.into_inner();
         let name = assignment.name.get_ref().trim().to_string();
@@ -256,6 +305,14 @@ impl<'a> Validator<'a> {
                 defaults.startup = self
                     .duration(w, "defaults.startup")
                     .unwrap_or(defaults.startup);
+            }
+            if let Some(v) = &d.visibility {
+                defaults.visibility = self
+                    .visibility(v, "defaults.visibility")
+                    .unwrap_or(defaults.visibility);
+            }
+            if let Some(s) = &d.show {
+                defaults.show = self.show(s, "defaults.show").unwrap_or(defaults.show);
             }
         }
 
@@ -507,6 +564,18 @@ impl<'a> Validator<'a> {
                 None,
             );
         }
+        let visibility = match &c.visibility {
+            Some(v) => self
+                .visibility(v, &format!("{key}.visibility"))
+                .unwrap_or(defaults.visibility),
+            None => defaults.visibility,
+        };
+        let show = match &c.show {
+            Some(s) => self
+                .show(s, &format!("{key}.show"))
+                .unwrap_or_else(|| defaults.show.clone()),
+            None => defaults.show.clone(),
+        };
         let steps = StepChecker::new(self, &key, target, defaults).steps(raw_steps);
         let _ = span;
         Some(Case {
@@ -516,6 +585,8 @@ impl<'a> Validator<'a> {
             informational: informational || points == 0,
             hint: c.hint,
             timeout,
+            visibility,
+            show,
             steps,
         })
     }

@@ -1,9 +1,79 @@
-//! Helpers shared by the integration tests: run the real binary, read its JSON.
+//! Helpers shared by the integration tests: run the real binary and read its JSON, or
+//! grade a fixture in process with the real runner; redact what changes between runs.
 #![allow(dead_code)]
 
 use assert_cmd::Command;
+use sockgrade::outcome::SubmissionResult;
+use sockgrade::plan::Plan;
+use sockgrade::sandbox::{Host, IsolationRequest};
+use sockgrade::spec::Spec;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Grades `fixture` (a path relative to the crate, e.g. "fixtures/good") with `spec`,
+/// only the cases named (all when empty). Paths stay relative so reports are stable.
+pub fn grade_in_process(spec: &str, fixture: &str, cases: &[&str]) -> SubmissionResult {
+    let s = Spec::load(Path::new(spec)).unwrap_or_else(|e| panic!("{spec}: {e}"));
+    let names: Vec<String> = cases.iter().map(|c| c.to_string()).collect();
+    let plan = Plan::new(&s, &names, None).expect("the cases exist");
+    let host = Host::detect(IsolationRequest::Auto).expect("a host to grade on");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(sockgrade::runner::grade_submission(
+        Arc::new(host),
+        Arc::new(s),
+        spec.to_string(),
+        &plan,
+        PathBuf::from(fixture),
+        4,
+    ))
+}
+
+/// insta filters for what differs between runs.
+pub fn filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r#""duration_ms": \d+"#, r#""duration_ms": "[ms]""#),
+        (r#""execution_time": \d+"#, r#""execution_time": "[s]""#),
+        (r#"time="[0-9.]+""#, r#"time="[t]""#),
+        (r" *\b\d+ ms\b", " [t] ms"),
+        (r#""at_ms": \d+"#, r#""at_ms": "[t]""#),
+        (r"pid=\d+", "pid=[pid]"),
+        (r#""pid": \d+"#, r#""pid": "[pid]""#),
+        (
+            r"\((&apos;|')127\.0\.0\.1(&apos;|'), \d+\)",
+            "(127.0.0.1, [port])",
+        ),
+        (r"(/tmp|/var/tmp)/[^\s\x22']+", "[tmp]"),
+        (r"\d+\.\d\ds", "[t]s"),
+    ]
+}
+
+/// Runs `f` with the filters in force.
+pub fn redacted<R>(f: impl FnOnce() -> R) -> R {
+    let mut settings = insta::Settings::clone_current();
+    for (re, to) in filters() {
+        settings.add_filter(re, to);
+    }
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(f)
+}
+
+/// Whether a Python module can be imported; tests that need one skip with a message
+/// when it is missing (`.ci/run` installs them: see ci-needs.txt).
+pub fn python_has(module: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("SKIPPED: python3 module `{module}` is missing: pip install {module} (listed in ci-needs.txt)");
+    }
+    ok
+}
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,0 +1,251 @@
+//! `sockgrade check SPEC --against DIR`: tests a spec before a class uses it.
+//!
+//! DIR holds reference solutions under `pass/<name>/`, which must score full marks, and
+//! buggy ones under `fail/<name>/`, which must lose points. A buggy solution may also
+//! say which cases it must fail, in `fail/<name>/sockgrade-expect.txt` (a case name a
+//! line, `#` comments): then it must fail exactly those graded cases, no more, no less,
+//! which catches a spec whose checks are too loose *or* too strict. Every submission
+//! is graded by the ordinary runner, as `sockgrade run` would.
+
+use crate::outcome::{Status, SubmissionResult};
+use crate::plan::Plan;
+use crate::sandbox::Host;
+use crate::spec::Spec;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The file in a `fail/<name>/` folder that lists the cases it must fail.
+pub const EXPECT_FILE: &str = "sockgrade-expect.txt";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("{} is not a folder\n  = help: pass a folder with pass/<name>/ and fail/<name>/ submissions", .0.display())]
+    NotADir(PathBuf),
+    #[error("{} has no submissions under pass/ or fail/\n  = help: put reference solutions in pass/<name>/ and buggy ones in fail/<name>/", .0.display())]
+    Empty(PathBuf),
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {name:?} is not a case of the spec\n  = help: the spec's cases are: {known}", path.display())]
+    UnknownCase {
+        path: PathBuf,
+        name: String,
+        known: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Full marks.
+    Pass,
+    /// Loses points (and fails exactly `cases`, when given).
+    Fail,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub name: String,
+    pub dir: PathBuf,
+    pub expect: Expect,
+    /// For `fail/` submissions with a sockgrade-expect.txt: the cases that must fail.
+    pub must_fail: Option<BTreeSet<String>>,
+}
+
+/// One line of the table.
+#[derive(Debug)]
+pub struct Row {
+    pub reference: Reference,
+    pub result: SubmissionResult,
+    /// None when the expectation holds, else why not.
+    pub wrong: Option<String>,
+}
+
+/// Finds `pass/*/` and `fail/*/` under `dir`, sorted by name.
+pub fn discover(dir: &Path, spec: &Spec) -> Result<Vec<Reference>, CheckError> {
+    if !dir.is_dir() {
+        return Err(CheckError::NotADir(dir.to_path_buf()));
+    }
+    let mut refs = Vec::new();
+    for (sub, expect) in [("pass", Expect::Pass), ("fail", Expect::Fail)] {
+        let d = dir.join(sub);
+        if !d.is_dir() {
+            continue;
+        }
+        let entries = std::fs::read_dir(&d).map_err(|source| CheckError::Io {
+            path: d.clone(),
+            source,
+        })?;
+        let mut found = Vec::new();
+        for e in entries {
+            let e = e.map_err(|source| CheckError::Io {
+                path: d.clone(),
+                source,
+            })?;
+            if e.path().is_dir() {
+                found.push(e.path());
+            }
+        }
+        found.sort();
+        for path in found {
+            let expect_file = path.join(EXPECT_FILE);
+            let must_fail = if expect == Expect::Fail && expect_file.is_file() {
+                let text =
+                    std::fs::read_to_string(&expect_file).map_err(|source| CheckError::Io {
+                        path: expect_file.clone(),
+                        source,
+                    })?;
+                let names: BTreeSet<String> = text
+                    .lines()
+                    .map(|l| l.split('#').next().unwrap_or("").trim())
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                for n in &names {
+                    if !spec.cases.iter().any(|c| &c.name == n) {
+                        let known: Vec<String> =
+                            spec.cases.iter().map(|c| format!("{:?}", c.name)).collect();
+                        return Err(CheckError::UnknownCase {
+                            path: expect_file,
+                            name: n.clone(),
+                            known: known.join(", "),
+                        });
+                    }
+                }
+                Some(names)
+            } else {
+                None
+            };
+            let name = format!(
+                "{sub}/{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            );
+            refs.push(Reference {
+                name,
+                dir: path,
+                expect,
+                must_fail,
+            });
+        }
+    }
+    if refs.is_empty() {
+        return Err(CheckError::Empty(dir.to_path_buf()));
+    }
+    Ok(refs)
+}
+
+/// Whether a result meets its expectation; None when it does, else why not.
+pub fn judge(reference: &Reference, result: &SubmissionResult) -> Option<String> {
+    let failed: BTreeSet<String> = result
+        .cases
+        .iter()
+        .filter(|c| !c.informational && c.status != Status::Passed)
+        .map(|c| c.name.clone())
+        .collect();
+    let list = |s: &BTreeSet<String>| {
+        s.iter()
+            .map(|n| format!("{n:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match reference.expect {
+        Expect::Pass if !result.all_passed() => Some(format!(
+            "should score full marks, but fails {}",
+            list(&failed)
+        )),
+        Expect::Pass => None,
+        Expect::Fail => match &reference.must_fail {
+            Some(must) if &failed != must => {
+                let missing: BTreeSet<String> = must.difference(&failed).cloned().collect();
+                let extra: BTreeSet<String> = failed.difference(must).cloned().collect();
+                let mut why = Vec::new();
+                if !missing.is_empty() {
+                    why.push(format!("passes {} (should fail)", list(&missing)));
+                }
+                if !extra.is_empty() {
+                    why.push(format!("also fails {}", list(&extra)));
+                }
+                Some(why.join("; "))
+            }
+            Some(_) => None,
+            None if result.all_passed() => Some("should lose points, but scores full marks".into()),
+            None => None,
+        },
+    }
+}
+
+/// Grades every reference submission, one after the other (each one's cases in parallel).
+pub async fn run(
+    host: Arc<Host>,
+    spec: Arc<Spec>,
+    spec_name: String,
+    plan: &Plan,
+    refs: Vec<Reference>,
+    jobs: usize,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for reference in refs {
+        let result = crate::runner::grade_submission(
+            host.clone(),
+            spec.clone(),
+            spec_name.clone(),
+            plan,
+            reference.dir.clone(),
+            jobs,
+        )
+        .await;
+        let wrong = judge(&reference, &result);
+        rows.push(Row {
+            reference,
+            result,
+            wrong,
+        });
+    }
+    rows
+}
+
+/// The table `sockgrade check --against` prints.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let width = rows
+        .iter()
+        .map(|r| r.reference.name.chars().count())
+        .max()
+        .unwrap_or(10)
+        .max(10);
+    let _ = writeln!(
+        out,
+        "  {:<width$}  {:<9} {:>7}  verdict",
+        "submission", "expected", "score"
+    );
+    for r in rows {
+        let expected = match (r.reference.expect, &r.reference.must_fail) {
+            (Expect::Pass, _) => "pass".to_string(),
+            (Expect::Fail, None) => "fail".to_string(),
+            (Expect::Fail, Some(m)) => format!("fail {}", m.len()),
+        };
+        let score = format!("{}/{}", r.result.score, r.result.max_score);
+        let verdict = match &r.wrong {
+            None => "✓ as expected".to_string(),
+            Some(why) => format!("✗ {why}"),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {expected:<9} {score:>7}  {verdict}",
+            r.reference.name
+        );
+    }
+    let wrong = rows.iter().filter(|r| r.wrong.is_some()).count();
+    if wrong == 0 {
+        let _ = writeln!(
+            out,
+            "\nevery submission met its expectation: the spec tells these solutions apart."
+        );
+    } else {
+        let _ = writeln!(out, "\n{wrong} of {} submissions did not meet their expectation: the spec (or the reference solution) needs a look.", rows.len());
+    }
+    out
+}

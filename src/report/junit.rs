@@ -1,0 +1,92 @@
+//! JUnit XML, for CI systems and test dashboards (GitLab, Jenkins, Azure, ...).
+//!
+//! One `<testsuite>` per submission, one `<testcase>` per case (classname: the target),
+//! so a class of submissions is a `<testsuites>` of suites. A case the program failed is
+//! a `<failure>` (the program did something wrong), a case that could not run is an
+//! `<error>` (a grading problem): dashboards tell the two apart, and so should we. An
+//! informational case that fails is `<skipped>`: it is not scored and must not turn a
+//! build red. The failure's body is the text report's detail; the transcript goes to
+//! `<system-out>` and the program's last stderr lines to `<system-err>`.
+//! Written with quick-junit, which escapes text and drops what XML cannot hold.
+
+use super::{plain, text};
+use crate::outcome::{CaseResult, Status, SubmissionResult};
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+use std::time::Duration;
+
+pub fn render(r: &SubmissionResult) -> String {
+    report(std::slice::from_ref(r))
+}
+
+/// Several submissions (a bulk run) as one document, a testsuite each.
+pub fn report(results: &[SubmissionResult]) -> String {
+    let mut report = Report::new("sockgrade");
+    for r in results {
+        report.add_test_suite(suite(r));
+    }
+    report.to_string().expect("quick-junit writes to a String")
+}
+
+fn suite(r: &SubmissionResult) -> TestSuite {
+    let mut suite = TestSuite::new(r.submission.as_str());
+    suite.set_time(Duration::from_millis(r.duration_ms));
+    suite.add_property(Property::new("spec", r.spec.as_str()));
+    suite.add_property(Property::new("score", r.score.to_string()));
+    suite.add_property(Property::new("max_score", r.max_score.to_string()));
+    suite.add_property(Property::new("isolation", r.isolation.as_str()));
+    for c in &r.cases {
+        suite.add_test_case(case(c));
+    }
+    suite
+}
+
+fn case(c: &CaseResult) -> TestCase {
+    let message = c
+        .reason
+        .clone()
+        .unwrap_or_else(|| c.status.as_str().to_string());
+    let mut status = match (c.status, c.informational) {
+        (Status::Passed, _) => TestCaseStatus::success(),
+        (_, true) => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(format!("informational (not scored): {message}"));
+            s
+        }
+        (Status::Failed, false) => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_type("failed");
+            s
+        }
+        (Status::Error, false) => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_type("error");
+            s
+        }
+    };
+    if c.status != Status::Passed && !c.informational {
+        status.set_message(message);
+        status.set_description(plain(&text::case_detail(c, false, false)));
+    }
+    let mut t = TestCase::new(c.name.as_str(), status);
+    t.set_classname(c.target.as_str());
+    t.set_time(Duration::from_millis(c.duration_ms));
+    t.add_property(Property::new(
+        "points",
+        format!("{}/{}", c.score, c.max_score),
+    ));
+    t.add_property(Property::new("visibility", c.visibility.as_str()));
+    if !c.transcript.is_empty() || !c.stdout_tail.is_empty() {
+        let mut out = text::transcript_lines(c);
+        if !c.stdout_tail.is_empty() {
+            out.push_str("stdout, last lines:\n");
+            for l in &c.stdout_tail {
+                out.push_str(&format!("  {l}\n"));
+            }
+        }
+        t.set_system_out(out);
+    }
+    if !c.stderr_tail.is_empty() {
+        t.set_system_err(c.stderr_tail.join("\n") + "\n");
+    }
+    t
+}
