@@ -29,6 +29,8 @@ const GRACE: Duration = Duration::from_millis(200);
 const STDERR_LINES: usize = 8;
 /// How long a failing case waits for an exit that a reset connection announces.
 const SETTLE: Duration = Duration::from_millis(100);
+/// Bytes an idle program may print or send while `expect_idle` watches it.
+const IDLE_WRITES: u64 = 4096;
 
 /// Grades one case of one submission.
 pub async fn run_case(
@@ -826,6 +828,14 @@ impl<'a> Run<'a> {
         }
         let end = Instant::now() + window;
         let cpu_before = self.cpu_time();
+        // What the program writes meanwhile: a loop spinning on b'' that prints or
+        // sends is busy even when a loaded machine (or a full pipe) keeps it off the CPU.
+        let written = |run: &Self| {
+            run.proc().stdout.snapshot().total
+                + run.proc().stderr.snapshot().total
+                + run.conns.values().map(|c| c.received_total).sum::<u64>()
+        };
+        let written_before = written(self);
         let started = Instant::now();
         let pids_for_sampling = self.pids();
         let mut samples = 0u32;
@@ -855,14 +865,15 @@ impl<'a> Run<'a> {
             samples,
         });
         let share = used.as_secs_f64() / elapsed.as_secs_f64().max(1e-3);
+        let wrote = written(self) - written_before;
         // Two signs of a busy loop, either enough: CPU time beyond the allowed share, or
         // being runnable most of the time (which holds even when a loaded machine gives
         // the loop little CPU, so the verdict does not depend on load).
-        if share > max_cpu || (samples >= 5 && busy * 2 > samples) {
+        if share > max_cpu || (samples >= 5 && busy * 2 > samples) || wrote > IDLE_WRITES {
             return Err(f(
                 format!("the {} to wait idle (under {:.0} % of a CPU)", self.who(), max_cpu * 100.0),
                 format!(
-                    "it used {} ms of CPU time in {} ms ({:.0} % of a CPU) and was running in {busy} of {samples} samples: a busy loop",
+                    "it used {} ms of CPU time in {} ms ({:.0} % of a CPU), was running in {busy} of {samples} samples and wrote {wrote} bytes: a busy loop",
                     used.as_millis(),
                     elapsed.as_millis(),
                     share * 100.0
