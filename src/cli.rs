@@ -22,7 +22,9 @@ Examples:
       one case, with the full transcript
   sockgrade run specs/tcp-basics.toml sub --format json > result.json
   sockgrade check specs/tcp-basics.toml
-      validate a spec and print what it would run";
+      validate a spec and print what it would run
+  sockgrade grade specs/tcp-basics.toml class/ --out grades
+      grade a whole class (see `sockgrade grade --help`)";
 
 #[derive(Debug, Parser)]
 #[command(name = "sockgrade", version, about = "Grades TCP socket homework by running it against a reference peer over real sockets", after_help = EXAMPLES)]
@@ -36,6 +38,10 @@ pub enum Command {
     /// Grade one submission.
     #[command(after_help = EXAMPLES)]
     Run(RunArgs),
+    /// Grade a whole class: a gradebook, reports, progress, resumable, shardable.
+    Grade(crate::bulk::GradeArgs),
+    /// Join the outputs of `grade --shard` runs into one gradebook.
+    Merge(crate::bulk::MergeArgs),
     /// Validate a spec and print the cases it would run.
     Check {
         /// The spec file (TOML).
@@ -97,6 +103,8 @@ pub fn main(cli: Cli) -> ExitCode {
             Err(e) => usage_error(&e.to_string()),
         },
         Command::Run(args) => run(args),
+        Command::Grade(args) => crate::bulk::grade_main(args),
+        Command::Merge(args) => crate::bulk::merge_main(args),
     }
 }
 

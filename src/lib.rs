@@ -16,8 +16,10 @@
 //! - [`outcome`]: verdicts, reasons, transcripts: what reports read;
 //! - [`report`]: one module per output format;
 //! - [`text`]: showing bytes to people safely (UTF-8, GBK, binary);
+//! - [`bulk`]: a whole class: discovery, archives, journal, gradebook, shards;
 //! - [`cli`]: the command line and exit codes.
 
+pub mod bulk;
 pub mod cli;
 pub mod engine;
 pub mod outcome;

@@ -48,6 +48,9 @@ impl Plan {
         for target in [Target::Server, Target::Client] {
             if let Some(p) = spec.program(target) {
                 let _ = writeln!(out, "{target}: {}   (file: first of {})", p.command.join(" "), p.files.join(", "));
+                if let Some(fb) = &p.fallback_command {
+                    let _ = writeln!(out, "  when the file does not compile with it: {}", fb.join(" "));
+                }
                 if target == Target::Client {
                     let _ = writeln!(out, "  reference server listens on {}", spec.connects_to);
                 }

@@ -57,6 +57,9 @@ pub struct RawLimits {
 #[serde(deny_unknown_fields)]
 pub struct RawProgram {
     pub command: Spanned<Vec<String>>,
+    /// Python 2 submissions: the command used instead when the student's file does not
+    /// compile with `command`'s interpreter but compiles with this one's.
+    pub fallback_command: Option<Spanned<Vec<String>>>,
     pub file: Spanned<OneOrMany>,
     /// Server only: where the server listens, when the spec wants to say it.
     pub listen: Option<Spanned<String>>,

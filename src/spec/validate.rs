@@ -234,6 +234,11 @@ impl<'a> Validator<'a> {
         } else if !p.command.get_ref().iter().any(|a| a.contains("{file}")) {
             self.err(Some(p.command.span()), format!("{section}.command"), "the command never names the student's file", Some("put \"{file}\" where the student's file goes, e.g. [\"python3\", \"{file}\"]".into()));
         }
+        if let Some(fb) = &p.fallback_command {
+            if fb.get_ref().is_empty() || !fb.get_ref().iter().any(|a| a.contains("{file}")) {
+                self.err(Some(fb.span()), format!("{section}.fallback_command"), "the fallback command must name the student's file", Some("e.g. fallback_command = [\"python2\", \"{file}\"]".into()));
+            }
+        }
         let files = p.file.get_ref();
         let files = match files {
             OneOrMany::One(s) => vec![s.clone()],
@@ -258,7 +263,7 @@ impl<'a> Validator<'a> {
         if let (Some(a), Target::Server) = (&p.connects_to, target) {
             self.err(Some(a.span()), "server.connects_to", "`connects_to` belongs in [client]", Some("for servers, `listen` (optional) says where the student's server listens".into()));
         }
-        Some(Program { command: p.command.into_inner(), files, listen, env: p.env })
+        Some(Program { command: p.command.into_inner(), fallback_command: p.fallback_command.map(Spanned::into_inner), files, listen, env: p.env })
     }
 
     fn case(&mut self, i: usize, span: Range<usize>, c: RawCase, defaults: &Defaults, has: &dyn Fn(Target) -> bool) -> Option<Case> {
