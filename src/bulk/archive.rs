@@ -41,8 +41,14 @@ impl Format {
 pub enum ArchiveError {
     #[error("cannot read the archive {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("{path} is not a readable {format} archive ({detail}); ask the student to upload it again")]
-    Corrupt { path: PathBuf, format: &'static str, detail: String },
+    #[error(
+        "{path} is not a readable {format} archive ({detail}); ask the student to upload it again"
+    )]
+    Corrupt {
+        path: PathBuf,
+        format: &'static str,
+        detail: String,
+    },
     #[error("{path} unpacks to more than {} MiB; the student's files must be smaller (remove data files, videos, virtual environments)", MAX_BYTES >> 20)]
     TooLarge { path: PathBuf },
     #[error("{path} has more than {MAX_ENTRIES} entries; ask the student to upload only the source files")]
@@ -59,8 +65,17 @@ pub struct Unpacked {
 
 /// Unpacks `archive` into the existing, empty folder `into`.
 pub fn extract(archive: &Path, format: Format, into: &Path) -> Result<Unpacked, ArchiveError> {
-    let file = File::open(archive).map_err(|source| ArchiveError::Io { path: archive.into(), source })?;
-    let mut sink = Sink { archive, into, written: 0, entries: 0, unpacked: Unpacked::default() };
+    let file = File::open(archive).map_err(|source| ArchiveError::Io {
+        path: archive.into(),
+        source,
+    })?;
+    let mut sink = Sink {
+        archive,
+        into,
+        written: 0,
+        entries: 0,
+        unpacked: Unpacked::default(),
+    };
     match format {
         Format::Zip => extract_zip(file, &mut sink)?,
         Format::TarGz => extract_tar_gz(file, &mut sink)?,
@@ -83,19 +98,29 @@ impl Sink<'_> {
     fn dest(&mut self, name: &str) -> Result<Option<PathBuf>, ArchiveError> {
         self.entries += 1;
         if self.entries > MAX_ENTRIES {
-            return Err(ArchiveError::TooManyEntries { path: self.archive.into() });
+            return Err(ArchiveError::TooManyEntries {
+                path: self.archive.into(),
+            });
         }
         let mut rel = PathBuf::new();
         for c in Path::new(name).components() {
             match c {
                 Component::Normal(part) => rel.push(part),
                 Component::CurDir => {}
-                _ => return Err(ArchiveError::UnsafePath { path: self.archive.into(), entry: name.into() }),
+                _ => {
+                    return Err(ArchiveError::UnsafePath {
+                        path: self.archive.into(),
+                        entry: name.into(),
+                    })
+                }
             }
         }
         // Zips made on macOS carry `__MACOSX/._tcp_server.py` twins that would make
         // the spec's file patterns ambiguous.
-        let mac = rel.components().any(|c| c.as_os_str() == "__MACOSX") || rel.file_name().is_some_and(|n| n.to_string_lossy().starts_with("._"));
+        let mac = rel.components().any(|c| c.as_os_str() == "__MACOSX")
+            || rel
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("._"));
         if mac || rel.as_os_str().is_empty() {
             return Ok(None);
         }
@@ -110,33 +135,55 @@ impl Sink<'_> {
     }
 
     fn file(&mut self, name: &str, mut data: impl Read) -> Result<(), ArchiveError> {
-        let Some(dest) = self.dest(name)? else { return Ok(()) };
+        let Some(dest) = self.dest(name)? else {
+            return Ok(());
+        };
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(|source| ArchiveError::Io { path: parent.into(), source })?;
+            fs::create_dir_all(parent).map_err(|source| ArchiveError::Io {
+                path: parent.into(),
+                source,
+            })?;
         }
-        let mut out = File::create(&dest).map_err(|source| ArchiveError::Io { path: dest.clone(), source })?;
+        let mut out = File::create(&dest).map_err(|source| ArchiveError::Io {
+            path: dest.clone(),
+            source,
+        })?;
         // One byte more than allowed tells "too large" from "exactly at the cap".
         let room = MAX_BYTES - self.written;
-        let n = io::copy(&mut (&mut data).take(room + 1), &mut out).map_err(|e| self.corrupt(e.to_string()))?;
+        let n = io::copy(&mut (&mut data).take(room + 1), &mut out)
+            .map_err(|e| self.corrupt(e.to_string()))?;
         self.written += n;
         if self.written > MAX_BYTES {
-            return Err(ArchiveError::TooLarge { path: self.archive.into() });
+            return Err(ArchiveError::TooLarge {
+                path: self.archive.into(),
+            });
         }
         Ok(())
     }
 
     fn skip(&mut self, name: &str, what: &str) {
-        self.unpacked.skipped.push(format!("{name} ({what}, not unpacked)"));
+        self.unpacked
+            .skipped
+            .push(format!("{name} ({what}, not unpacked)"));
     }
 
     fn corrupt(&self, detail: String) -> ArchiveError {
-        let format = if Format::of(self.archive) == Some(Format::Zip) { "zip" } else { "tar.gz" };
-        ArchiveError::Corrupt { path: self.archive.into(), format, detail }
+        let format = if Format::of(self.archive) == Some(Format::Zip) {
+            "zip"
+        } else {
+            "tar.gz"
+        };
+        ArchiveError::Corrupt {
+            path: self.archive.into(),
+            format,
+            detail,
+        }
     }
 }
 
 fn extract_zip(file: File, sink: &mut Sink<'_>) -> Result<(), ArchiveError> {
-    let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).map_err(|e| sink.corrupt(e.to_string()))?;
+    let mut zip =
+        zip::ZipArchive::new(io::BufReader::new(file)).map_err(|e| sink.corrupt(e.to_string()))?;
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(|e| sink.corrupt(e.to_string()))?;
         let name = entry_name(entry.name_raw(), entry.name());

@@ -41,7 +41,12 @@ impl Class {
     }
 
     fn targets(&self) -> Vec<Target> {
-        let mut t: Vec<Target> = self.plan.cases.iter().map(|&i| self.spec.cases[i].target).collect();
+        let mut t: Vec<Target> = self
+            .plan
+            .cases
+            .iter()
+            .map(|&i| self.spec.cases[i].target)
+            .collect();
         t.sort();
         t.dedup();
         t
@@ -49,10 +54,16 @@ impl Class {
 }
 
 /// Grades `todo` and sends each finished student to `done`, in the order they finish.
-pub async fn grade_all(class: Arc<Class>, todo: Vec<Submission>, done: mpsc::Sender<StudentRecord>) {
+pub async fn grade_all(
+    class: Arc<Class>,
+    todo: Vec<Submission>,
+    done: mpsc::Sender<StudentRecord>,
+) {
     let mut set = tokio::task::JoinSet::new();
     for sub in todo {
-        let Ok(permit) = class.in_flight.clone().acquire_owned().await else { break };
+        let Ok(permit) = class.in_flight.clone().acquire_owned().await else {
+            break;
+        };
         let (class, done) = (class.clone(), done.clone());
         set.spawn(async move {
             let _permit = permit;
@@ -73,24 +84,48 @@ pub async fn grade_all(class: Arc<Class>, todo: Vec<Submission>, done: mpsc::Sen
 /// One student: unpack, pick the interpreter, run the cases. `None` when stopped.
 pub async fn grade_one(class: &Class, sub: Submission) -> Option<StudentRecord> {
     let source = sub.source.display().to_string();
-    let record = |notes: Vec<String>, outcome| Some(StudentRecord { student: sub.student.clone(), source: source.clone(), notes, outcome });
+    let record = |notes: Vec<String>, outcome| {
+        Some(StudentRecord {
+            student: sub.student.clone(),
+            source: source.clone(),
+            notes,
+            outcome,
+        })
+    };
     if let Some(problem) = &sub.problem {
         return record(Vec::new(), Outcome::Error(format!("{source} {problem}")));
     }
     let (spec, targets, path) = (class.spec.clone(), class.targets(), sub.source.clone());
-    let prepared = tokio::task::spawn_blocking(move || prepare(&spec, &targets, &path)).await.ok()?;
+    let prepared = tokio::task::spawn_blocking(move || prepare(&spec, &targets, &path))
+        .await
+        .ok()?;
     let prepared = match prepared {
         Ok(p) => p,
         Err(e) => return record(Vec::new(), Outcome::Error(e)),
     };
-    let cases = runner::grade(class.host.clone(), Arc::new(prepared.spec), &class.plan, prepared.dir.clone(), class.slots.clone(), None).await.ok()?;
+    let cases = runner::grade(
+        class.host.clone(),
+        Arc::new(prepared.spec),
+        &class.plan,
+        prepared.dir.clone(),
+        class.slots.clone(),
+        None,
+    )
+    .await
+    .ok()?;
     // The work copy of an archive is no longer needed; delete it off the async threads.
     if let Some(tmp) = prepared.unpacked {
         tokio::task::spawn_blocking(move || drop(tmp));
     }
     let mut notes = class.host.notes.clone();
     notes.extend(prepared.notes.iter().cloned());
-    let result = SubmissionResult::new(source.clone(), class.spec_name.clone(), class.host.isolation.as_str().to_string(), notes, cases);
+    let result = SubmissionResult::new(
+        source.clone(),
+        class.spec_name.clone(),
+        class.host.isolation.as_str().to_string(),
+        notes,
+        cases,
+    );
     record(prepared.notes, Outcome::Graded(Box::new(result)))
 }
 
@@ -107,14 +142,30 @@ struct Prepared {
 /// picks the interpreter. Blocking: run off the async threads.
 fn prepare(spec: &Spec, targets: &[Target], source: &Path) -> Result<Prepared, String> {
     let mut notes = Vec::new();
-    let archive = if source.is_dir() { lone_archive(source)? } else { Some(source.to_path_buf()) };
+    let archive = if source.is_dir() {
+        lone_archive(source)?
+    } else {
+        Some(source.to_path_buf())
+    };
     let (dir, unpacked) = match archive {
         Some(a) => {
-            let format = Format::of(&a).ok_or_else(|| format!("{} is neither a folder nor a .zip or .tar.gz archive", a.display()))?;
-            let tmp = tempfile::Builder::new().prefix("sockgrade-unpacked-").tempdir().map_err(|e| format!("cannot make a folder to unpack {} into: {e}", a.display()))?;
+            let format = Format::of(&a).ok_or_else(|| {
+                format!(
+                    "{} is neither a folder nor a .zip or .tar.gz archive",
+                    a.display()
+                )
+            })?;
+            let tmp = tempfile::Builder::new()
+                .prefix("sockgrade-unpacked-")
+                .tempdir()
+                .map_err(|e| format!("cannot make a folder to unpack {} into: {e}", a.display()))?;
             let u = archive::extract(&a, format, tmp.path()).map_err(|e| e.to_string())?;
             if !u.skipped.is_empty() {
-                notes.push(format!("left out of {}: {}", a.file_name().unwrap_or_default().to_string_lossy(), u.skipped.join(", ")));
+                notes.push(format!(
+                    "left out of {}: {}",
+                    a.file_name().unwrap_or_default().to_string_lossy(),
+                    u.skipped.join(", ")
+                ));
             }
             (tmp.path().to_path_buf(), Some(tmp))
         }
@@ -122,7 +173,12 @@ fn prepare(spec: &Spec, targets: &[Target], source: &Path) -> Result<Prepared, S
     };
     let (spec, choices) = interpreter::choose(spec, targets, &dir);
     notes.extend(choices.into_iter().map(|c| c.note));
-    Ok(Prepared { dir, unpacked, spec, notes })
+    Ok(Prepared {
+        dir,
+        unpacked,
+        spec,
+        notes,
+    })
 }
 
 /// The archive that is the only thing in a student's folder, if it is.
@@ -131,10 +187,18 @@ fn lone_archive(dir: &Path) -> Result<Option<PathBuf>, String> {
         .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     match entries.as_slice() {
-        [one] if std::fs::symlink_metadata(one).is_ok_and(|m| m.is_file()) && Format::of(one).is_some() => Ok(Some(one.clone())),
+        [one]
+            if std::fs::symlink_metadata(one).is_ok_and(|m| m.is_file())
+                && Format::of(one).is_some() =>
+        {
+            Ok(Some(one.clone()))
+        }
         _ => Ok(None),
     }
 }

@@ -32,7 +32,10 @@ pub struct Submission {
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
     #[error("cannot read the class folder {path}: {source}")]
-    Unreadable { path: PathBuf, source: std::io::Error },
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0} is not a folder; pass the folder that holds one folder or archive per student")]
     NotAFolder(PathBuf),
     #[error("{path} holds no student folder or archive (it contains: {contents}); to grade a single submission use `sockgrade run SPEC {path}`")]
@@ -44,8 +47,14 @@ pub fn discover(root: &Path) -> Result<(Vec<Submission>, Vec<String>), DiscoverE
     if !root.is_dir() {
         return Err(DiscoverError::NotAFolder(root.into()));
     }
-    let unreadable = |source| DiscoverError::Unreadable { path: root.into(), source };
-    let mut entries: Vec<_> = std::fs::read_dir(root).map_err(unreadable)?.collect::<Result<_, _>>().map_err(unreadable)?;
+    let unreadable = |source| DiscoverError::Unreadable {
+        path: root.into(),
+        source,
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(root)
+        .map_err(unreadable)?
+        .collect::<Result<_, _>>()
+        .map_err(unreadable)?;
     entries.sort_by_key(|e| e.file_name());
     let mut found = Vec::new();
     let mut ignored = Vec::new();
@@ -60,7 +69,11 @@ pub fn discover(root: &Path) -> Result<(Vec<Submission>, Vec<String>), DiscoverE
         let ty = match e.file_type() {
             Ok(t) => t,
             Err(err) => {
-                found.push(Submission { student: name.clone(), source: path, problem: Some(format!("cannot read this entry: {err}")) });
+                found.push(Submission {
+                    student: name.clone(),
+                    source: path,
+                    problem: Some(format!("cannot read this entry: {err}")),
+                });
                 continue;
             }
         };
@@ -68,7 +81,11 @@ pub fn discover(root: &Path) -> Result<(Vec<Submission>, Vec<String>), DiscoverE
             // The class folder is ours, but a link in it could point anywhere.
             found.push(Submission { student: strip_ext(&name), source: path, problem: Some("is a symbolic link; links are not followed (copy the real folder or archive here)".into()) });
         } else if ty.is_dir() || (ty.is_file() && Format::of(&path).is_some()) {
-            found.push(Submission { student: strip_ext(&name), source: path, problem: None });
+            found.push(Submission {
+                student: strip_ext(&name),
+                source: path,
+                problem: None,
+            });
         } else {
             ignored.push(name);
         }
@@ -78,7 +95,10 @@ pub fn discover(root: &Path) -> Result<(Vec<Submission>, Vec<String>), DiscoverE
         if contents.is_empty() {
             contents = "nothing".into();
         }
-        return Err(DiscoverError::Empty { path: root.into(), contents });
+        return Err(DiscoverError::Empty {
+            path: root.into(),
+            contents,
+        });
     }
     let classroom = classroom_prefix(&found);
     for s in &mut found {
@@ -99,8 +119,12 @@ fn strip_ext(name: &str) -> String {
     name.to_string()
 }
 
-static MOODLE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(.+?)_\d+_assignsubmission_[A-Za-z]+_?.*$").expect("valid regex"));
-static CANVAS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([A-Za-z0-9]+)_(?:LATE_|late_)?\d+_\d+_.+$").expect("valid regex"));
+static MOODLE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(.+?)_\d+_assignsubmission_[A-Za-z]+_?.*$").expect("valid regex")
+});
+static CANVAS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^([A-Za-z0-9]+)_(?:LATE_|late_)?\d+_\d+_.+$").expect("valid regex")
+});
 
 /// The platform's decoration removed, and characters that make poor file names replaced.
 fn normalize(name: &str, classroom: Option<&str>) -> String {
@@ -113,7 +137,17 @@ fn normalize(name: &str, classroom: Option<&str>) -> String {
     } else {
         name.to_string()
     };
-    let id: String = id.trim().chars().map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c }).collect();
+    let id: String = id
+        .trim()
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
     if id.is_empty() {
         name.to_string()
     } else {
@@ -130,12 +164,20 @@ fn classroom_prefix(found: &[Submission]) -> Option<String> {
     let first = &found[0].student;
     let mut len = first.len();
     for s in &found[1..] {
-        len = first.bytes().zip(s.student.bytes()).take(len).take_while(|(a, b)| a == b).count();
+        len = first
+            .bytes()
+            .zip(s.student.bytes())
+            .take(len)
+            .take_while(|(a, b)| a == b)
+            .count();
     }
     let prefix = &first[..len];
     let cut = prefix.rfind('-')? + 1;
     // Every id must keep a non-empty username.
-    found.iter().all(|s| s.student.len() > cut).then(|| first[..cut].to_string())
+    found
+        .iter()
+        .all(|s| s.student.len() > cut)
+        .then(|| first[..cut].to_string())
 }
 
 /// Two entries normalizing to the same id (`alice/` and `alice.zip`) keep their full
@@ -147,7 +189,11 @@ fn dedupe(found: &mut [Submission]) {
     }
     for s in found.iter_mut() {
         if count[&s.student] > 1 {
-            s.student = s.source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| s.student.clone());
+            s.student = s
+                .source
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| s.student.clone());
         }
     }
 }
@@ -158,7 +204,10 @@ mod tests {
 
     #[test]
     fn platform_names() {
-        assert_eq!(normalize("Li Lei_123456_assignsubmission_file_", None), "Li Lei");
+        assert_eq!(
+            normalize("Li Lei_123456_assignsubmission_file_", None),
+            "Li Lei"
+        );
         assert_eq!(normalize("lilei_12345_67890_tcp_server", None), "lilei");
         assert_eq!(normalize("lilei_LATE_12345_67890_hw", None), "lilei");
         assert_eq!(normalize("tcp-hw-octocat", Some("tcp-hw-")), "octocat");

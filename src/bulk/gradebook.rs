@@ -35,7 +35,17 @@ impl Row {
     pub fn new(header: &RunHeader, r: &StudentRecord) -> Row {
         match &r.outcome {
             Outcome::Graded(result) => {
-                let cases = header.cases.iter().map(|col| result.cases.iter().find(|c| c.name == col.name).map(|c| (c.status, c.score))).collect();
+                let cases = header
+                    .cases
+                    .iter()
+                    .map(|col| {
+                        result
+                            .cases
+                            .iter()
+                            .find(|c| c.name == col.name)
+                            .map(|c| (c.status, c.score))
+                    })
+                    .collect();
                 let status = if result.errors > 0 {
                     "error"
                 } else if result.all_passed() {
@@ -45,15 +55,36 @@ impl Row {
                 };
                 // A case that could not run says why (a missing file, usually).
                 let mut notes = r.notes.clone();
-                if let Some(reason) = result.cases.iter().find(|c| c.status == Status::Error).and_then(|c| c.reason.clone()) {
+                if let Some(reason) = result
+                    .cases
+                    .iter()
+                    .find(|c| c.status == Status::Error)
+                    .and_then(|c| c.reason.clone())
+                {
                     notes.push(reason);
                 }
-                Row { student: r.student.clone(), score: result.score, max: result.max_score, cases, status, note: notes.join("; "), duration_ms: result.cases.iter().map(|c| c.duration_ms).sum() }
+                Row {
+                    student: r.student.clone(),
+                    score: result.score,
+                    max: result.max_score,
+                    cases,
+                    status,
+                    note: notes.join("; "),
+                    duration_ms: result.cases.iter().map(|c| c.duration_ms).sum(),
+                }
             }
             Outcome::Error(reason) => {
                 let mut notes = r.notes.clone();
                 notes.insert(0, reason.clone());
-                Row { student: r.student.clone(), score: 0, max: header.max_score, cases: vec![None; header.cases.len()], status: "error", note: notes.join("; "), duration_ms: 0 }
+                Row {
+                    student: r.student.clone(),
+                    score: 0,
+                    max: header.max_score,
+                    cases: vec![None; header.cases.len()],
+                    status: "error",
+                    note: notes.join("; "),
+                    duration_ms: 0,
+                }
             }
         }
     }
@@ -107,15 +138,17 @@ pub fn write_reports(out: &Path, r: &StudentRecord) -> io::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let (json, text) = match &r.outcome {
         Outcome::Graded(result) => {
-            let mut text = anstream::adapter::strip_str(&report::text::render(result, false)).to_string();
-            for n in &r.notes {
-                text.push_str(&format!("\nnote: {n}"));
-            }
+            // The result's notes already hold the record's (interpreter, skipped files).
+            let text =
+                anstream::adapter::strip_str(&report::text::render(result, false)).to_string();
             (report::json::render(result), text)
         }
         Outcome::Error(reason) => {
             let v = serde_json::json!({ "submission": r.source, "student": r.student, "error": reason, "notes": r.notes });
-            (serde_json::to_string_pretty(&v).map_err(io::Error::other)? + "\n", format!("sockgrade  ·  {}\n\nnot graded: {reason}\n", r.source))
+            (
+                serde_json::to_string_pretty(&v).map_err(io::Error::other)? + "\n",
+                format!("sockgrade  ·  {}\n\nnot graded: {reason}\n", r.source),
+            )
         }
     };
     // Not `with_extension`: an id such as `li.lei` has a dot of its own.
@@ -127,7 +160,16 @@ pub fn write_reports(out: &Path, r: &StudentRecord) -> io::Result<()> {
 /// A student id as a file name: ids come from file names already, but `.` prefixes and
 /// separators are neutralized in case a platform put them there.
 pub fn file_stem(student: &str) -> String {
-    let s: String = student.chars().map(|c| if matches!(c, '/' | '\\' | '\0') || c.is_control() { '_' } else { c }).collect();
+    let s: String = student
+        .chars()
+        .map(|c| {
+            if matches!(c, '/' | '\\' | '\0') || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
     if s.starts_with('.') {
         format!("_{s}")
     } else {

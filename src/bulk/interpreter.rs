@@ -42,26 +42,46 @@ pub fn resolve_program(name: &str) -> Option<PathBuf> {
     if name.contains('/') {
         return Some(PathBuf::from(name));
     }
-    let on_path = std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| is_executable(p))?;
+    let on_path = std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))?;
     if !on_path.parent().is_some_and(|d| d.ends_with("shims")) {
         return Some(on_path);
     }
     // A pyenv shim: ask pyenv, then look in its versions (newest first).
-    if let Ok(out) = Command::new("pyenv").args(["which", name]).stderr(Stdio::null()).output() {
+    if let Ok(out) = Command::new("pyenv")
+        .args(["which", name])
+        .stderr(Stdio::null())
+        .output()
+    {
         let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if out.status.success() && is_executable(&p) {
             return Some(p);
         }
     }
-    let root = std::env::var_os("PYENV_ROOT").map(PathBuf::from).or_else(|| on_path.parent()?.parent().map(Path::to_path_buf))?;
-    let mut versions: Vec<PathBuf> = std::fs::read_dir(root.join("versions")).ok()?.flatten().map(|e| e.path().join("bin").join(name)).filter(|p| is_executable(p)).collect();
+    let root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| on_path.parent()?.parent().map(Path::to_path_buf))?;
+    let mut versions: Vec<PathBuf> = std::fs::read_dir(root.join("versions"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin").join(name))
+        .filter(|p| is_executable(p))
+        .collect();
     versions.sort_by_key(|p| version_key(p));
     versions.pop()
 }
 
 fn version_key(p: &Path) -> Vec<u64> {
-    let v = p.parent().and_then(Path::parent).and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    v.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse().ok()).collect()
+    let v = p
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    v.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|x| x.parse().ok())
+        .collect()
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -72,7 +92,10 @@ fn is_executable(p: &Path) -> bool {
 /// The spec with every program's interpreter (and fallback's) resolved once.
 pub fn resolve_spec(spec: &Spec) -> Spec {
     let mut spec = spec.clone();
-    for p in [spec.server.as_mut(), spec.client.as_mut()].into_iter().flatten() {
+    for p in [spec.server.as_mut(), spec.client.as_mut()]
+        .into_iter()
+        .flatten()
+    {
         p.command = resolve(&p.command);
         p.fallback_command = p.fallback_command.as_deref().map(resolve);
     }
@@ -94,10 +117,19 @@ pub struct Choice {
 pub fn choose(spec: &Spec, targets: &[Target], submission: &Path) -> (Spec, Vec<Choice>) {
     let mut out = spec.clone();
     let mut choices = Vec::new();
-    for &target in targets {
-        let Some(program) = spec.program(target) else { continue };
-        let Some(fallback) = &program.fallback_command else { continue };
-        let Ok(rel) = crate::sandbox::workdir::find_file(submission, &program.files) else { continue };
+    let mut targets = targets.to_vec();
+    targets.sort();
+    targets.dedup();
+    for target in targets {
+        let Some(program) = spec.program(target) else {
+            continue;
+        };
+        let Some(fallback) = &program.fallback_command else {
+            continue;
+        };
+        let Ok(rel) = crate::sandbox::workdir::find_file(submission, &program.files) else {
+            continue;
+        };
         let file = submission.join(&rel);
         if let Some(choice) = choose_one(target, program, fallback, &file, &rel) {
             if choice.fallback {
@@ -109,9 +141,20 @@ pub fn choose(spec: &Spec, targets: &[Target], submission: &Path) -> (Spec, Vec<
     (out, choices)
 }
 
-fn choose_one(target: Target, program: &Program, fallback: &[String], file: &Path, rel: &Path) -> Option<Choice> {
+fn choose_one(
+    target: Target,
+    program: &Program,
+    fallback: &[String],
+    file: &Path,
+    rel: &Path,
+) -> Option<Choice> {
     let primary = program.command.first()?;
-    let name = |c: &str| Path::new(c).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| c.to_string());
+    let name = |c: &str| {
+        Path::new(c)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| c.to_string())
+    };
     let err = match compiles(primary, file) {
         Probe::Compiles => return None,
         Probe::Fails(err) => err,
@@ -123,7 +166,17 @@ fn choose_one(target: Target, program: &Program, fallback: &[String], file: &Pat
         Probe::Compiles => Some(Choice {
             target,
             fallback: true,
-            note: format!("{target}: {} does not compile with {} ({err}) but does with {}: graded with `{}`", rel.display(), name(primary), name(fb), fallback.iter().map(|a| name(a)).collect::<Vec<_>>().join(" ")),
+            note: format!(
+                "{target}: {} does not compile with {} ({err}) but does with {}: graded with `{}`",
+                rel.display(),
+                name(primary),
+                name(fb),
+                fallback
+                    .iter()
+                    .map(|a| name(a).replace("{file}", &rel.display().to_string()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
         }),
         _ => None,
     }
@@ -138,7 +191,10 @@ enum Probe {
 
 fn compiles(interpreter: &str, file: &Path) -> Probe {
     let mut cmd = Command::new(interpreter);
-    cmd.args(["-S", "-c", COMPILE]).arg(file).env_clear().env("PYTHONDONTWRITEBYTECODE", "1");
+    cmd.args(["-S", "-c", COMPILE])
+        .arg(file)
+        .env_clear()
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     for key in ["PATH", "PYENV_ROOT"] {
         if let Some(v) = std::env::var_os(key) {
             cmd.env(key, v);
@@ -149,7 +205,9 @@ fn compiles(interpreter: &str, file: &Path) -> Probe {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn();
-    let Ok(mut child) = child else { return Probe::Unknown };
+    let Ok(mut child) = child else {
+        return Probe::Unknown;
+    };
     match child.wait_timeout(PROBE_TIMEOUT) {
         Ok(Some(status)) => {
             let mut err = String::new();
@@ -157,11 +215,23 @@ fn compiles(interpreter: &str, file: &Path) -> Probe {
                 use std::io::Read;
                 let _ = (&mut e).take(64 << 10).read_to_string(&mut err);
             }
-            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string();
             match status.code() {
                 Some(0) => Probe::Compiles,
                 // Only a syntax error is a reason to try another interpreter.
-                Some(_) if last.starts_with("SyntaxError") || last.starts_with("TabError") || last.starts_with("IndentationError") => Probe::Fails(last),
+                Some(_)
+                    if last.starts_with("SyntaxError")
+                        || last.starts_with("TabError")
+                        || last.starts_with("IndentationError") =>
+                {
+                    Probe::Fails(last)
+                }
                 _ => Probe::Unknown,
             }
         }

@@ -76,7 +76,11 @@ pub enum JournalError {
     #[error("{path} has no journal to resume; run without --resume to start")]
     Missing { path: PathBuf },
     #[error("{path}:{line}: not a journal line ({detail}); the journal is damaged: grade into a fresh --out")]
-    Damaged { path: PathBuf, line: usize, detail: String },
+    Damaged {
+        path: PathBuf,
+        line: usize,
+        detail: String,
+    },
     #[error("{path} was written by a run with {what}; resume with the same spec and shard, or use a fresh --out")]
     Mismatch { path: PathBuf, what: String },
 }
@@ -91,41 +95,71 @@ impl Journal {
     /// Starts a new journal in `dir`; refuses to replace one.
     pub fn create(dir: &Path, header: &RunHeader) -> Result<Journal, JournalError> {
         let path = dir.join(FILE_NAME);
-        let io = |source| JournalError::Io { path: path.clone(), source };
+        let io = |source| JournalError::Io {
+            path: path.clone(),
+            source,
+        };
         let file = match OpenOptions::new().append(true).create_new(true).open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(JournalError::Exists { path }),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(JournalError::Exists { path })
+            }
             Err(e) => return Err(io(e)),
         };
-        let mut j = Journal { file, path: path.clone() };
+        let mut j = Journal {
+            file,
+            path: path.clone(),
+        };
         j.write(&Line::Run(header.clone())).map_err(io)?;
         Ok(j)
     }
 
     /// Opens the journal in `dir` to continue it: checks it was made by the same run,
     /// drops a cut-off last line, and returns the students already graded.
-    pub fn resume(dir: &Path, header: &RunHeader) -> Result<(Journal, Vec<StudentRecord>), JournalError> {
+    pub fn resume(
+        dir: &Path,
+        header: &RunHeader,
+    ) -> Result<(Journal, Vec<StudentRecord>), JournalError> {
         let path = dir.join(FILE_NAME);
         if !path.exists() {
             return Err(JournalError::Missing { path });
         }
         let (old, records, good_len) = read_with_len(&path)?;
         if old.spec_hash != header.spec_hash || old.cases != header.cases {
-            return Err(JournalError::Mismatch { path, what: "another spec (or another selection of cases)".into() });
+            return Err(JournalError::Mismatch {
+                path,
+                what: "another spec (or another selection of cases)".into(),
+            });
         }
         if old.shard != header.shard {
-            return Err(JournalError::Mismatch { path, what: format!("--shard {}", old.shard.as_deref().unwrap_or("(none)")) });
+            return Err(JournalError::Mismatch {
+                path,
+                what: format!("--shard {}", old.shard.as_deref().unwrap_or("(none)")),
+            });
         }
-        let io = |source| JournalError::Io { path: path.clone(), source };
+        let io = |source| JournalError::Io {
+            path: path.clone(),
+            source,
+        };
         let mut file = OpenOptions::new().write(true).open(&path).map_err(io)?;
         file.set_len(good_len).map_err(io)?;
         file.seek(io::SeekFrom::End(0)).map_err(io)?;
-        Ok((Journal { file, path: path.clone() }, records))
+        Ok((
+            Journal {
+                file,
+                path: path.clone(),
+            },
+            records,
+        ))
     }
 
     /// Appends a student and makes it durable before returning.
     pub fn append(&mut self, record: &StudentRecord) -> Result<(), JournalError> {
-        self.write(&Line::Student(Box::new(record.clone()))).map_err(|source| JournalError::Io { path: self.path.clone(), source })
+        self.write(&Line::Student(Box::new(record.clone())))
+            .map_err(|source| JournalError::Io {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     fn write(&mut self, line: &Line) -> io::Result<()> {
@@ -144,7 +178,10 @@ pub fn read(path: &Path) -> Result<(RunHeader, Vec<StudentRecord>), JournalError
 
 /// Also returns the length of the valid prefix (without a cut-off last line).
 fn read_with_len(path: &Path) -> Result<(RunHeader, Vec<StudentRecord>, u64), JournalError> {
-    let io = |source| JournalError::Io { path: path.into(), source };
+    let io = |source| JournalError::Io {
+        path: path.into(),
+        source,
+    };
     let mut reader = BufReader::new(File::open(path).map_err(io)?);
     let mut header = None;
     let mut records = Vec::new();
@@ -161,7 +198,13 @@ fn read_with_len(path: &Path) -> Result<(RunHeader, Vec<StudentRecord>, u64), Jo
             Ok(l) => l,
             // The line a kill interrupted: not durable, so never counted.
             Err(_) if !complete => break,
-            Err(e) => return Err(JournalError::Damaged { path: path.into(), line: n, detail: e.to_string() }),
+            Err(e) => {
+                return Err(JournalError::Damaged {
+                    path: path.into(),
+                    line: n,
+                    detail: e.to_string(),
+                })
+            }
         };
         if !complete {
             break;
@@ -170,13 +213,35 @@ fn read_with_len(path: &Path) -> Result<(RunHeader, Vec<StudentRecord>, u64), Jo
         match (line, &header) {
             (Line::Run(h), None) => header = Some(h),
             (Line::Student(r), Some(_)) => records.push(*r),
-            (Line::Run(_), Some(_)) => return Err(JournalError::Damaged { path: path.into(), line: n, detail: "a second run header".into() }),
-            (Line::Student(_), None) => return Err(JournalError::Damaged { path: path.into(), line: n, detail: "a student before the run header".into() }),
+            (Line::Run(_), Some(_)) => {
+                return Err(JournalError::Damaged {
+                    path: path.into(),
+                    line: n,
+                    detail: "a second run header".into(),
+                })
+            }
+            (Line::Student(_), None) => {
+                return Err(JournalError::Damaged {
+                    path: path.into(),
+                    line: n,
+                    detail: "a student before the run header".into(),
+                })
+            }
         }
     }
-    let header = header.ok_or_else(|| JournalError::Damaged { path: path.into(), line: 1, detail: "no run header".into() })?;
+    let header = header.ok_or_else(|| JournalError::Damaged {
+        path: path.into(),
+        line: 1,
+        detail: "no run header".into(),
+    })?;
     if header.version != VERSION {
-        return Err(JournalError::Mismatch { path: path.into(), what: format!("journal format {} (this sockgrade reads {VERSION})", header.version) });
+        return Err(JournalError::Mismatch {
+            path: path.into(),
+            what: format!(
+                "journal format {} (this sockgrade reads {VERSION})",
+                header.version
+            ),
+        });
     }
     Ok((header, records, good_len))
 }

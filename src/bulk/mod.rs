@@ -98,7 +98,10 @@ pub enum BulkError {
     #[error(transparent)]
     Discover(#[from] discover::DiscoverError),
     #[error("cannot write to {path}: {source}; check the --out folder (permissions, free space)")]
-    Output { path: PathBuf, source: std::io::Error },
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{what}")]
     Usage { what: String },
 }
@@ -113,7 +116,10 @@ impl BulkError {
 }
 
 fn output_err(path: &Path) -> impl FnOnce(std::io::Error) -> BulkError + '_ {
-    move |source| BulkError::Output { path: path.into(), source }
+    move |source| BulkError::Output {
+        path: path.into(),
+        source,
+    }
 }
 
 fn fail(e: BulkError) -> ExitCode {
@@ -137,12 +143,26 @@ pub fn grade_main(args: GradeArgs) -> ExitCode {
 }
 
 fn header_for(spec: &Spec, spec_text: &str, plan: &Plan, shard: Option<Shard>) -> RunHeader {
-    let cases: Vec<CaseColumn> = plan.cases.iter().map(|&i| &spec.cases[i]).map(|c| CaseColumn { name: c.name.clone(), target: c.target, points: c.points, informational: c.informational }).collect();
+    let cases: Vec<CaseColumn> = plan
+        .cases
+        .iter()
+        .map(|&i| &spec.cases[i])
+        .map(|c| CaseColumn {
+            name: c.name.clone(),
+            target: c.target,
+            points: c.points,
+            informational: c.informational,
+        })
+        .collect();
     RunHeader {
         version: journal::VERSION,
         assignment: spec.name.clone(),
         spec_hash: format!("{:016x}", shard::fnv1a64(spec_text.as_bytes())),
-        max_score: cases.iter().filter(|c| !c.informational).map(|c| c.points).sum(),
+        max_score: cases
+            .iter()
+            .filter(|c| !c.informational)
+            .map(|c| c.points)
+            .sum(),
         cases,
         shard: shard.map(|s| s.to_string()),
     }
@@ -150,28 +170,57 @@ fn header_for(spec: &Spec, spec_text: &str, plan: &Plan, shard: Option<Shard>) -
 
 fn grade(args: GradeArgs, spec: Spec) -> Result<ExitCode, BulkError> {
     let spec_text = std::fs::read_to_string(&args.spec).unwrap_or_default();
-    let plan = Plan::new(&spec, &[], None).map_err(|e| BulkError::Usage { what: e.to_string() })?;
+    let plan = Plan::new(&spec, &[], None).map_err(|e| BulkError::Usage {
+        what: e.to_string(),
+    })?;
     let header = header_for(&spec, &spec_text, &plan, args.shard);
     let (all, ignored) = discover::discover(&args.submissions)?;
-    let selected: Vec<_> = all.into_iter().filter(|s| args.shard.is_none_or(|k| k.contains(&s.student))).collect();
+    let selected: Vec<_> = all
+        .into_iter()
+        .filter(|s| args.shard.is_none_or(|k| k.contains(&s.student)))
+        .collect();
 
     std::fs::create_dir_all(&args.out).map_err(output_err(&args.out))?;
-    let (mut journal, done) = if args.resume { Journal::resume(&args.out, &header)? } else { (Journal::create(&args.out, &header)?, Vec::new()) };
-    let host = Host::detect(args.isolation).map_err(|e| BulkError::Usage { what: format!("{e}\n  = help: run as root, or pass --isolation none") })?;
+    let (mut journal, done) = if args.resume {
+        Journal::resume(&args.out, &header)?
+    } else {
+        (Journal::create(&args.out, &header)?, Vec::new())
+    };
+    let host = Host::detect(args.isolation).map_err(|e| BulkError::Usage {
+        what: format!("{e}\n  = help: run as root, or pass --isolation none"),
+    })?;
     for note in &host.notes {
         anstream::eprintln!("note: {note}");
     }
     if !ignored.is_empty() {
-        anstream::eprintln!("note: ignored (not a folder or archive): {}", ignored.join(", "));
+        anstream::eprintln!(
+            "note: ignored (not a folder or archive): {}",
+            ignored.join(", ")
+        );
     }
 
     let graded: std::collections::HashSet<&str> = done.iter().map(|r| r.student.as_str()).collect();
-    let todo: Vec<_> = selected.iter().filter(|s| !graded.contains(s.student.as_str())).cloned().collect();
+    let todo: Vec<_> = selected
+        .iter()
+        .filter(|s| !graded.contains(s.student.as_str()))
+        .cloned()
+        .collect();
     let mut rows: Vec<Row> = done.iter().map(|r| Row::new(&header, r)).collect();
     let total = (rows.len() + todo.len()) as u64;
-    let jobs = args.jobs.unwrap_or_else(|| 2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).max(1);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| {
+            2 * std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
+        .max(1);
     if args.resume {
-        anstream::eprintln!("resuming: {} graded already, {} to go", done.len(), todo.len());
+        anstream::eprintln!(
+            "resuming: {} graded already, {} to go",
+            done.len(),
+            todo.len()
+        );
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -180,7 +229,9 @@ fn grade(args: GradeArgs, spec: Spec) -> Result<ExitCode, BulkError> {
         // keep idle blocking threads alive for the whole run.
         .thread_keep_alive(std::time::Duration::from_secs(24 * 3600))
         .build()
-        .map_err(|e| BulkError::Usage { what: format!("cannot start the async runtime: {e}") })?;
+        .map_err(|e| BulkError::Usage {
+            what: format!("cannot start the async runtime: {e}"),
+        })?;
     let class = Arc::new(Class {
         slots: runner::case_slots(&host, jobs),
         in_flight: Arc::new(Semaphore::new(jobs.max(2))),
@@ -227,9 +278,14 @@ fn grade(args: GradeArgs, spec: Spec) -> Result<ExitCode, BulkError> {
         (stopping, failure)
     });
     let (stopped, failure) = outcome;
-    let path = gradebook::write_gradebook(&args.out, &header, &mut rows).map_err(output_err(&args.out.join(gradebook::GRADEBOOK)))?;
+    let path = gradebook::write_gradebook(&args.out, &header, &mut rows)
+        .map_err(output_err(&args.out.join(gradebook::GRADEBOOK)))?;
     anstream::print!("{}", summary::render(&header, &rows));
-    anstream::println!("\ngradebook: {}   reports: {}", path.display(), args.out.join(gradebook::REPORTS).display());
+    anstream::println!(
+        "\ngradebook: {}   reports: {}",
+        path.display(),
+        args.out.join(gradebook::REPORTS).display()
+    );
     if let Some(e) = failure {
         return Err(e);
     }
@@ -274,12 +330,27 @@ fn merge(args: MergeArgs) -> Result<ExitCode, BulkError> {
     let mut shards = Vec::new();
     let mut records: Vec<(StudentRecord, PathBuf)> = Vec::new();
     for dir in &args.dirs {
-        let path = if dir.is_dir() { dir.join(journal::FILE_NAME) } else { dir.clone() };
+        let path = if dir.is_dir() {
+            dir.join(journal::FILE_NAME)
+        } else {
+            dir.clone()
+        };
         let (h, recs) = journal::read(&path)?;
         match &header {
-            None => header = Some(RunHeader { shard: None, ..h.clone() }),
+            None => {
+                header = Some(RunHeader {
+                    shard: None,
+                    ..h.clone()
+                })
+            }
             Some(first) if first.spec_hash != h.spec_hash || first.cases != h.cases => {
-                return Err(BulkError::Usage { what: format!("{} was graded with another spec than {}; merge only shards of one run", path.display(), args.dirs[0].display()) })
+                return Err(BulkError::Usage {
+                    what: format!(
+                        "{} was graded with another spec than {}; merge only shards of one run",
+                        path.display(),
+                        args.dirs[0].display()
+                    ),
+                })
             }
             Some(_) => {}
         }
@@ -290,7 +361,14 @@ fn merge(args: MergeArgs) -> Result<ExitCode, BulkError> {
     records.sort_by(|a, b| a.0.student.cmp(&b.0.student));
     for w in records.windows(2) {
         if w[0].0.student == w[1].0.student {
-            return Err(BulkError::Usage { what: format!("the student {:?} is in both {} and {}; merge outputs of different shards only", w[0].0.student, w[0].1.display(), w[1].1.display()) });
+            return Err(BulkError::Usage {
+                what: format!(
+                    "the student {:?} is in both {} and {}; merge outputs of different shards only",
+                    w[0].0.student,
+                    w[0].1.display(),
+                    w[1].1.display()
+                ),
+            });
         }
     }
     let missing = missing_shards(&shards);
@@ -299,13 +377,19 @@ fn merge(args: MergeArgs) -> Result<ExitCode, BulkError> {
     let mut journal = Journal::create(&args.out, &header)?;
     let mut rows = Vec::new();
     for (r, _) in &records {
-        gradebook::write_reports(&args.out, r).map_err(output_err(&args.out.join(gradebook::REPORTS)))?;
+        gradebook::write_reports(&args.out, r)
+            .map_err(output_err(&args.out.join(gradebook::REPORTS)))?;
         journal.append(r)?;
         rows.push(Row::new(&header, r));
     }
-    let path = gradebook::write_gradebook(&args.out, &header, &mut rows).map_err(output_err(&args.out.join(gradebook::GRADEBOOK)))?;
+    let path = gradebook::write_gradebook(&args.out, &header, &mut rows)
+        .map_err(output_err(&args.out.join(gradebook::GRADEBOOK)))?;
     anstream::print!("{}", summary::render(&header, &rows));
-    anstream::println!("\ngradebook: {}   reports: {}", path.display(), args.out.join(gradebook::REPORTS).display());
+    anstream::println!(
+        "\ngradebook: {}   reports: {}",
+        path.display(),
+        args.out.join(gradebook::REPORTS).display()
+    );
     if let Some(m) = missing {
         anstream::eprintln!("warning: {m}: their students are not in the gradebook");
         return Ok(ExitCode::from(1));
@@ -315,8 +399,22 @@ fn merge(args: MergeArgs) -> Result<ExitCode, BulkError> {
 
 /// "shard 2/3 is missing" when the merged shards do not cover 1..=N exactly once.
 fn missing_shards(shards: &[Option<String>]) -> Option<String> {
-    let parsed: Vec<Shard> = shards.iter().flatten().filter_map(|s| s.parse().ok()).collect();
+    let parsed: Vec<Shard> = shards
+        .iter()
+        .flatten()
+        .filter_map(|s| s.parse().ok())
+        .collect();
     let n = parsed.first()?.count;
-    let missing: Vec<String> = (1..=n).filter(|k| !parsed.iter().any(|s| s.index == *k && s.count == n)).map(|k| format!("{k}/{n}")).collect();
-    (!missing.is_empty()).then(|| format!("shard{} {} {} missing", if missing.len() > 1 { "s" } else { "" }, missing.join(", "), if missing.len() > 1 { "are" } else { "is" }))
+    let missing: Vec<String> = (1..=n)
+        .filter(|k| !parsed.iter().any(|s| s.index == *k && s.count == n))
+        .map(|k| format!("{k}/{n}"))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "shard{} {} {} missing",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(", "),
+            if missing.len() > 1 { "are" } else { "is" }
+        )
+    })
 }

@@ -15,7 +15,12 @@ impl Progress {
     pub fn new(done: u64, total: u64) -> Progress {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(total).with_position(done);
-            bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} students  eta {eta}  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} students  eta {eta}  {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
             bar.enable_steady_tick(std::time::Duration::from_millis(200));
             Progress::Bar(bar)
         } else {

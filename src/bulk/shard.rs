@@ -27,8 +27,14 @@ pub enum ShardError {
 impl FromStr for Shard {
     type Err = ShardError;
     fn from_str(s: &str) -> Result<Shard, ShardError> {
-        let (k, n) = s.split_once('/').ok_or_else(|| ShardError::Syntax(s.to_string()))?;
-        let parse = |x: &str| x.trim().parse::<u32>().map_err(|_| ShardError::Syntax(s.to_string()));
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| ShardError::Syntax(s.to_string()))?;
+        let parse = |x: &str| {
+            x.trim()
+                .parse::<u32>()
+                .map_err(|_| ShardError::Syntax(s.to_string()))
+        };
         let (index, count) = (parse(k)?, parse(n)?);
         if count == 0 || index == 0 || index > count {
             return Err(ShardError::OutOfRange { index, count });
@@ -67,8 +73,14 @@ mod tests {
     #[test]
     fn parses_and_rejects() {
         assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
-        assert!(matches!("0/3".parse::<Shard>(), Err(ShardError::OutOfRange { .. })));
-        assert!(matches!("4/3".parse::<Shard>(), Err(ShardError::OutOfRange { .. })));
+        assert!(matches!(
+            "0/3".parse::<Shard>(),
+            Err(ShardError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            "4/3".parse::<Shard>(),
+            Err(ShardError::OutOfRange { .. })
+        ));
         assert!(matches!("3".parse::<Shard>(), Err(ShardError::Syntax(_))));
     }
 
@@ -81,7 +93,15 @@ mod tests {
     #[test]
     fn every_student_is_in_exactly_one_shard() {
         for id in ["alice", "bob", "李雷", "x"] {
-            let n = (1..=5).filter(|k| Shard { index: *k, count: 5 }.contains(id)).count();
+            let n = (1..=5)
+                .filter(|k| {
+                    Shard {
+                        index: *k,
+                        count: 5,
+                    }
+                    .contains(id)
+                })
+                .count();
             assert_eq!(n, 1, "{id}");
         }
     }
