@@ -127,37 +127,15 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let host = match Host::detect(args.isolation) {
         Ok(h) => h,
-        Err(e) => {
-            return usage_error(&format!(
-                "error: {e}\n  = help: run as root, or pass --isolation none"
-            ))
-        }
+        Err(e) => return usage_error(&format!("error: {e}\n  = help: run as root, or pass --isolation none")),
     };
-    let jobs = args.jobs.unwrap_or_else(|| {
-        2 * std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let jobs = args.jobs.unwrap_or_else(|| 2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     let spec_name = args.spec.display().to_string();
     // Interpreters resolved once, and Python 2 files run by the spec's fallback_command.
     let targets: Vec<Target> = plan.cases.iter().map(|&i| spec.cases[i].target).collect();
-    let (spec, choices) = crate::bulk::interpreter::choose(
-        &crate::bulk::interpreter::resolve_spec(&spec),
-        &targets,
-        &args.submission,
-    );
-    let mut result = runtime.block_on(crate::runner::grade_submission(
-        Arc::new(host),
-        Arc::new(spec),
-        spec_name,
-        &plan,
-        args.submission.clone(),
-        jobs,
-    ));
+    let (spec, choices) = crate::bulk::interpreter::choose(&crate::bulk::interpreter::resolve_spec(&spec), &targets, &args.submission);
+    let mut result = runtime.block_on(crate::runner::grade_submission(Arc::new(host), Arc::new(spec), spec_name, &plan, args.submission.clone(), jobs));
     result.notes.extend(choices.into_iter().map(|c| c.note));
     let text = match args.format {
         Format::Text => report::text::render(&result, args.verbose),

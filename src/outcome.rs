@@ -36,73 +36,24 @@ pub struct Event {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
-    Started {
-        command: Vec<String>,
-        pid: u32,
-    },
-    Listening {
-        address: String,
-    },
-    Connected {
-        conn: String,
-        address: String,
-    },
-    Accepted {
-        conn: String,
-    },
-    ClientConnected {
-        conn: String,
-        from: String,
-        meant_for: String,
-    },
-    Sent {
-        conn: String,
-        bytes: usize,
-        data: String,
-    },
-    Received {
-        conn: String,
-        bytes: usize,
-        data: String,
-    },
-    Shutdown {
-        conn: String,
-    },
-    Closed {
-        conn: String,
-        how: String,
-    },
-    PeerClosed {
-        conn: String,
-        how: String,
-    },
-    Stdin {
-        data: String,
-    },
+    Started { command: Vec<String>, pid: u32 },
+    Listening { address: String },
+    Connected { conn: String, address: String },
+    Accepted { conn: String },
+    ClientConnected { conn: String, from: String, meant_for: String },
+    Sent { conn: String, bytes: usize, data: String },
+    Received { conn: String, bytes: usize, data: String },
+    Shutdown { conn: String },
+    Closed { conn: String, how: String },
+    PeerClosed { conn: String, how: String },
+    Stdin { data: String },
     StdinClosed,
-    Output {
-        stream: String,
-        data: String,
-    },
-    Signal {
-        signal: String,
-    },
-    Exited {
-        status: String,
-    },
-    Idle {
-        window_ms: u64,
-        cpu_ms: u64,
-        busy_samples: u32,
-        samples: u32,
-    },
-    PortFree {
-        address: String,
-        free: bool,
-    },
-    Note {
-        text: String,
-    },
+    Output { stream: String, data: String },
+    Signal { signal: String },
+    Exited { status: String },
+    Idle { window_ms: u64, cpu_ms: u64, busy_samples: u32, samples: u32 },
+    PortFree { address: String, free: bool },
+    Note { text: String },
 }
 
 /// Why a case failed, in the words a student needs: the step, what was sent, what was
@@ -159,36 +110,16 @@ pub struct SubmissionResult {
 }
 
 impl SubmissionResult {
-    pub fn new(
-        submission: String,
-        spec: String,
-        isolation: String,
-        notes: Vec<String>,
-        cases: Vec<CaseResult>,
-    ) -> Self {
+    pub fn new(submission: String, spec: String, isolation: String, notes: Vec<String>, cases: Vec<CaseResult>) -> Self {
         let graded = cases.iter().filter(|c| !c.informational);
         let score = graded.clone().map(|c| c.score).sum();
         let max_score = graded.clone().map(|c| c.max_score).sum();
         let count = |s: Status| graded.clone().filter(|c| c.status == s).count();
-        SubmissionResult {
-            submission,
-            spec,
-            isolation,
-            score,
-            max_score,
-            passed: count(Status::Passed),
-            failed: count(Status::Failed),
-            errors: count(Status::Error),
-            notes,
-            cases,
-        }
+        SubmissionResult { submission, spec, isolation, score, max_score, passed: count(Status::Passed), failed: count(Status::Failed), errors: count(Status::Error), notes, cases }
     }
 
     /// Every graded case passed.
     pub fn all_passed(&self) -> bool {
-        self.cases
-            .iter()
-            .filter(|c| !c.informational)
-            .all(|c| c.status == Status::Passed)
+        self.cases.iter().filter(|c| !c.informational).all(|c| c.status == Status::Passed)
     }
 }

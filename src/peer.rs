@@ -62,15 +62,7 @@ impl Connection {
         let local = stream.local_addr()?;
         let remote = stream.peer_addr()?;
         stream.set_nodelay(true)?;
-        Ok(Connection {
-            stream: Some(stream),
-            buf: Vec::new(),
-            peer_closed: None,
-            local,
-            remote,
-            received_total: 0,
-            last_sent: Vec::new(),
-        })
+        Ok(Connection { stream: Some(stream), buf: Vec::new(), peer_closed: None, local, remote, received_total: 0, last_sent: Vec::new() })
     }
 
     pub fn stream(&self) -> Option<&TcpStream> {
@@ -91,9 +83,7 @@ impl Connection {
         if self.peer_closed.is_some() {
             return false;
         }
-        let Some(stream) = self.stream.as_mut() else {
-            return false;
-        };
+        let Some(stream) = self.stream.as_mut() else { return false };
         let mut chunk = [0u8; 16 << 10];
         match stream.read(&mut chunk).await {
             Ok(0) => {
@@ -148,10 +138,7 @@ impl Connection {
             if let Some(how) = self.peer_closed {
                 return Some(how);
             }
-            if tokio::time::timeout_at(deadline, self.fill())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(deadline, self.fill()).await.is_err() {
                 return None;
             }
         }
@@ -164,10 +151,7 @@ impl Connection {
     }
 
     pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let stream = self
-            .stream
-            .as_mut()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "closed"))?;
+        let stream = self.stream.as_mut().ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "closed"))?;
         stream.write_all(bytes).await?;
         self.last_sent = bytes.to_vec();
         Ok(())

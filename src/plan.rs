@@ -23,12 +23,8 @@ impl Plan {
     pub fn new(spec: &Spec, names: &[String], target: Option<Target>) -> Result<Plan, PlanError> {
         for name in names {
             if !spec.cases.iter().any(|c| &c.name == name) {
-                let known: Vec<String> =
-                    spec.cases.iter().map(|c| format!("{:?}", c.name)).collect();
-                return Err(PlanError::UnknownCase {
-                    name: name.clone(),
-                    known: known.join(", "),
-                });
+                let known: Vec<String> = spec.cases.iter().map(|c| format!("{:?}", c.name)).collect();
+                return Err(PlanError::UnknownCase { name: name.clone(), known: known.join(", ") });
             }
         }
         let cases: Vec<usize> = spec
@@ -48,29 +44,12 @@ impl Plan {
     /// What would run, for `sockgrade check`.
     pub fn describe(&self, spec: &Spec) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "assignment: {}{}",
-            spec.name,
-            spec.title
-                .as_ref()
-                .map(|t| format!(" ({t})"))
-                .unwrap_or_default()
-        );
+        let _ = writeln!(out, "assignment: {}{}", spec.name, spec.title.as_ref().map(|t| format!(" ({t})")).unwrap_or_default());
         for target in [Target::Server, Target::Client] {
             if let Some(p) = spec.program(target) {
-                let _ = writeln!(
-                    out,
-                    "{target}: {}   (file: first of {})",
-                    p.command.join(" "),
-                    p.files.join(", ")
-                );
+                let _ = writeln!(out, "{target}: {}   (file: first of {})", p.command.join(" "), p.files.join(", "));
                 if let Some(fb) = &p.fallback_command {
-                    let _ = writeln!(
-                        out,
-                        "  when the file does not compile with it: {}",
-                        fb.join(" ")
-                    );
+                    let _ = writeln!(out, "  when the file does not compile with it: {}", fb.join(" "));
                 }
                 if target == Target::Client {
                     let _ = writeln!(out, "  reference server listens on {}", spec.connects_to);
@@ -91,28 +70,12 @@ impl Plan {
             l.file_size_bytes >> 20,
             l.output_bytes >> 10
         );
-        let graded: u32 = self
-            .cases
-            .iter()
-            .map(|&i| &spec.cases[i])
-            .filter(|c| !c.informational)
-            .map(|c| c.points)
-            .sum();
+        let graded: u32 = self.cases.iter().map(|&i| &spec.cases[i]).filter(|c| !c.informational).map(|c| c.points).sum();
         let _ = writeln!(out, "\n{} cases, {} points:", self.cases.len(), graded);
         for &i in &self.cases {
             let c = &spec.cases[i];
-            let pts = if c.informational {
-                "info".to_string()
-            } else {
-                format!("{} pt", c.points)
-            };
-            let _ = writeln!(
-                out,
-                "  [{pts:>5}] {} ({}, timeout {})",
-                c.name,
-                c.target,
-                humantime::format_duration(c.timeout)
-            );
+            let pts = if c.informational { "info".to_string() } else { format!("{} pt", c.points) };
+            let _ = writeln!(out, "  [{pts:>5}] {} ({}, timeout {})", c.name, c.target, humantime::format_duration(c.timeout));
             for (n, s) in c.steps.iter().enumerate() {
                 let _ = writeln!(out, "          {}. {}", n + 1, s.describe(c.target));
             }

@@ -17,14 +17,8 @@ use tokio::sync::{mpsc, Semaphore};
 
 #[derive(Debug, Clone)]
 pub enum RunEvent {
-    CaseStarted {
-        index: usize,
-        name: String,
-    },
-    CaseFinished {
-        index: usize,
-        result: Box<CaseResult>,
-    },
+    CaseStarted { index: usize, name: String },
+    CaseFinished { index: usize, result: Box<CaseResult> },
 }
 
 /// Unique names for per-case resources (cgroups) within this process.
@@ -39,11 +33,7 @@ pub struct Cancelled;
 /// host's loopback. Bulk grading shares one of these across a whole class, so the limit
 /// is for the machine, not per submission; closing it stops new cases from starting.
 pub fn case_slots(host: &Host, jobs: usize) -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(if host.isolation.parallel() {
-        jobs.max(1)
-    } else {
-        1
-    }))
+    Arc::new(Semaphore::new(if host.isolation.parallel() { jobs.max(1) } else { 1 }))
 }
 
 /// Grades one submission: every planned case, each when it gets one of `slots`.
@@ -51,41 +41,20 @@ pub fn case_slots(host: &Host, jobs: usize) -> Arc<Semaphore> {
 /// Cases already running when `slots` is closed finish normally (their teardown kills
 /// the student's processes); cases still waiting do not start, and the result is
 /// [`Cancelled`].
-pub async fn grade(
-    host: Arc<Host>,
-    spec: Arc<Spec>,
-    plan: &Plan,
-    submission: PathBuf,
-    slots: Arc<Semaphore>,
-    events: Option<mpsc::UnboundedSender<RunEvent>>,
-) -> Result<Vec<CaseResult>, Cancelled> {
+pub async fn grade(host: Arc<Host>, spec: Arc<Spec>, plan: &Plan, submission: PathBuf, slots: Arc<Semaphore>, events: Option<mpsc::UnboundedSender<RunEvent>>) -> Result<Vec<CaseResult>, Cancelled> {
     let mut set = tokio::task::JoinSet::new();
     for &index in &plan.cases {
-        let (host, spec, submission, slots, events) = (
-            host.clone(),
-            spec.clone(),
-            submission.clone(),
-            slots.clone(),
-            events.clone(),
-        );
+        let (host, spec, submission, slots, events) = (host.clone(), spec.clone(), submission.clone(), slots.clone(), events.clone());
         set.spawn(async move {
-            let Ok(_slot) = slots.acquire_owned().await else {
-                return Err(Cancelled);
-            };
+            let Ok(_slot) = slots.acquire_owned().await else { return Err(Cancelled) };
             let case = &spec.cases[index];
             if let Some(tx) = &events {
-                let _ = tx.send(RunEvent::CaseStarted {
-                    index,
-                    name: case.name.clone(),
-                });
+                let _ = tx.send(RunEvent::CaseStarted { index, name: case.name.clone() });
             }
             let id = format!("case{}", CASE_SERIAL.fetch_add(1, Ordering::Relaxed));
             let result = engine::run_case(&host, &spec, case, &submission, &id).await;
             if let Some(tx) = &events {
-                let _ = tx.send(RunEvent::CaseFinished {
-                    index,
-                    result: Box::new(result.clone()),
-                });
+                let _ = tx.send(RunEvent::CaseFinished { index, result: Box::new(result.clone()) });
             }
             Ok((index, result))
         });
@@ -107,23 +76,8 @@ pub async fn grade(
 }
 
 /// Grades and wraps the results of one submission.
-pub async fn grade_submission(
-    host: Arc<Host>,
-    spec: Arc<Spec>,
-    spec_name: String,
-    plan: &Plan,
-    submission: PathBuf,
-    jobs: usize,
-) -> SubmissionResult {
+pub async fn grade_submission(host: Arc<Host>, spec: Arc<Spec>, spec_name: String, plan: &Plan, submission: PathBuf, jobs: usize) -> SubmissionResult {
     let slots = case_slots(&host, jobs);
-    let cases = grade(host.clone(), spec, plan, submission.clone(), slots, None)
-        .await
-        .expect("these slots are never closed");
-    SubmissionResult::new(
-        submission.display().to_string(),
-        spec_name,
-        host.isolation.as_str().to_string(),
-        host.notes.clone(),
-        cases,
-    )
+    let cases = grade(host.clone(), spec, plan, submission.clone(), slots, None).await.expect("these slots are never closed");
+    SubmissionResult::new(submission.display().to_string(), spec_name, host.isolation.as_str().to_string(), host.notes.clone(), cases)
 }

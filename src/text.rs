@@ -60,10 +60,7 @@ pub fn last_lines(bytes: &[u8], n: usize) -> Vec<String> {
     lines[lines.len().saturating_sub(n)..]
         .iter()
         .map(|l| {
-            let l: String = l
-                .chars()
-                .filter(|c| !c.is_control() || *c == '\t')
-                .collect();
+            let l: String = l.chars().filter(|c| !c.is_control() || *c == '\t').collect();
             if l.chars().count() > 200 {
                 let cut: String = l.chars().take(200).collect();
                 format!("{cut}…")
@@ -91,12 +88,6 @@ mod tests {
     #[test]
     fn last_lines_of_a_traceback() {
         let err = b"Traceback (most recent call last):\n  File \"s.py\", line 3\nNameError: name 'AF_INET' is not defined\n\n";
-        assert_eq!(
-            last_lines(err, 2),
-            vec![
-                "  File \"s.py\", line 3",
-                "NameError: name 'AF_INET' is not defined"
-            ]
-        );
+        assert_eq!(last_lines(err, 2), vec!["  File \"s.py\", line 3", "NameError: name 'AF_INET' is not defined"]);
     }
 }

@@ -11,65 +11,31 @@ const WIDTH: usize = 52;
 
 pub fn render(r: &SubmissionResult, verbose: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{} {}  ·  {}  ·  isolation: {}",
-        "sockgrade".bold(),
-        r.spec,
-        r.submission,
-        r.isolation
-    );
+    let _ = writeln!(out, "{} {}  ·  {}  ·  isolation: {}", "sockgrade".bold(), r.spec, r.submission, r.isolation);
     for note in &r.notes {
         let _ = writeln!(out, "{} {note}", "note:".yellow().bold());
     }
     let _ = writeln!(out);
-    let (graded, info): (Vec<&CaseResult>, Vec<&CaseResult>) =
-        r.cases.iter().partition(|c| !c.informational);
+    let (graded, info): (Vec<&CaseResult>, Vec<&CaseResult>) = r.cases.iter().partition(|c| !c.informational);
     for c in &graded {
-        let _ = writeln!(
-            out,
-            "  {} {:<WIDTH$} {:>2}/{:<2} {}",
-            mark(c.status),
-            c.name,
-            c.score,
-            c.max_score,
-            c.target.dimmed()
-        );
+        let _ = writeln!(out, "  {} {:<WIDTH$} {:>2}/{:<2} {}", mark(c.status), c.name, c.score, c.max_score, c.target.dimmed());
     }
     if !info.is_empty() {
         let _ = writeln!(out, "\n  {}", "informational (not scored)".dimmed());
         for c in &info {
-            let _ = writeln!(
-                out,
-                "  {} {:<WIDTH$}   –   {}",
-                mark(c.status),
-                c.name,
-                c.target.dimmed()
-            );
+            let _ = writeln!(out, "  {} {:<WIDTH$}   –   {}", mark(c.status), c.name, c.target.dimmed());
         }
     }
     let total = format!("Score: {}/{}", r.score, r.max_score);
     let _ = writeln!(
         out,
         "\n{}  ({} passed, {} failed{})",
-        if r.score == r.max_score {
-            total.green().bold().to_string()
-        } else {
-            total.red().bold().to_string()
-        },
+        if r.score == r.max_score { total.green().bold().to_string() } else { total.red().bold().to_string() },
         r.passed,
         r.failed,
-        if r.errors > 0 {
-            format!(", {} could not run", r.errors)
-        } else {
-            String::new()
-        }
+        if r.errors > 0 { format!(", {} could not run", r.errors) } else { String::new() }
     );
-    for c in r
-        .cases
-        .iter()
-        .filter(|c| c.status != Status::Passed || verbose)
-    {
+    for c in r.cases.iter().filter(|c| c.status != Status::Passed || verbose) {
         let _ = writeln!(out);
         detail(&mut out, c, verbose);
     }
@@ -85,26 +51,12 @@ fn mark(s: Status) -> String {
 }
 
 fn detail(out: &mut String, c: &CaseResult, verbose: bool) {
-    let title = format!(
-        "── {} {} ({}{}) ",
-        mark(c.status),
-        c.name,
-        c.target,
-        if c.informational {
-            ", informational"
-        } else {
-            ""
-        }
-    );
+    let title = format!("── {} {} ({}{}) ", mark(c.status), c.name, c.target, if c.informational { ", informational" } else { "" });
     let _ = writeln!(out, "{}", title.bold());
     let label = |s: &str| format!("   {:<9}", s).dimmed().to_string();
     match (&c.failure, &c.reason) {
         (Some(f), reason) => {
-            let at = if f.step == 0 {
-                "at start-up".to_string()
-            } else {
-                format!("step {} (spec line {})", f.step, f.line)
-            };
+            let at = if f.step == 0 { "at start-up".to_string() } else { format!("step {} (spec line {})", f.step, f.line) };
             let _ = writeln!(out, "{} {at}: {}", label("failed"), f.action);
             if let Some(sent) = &f.sent {
                 let _ = writeln!(out, "{} {sent}", label("sent"));
@@ -117,16 +69,7 @@ fn detail(out: &mut String, c: &CaseResult, verbose: bool) {
             }
         }
         (None, Some(reason)) => {
-            let _ = writeln!(
-                out,
-                "{} {}",
-                label(if c.status == Status::Error {
-                    "error"
-                } else {
-                    "failed"
-                }),
-                reason.red()
-            );
+            let _ = writeln!(out, "{} {}", label(if c.status == Status::Error { "error" } else { "failed" }), reason.red());
         }
         (None, None) => {}
     }
@@ -152,33 +95,12 @@ fn detail(out: &mut String, c: &CaseResult, verbose: bool) {
         let _ = writeln!(out, "{} ", label("transcript"));
         for e in &c.transcript {
             let v = serde_json::to_value(&e.kind).unwrap_or_default();
-            let kind = v
-                .get("event")
-                .and_then(|k| k.as_str())
-                .unwrap_or("?")
-                .to_string();
+            let kind = v.get("event").and_then(|k| k.as_str()).unwrap_or("?").to_string();
             let rest: Vec<String> = v
                 .as_object()
-                .map(|o| {
-                    o.iter()
-                        .filter(|(k, _)| *k != "event")
-                        .map(|(k, v)| {
-                            format!(
-                                "{k}={}",
-                                v.as_str()
-                                    .map(str::to_string)
-                                    .unwrap_or_else(|| v.to_string())
-                            )
-                        })
-                        .collect()
-                })
+                .map(|o| o.iter().filter(|(k, _)| *k != "event").map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect())
                 .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "           {:>6} ms  {kind:<16} {}",
-                e.at_ms,
-                rest.join("  ")
-            );
+            let _ = writeln!(out, "           {:>6} ms  {kind:<16} {}", e.at_ms, rest.join("  "));
         }
     }
 }

@@ -32,18 +32,11 @@ pub struct Capture {
 
 impl Capture {
     pub fn new(limit: u64) -> Capture {
-        Capture {
-            state: Arc::default(),
-            changed: Arc::new(Notify::new()),
-            limit: (limit as usize).max(2),
-        }
+        Capture { state: Arc::default(), changed: Arc::new(Notify::new()), limit: (limit as usize).max(2) }
     }
 
     /// Drains `reader` until EOF (the program and all its children closed the pipe).
-    pub fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
-        &self,
-        mut reader: R,
-    ) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(&self, mut reader: R) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 64 << 10];
@@ -110,11 +103,7 @@ impl Capture {
     /// Everything kept for the report.
     pub fn snapshot(&self) -> Captured {
         let s = self.state.lock().unwrap();
-        Captured {
-            head: s.head.clone(),
-            tail: s.tail.clone(),
-            total: s.total,
-        }
+        Captured { head: s.head.clone(), tail: s.tail.clone(), total: s.total }
     }
 }
 
@@ -133,9 +122,7 @@ impl Captured {
         let kept = (self.head.len() + self.tail.len()) as u64;
         let mut out = self.head.clone();
         if self.total > kept {
-            out.extend_from_slice(
-                format!("\n[… {} bytes not kept …]\n", self.total - kept).as_bytes(),
-            );
+            out.extend_from_slice(format!("\n[… {} bytes not kept …]\n", self.total - kept).as_bytes());
         }
         out.extend_from_slice(&self.tail);
         out
@@ -167,9 +154,7 @@ mod tests {
         let cap = Capture::new(1024);
         cap.push(b"Reply: po");
         cap.push(b"ng\n");
-        let got = cap
-            .wait_for(|w| w.windows(4).position(|x| x == b"pong").map(|p| p + 4))
-            .await;
+        let got = cap.wait_for(|w| w.windows(4).position(|x| x == b"pong").map(|p| p + 4)).await;
         assert_eq!(got.unwrap(), b"Reply: pong");
     }
 }

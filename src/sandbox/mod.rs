@@ -73,11 +73,7 @@ pub struct Host {
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     #[error("--isolation {asked} needs {what}, which this machine does not allow: {why}")]
-    Unavailable {
-        asked: &'static str,
-        what: &'static str,
-        why: String,
-    },
+    Unavailable { asked: &'static str, what: &'static str, why: String },
 }
 
 impl Host {
@@ -85,35 +81,19 @@ impl Host {
         let mut notes = Vec::new();
         let netns = match req {
             IsolationRequest::None => Err("not asked for".to_string()),
-            _ => netns::NetNs::create()
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            _ => netns::NetNs::create().map(|_| ()).map_err(|e| e.to_string()),
         };
         let cgroups = match req {
-            IsolationRequest::Full | IsolationRequest::Auto if netns.is_ok() => {
-                cgroup::Cgroups::detect()
-            }
+            IsolationRequest::Full | IsolationRequest::Auto if netns.is_ok() => cgroup::Cgroups::detect(),
             _ => Err("not asked for".to_string()),
         };
         let isolation = match (req, &netns, &cgroups) {
             (IsolationRequest::None, _, _) => Isolation::None,
             (IsolationRequest::Netns | IsolationRequest::Full, Err(why), _) => {
-                return Err(HostError::Unavailable {
-                    asked: if req == IsolationRequest::Netns {
-                        "netns"
-                    } else {
-                        "full"
-                    },
-                    what: "network namespaces (root, or CAP_SYS_ADMIN)",
-                    why: why.clone(),
-                })
+                return Err(HostError::Unavailable { asked: if req == IsolationRequest::Netns { "netns" } else { "full" }, what: "network namespaces (root, or CAP_SYS_ADMIN)", why: why.clone() })
             }
             (IsolationRequest::Full, Ok(()), Err(why)) => {
-                return Err(HostError::Unavailable {
-                    asked: "full",
-                    what: "a writable cgroup hierarchy",
-                    why: why.clone(),
-                })
+                return Err(HostError::Unavailable { asked: "full", what: "a writable cgroup hierarchy", why: why.clone() })
             }
             (IsolationRequest::Netns, Ok(()), _) => Isolation::Netns,
             (_, Ok(()), Ok(_)) => Isolation::Full,
@@ -137,8 +117,7 @@ impl Host {
             cgroups: cgroups.ok(),
             redirect,
             notes,
-            path_env: std::env::var("PATH")
-                .unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+            path_env: std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
         })
     }
 }
@@ -157,65 +136,30 @@ pub enum SandboxError {
     #[error(transparent)]
     Workdir(#[from] workdir::WorkdirError),
     #[error("could not set up the case's {what}: {source}")]
-    Setup {
-        what: &'static str,
-        source: std::io::Error,
-    },
+    Setup { what: &'static str, source: std::io::Error },
 }
 
 impl Sandbox {
-    pub fn prepare(
-        host: &Host,
-        submission: &Path,
-        program: &Program,
-        limits: &Limits,
-        case_id: &str,
-    ) -> Result<Sandbox, SandboxError> {
+    pub fn prepare(host: &Host, submission: &Path, program: &Program, limits: &Limits, case_id: &str) -> Result<Sandbox, SandboxError> {
         let file = workdir::find_file(submission, &program.files)?;
-        let dir = tempfile::Builder::new()
-            .prefix("sockgrade-")
-            .tempdir()
-            .map_err(|e| SandboxError::Setup {
-                what: "work folder",
-                source: e,
-            })?;
+        let dir = tempfile::Builder::new().prefix("sockgrade-").tempdir().map_err(|e| SandboxError::Setup { what: "work folder", source: e })?;
         workdir::copy_submission(submission, dir.path())?;
         let netns = match host.isolation {
             Isolation::None => None,
-            _ => Some(netns::NetNs::create().map_err(|e| SandboxError::Setup {
-                what: "network namespace",
-                source: e,
-            })?),
+            _ => Some(netns::NetNs::create().map_err(|e| SandboxError::Setup { what: "network namespace", source: e })?),
         };
         let cgroup = match &host.cgroups {
             Some(cgs) => Some(
-                cgs.create_case(
-                    case_id,
-                    &cgroup::Limits {
-                        memory_bytes: Some(limits.memory_bytes),
-                        max_processes: Some(limits.processes),
-                    },
-                )
-                .map_err(|e| SandboxError::Setup {
-                    what: "cgroup",
-                    source: e,
-                })?,
+                cgs.create_case(case_id, &cgroup::Limits { memory_bytes: Some(limits.memory_bytes), max_processes: Some(limits.processes) })
+                    .map_err(|e| SandboxError::Setup { what: "cgroup", source: e })?,
             ),
             None => None,
         };
-        Ok(Sandbox {
-            workdir: dir,
-            file,
-            netns,
-            cgroup,
-        })
+        Ok(Sandbox { workdir: dir, file, netns, cgroup })
     }
 
     /// Runs `f` where the case's sockets live: inside its namespace, or right here.
-    pub fn in_net<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> std::io::Result<T> {
+    pub fn in_net<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::io::Result<T> {
         match &self.netns {
             Some(ns) => ns.run_in(f),
             None => Ok(f()),
@@ -226,10 +170,7 @@ impl Sandbox {
     pub fn env(&self, host: &Host, program: &Program) -> Vec<(String, String)> {
         let mut env = vec![
             ("PATH".to_string(), host.path_env.clone()),
-            (
-                "HOME".to_string(),
-                self.workdir.path().display().to_string(),
-            ),
+            ("HOME".to_string(), self.workdir.path().display().to_string()),
             ("LANG".to_string(), "C.UTF-8".to_string()),
             ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
             ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
@@ -249,10 +190,6 @@ impl Sandbox {
     /// The command line with `{file}` filled in.
     pub fn argv(&self, program: &Program) -> Vec<String> {
         let file = self.file.display().to_string();
-        program
-            .command
-            .iter()
-            .map(|a| a.replace("{file}", &file))
-            .collect()
+        program.command.iter().map(|a| a.replace("{file}", &file)).collect()
     }
 }

@@ -60,9 +60,7 @@ fn parse_addr(s: &str) -> Option<SocketAddr> {
     let (ip, port) = s.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let ip = match ip.len() {
-        8 => IpAddr::V4(Ipv4Addr::from(
-            u32::from_str_radix(ip, 16).ok()?.to_ne_bytes(),
-        )),
+        8 => IpAddr::V4(Ipv4Addr::from(u32::from_str_radix(ip, 16).ok()?.to_ne_bytes())),
         32 => {
             let mut bytes = [0u8; 16];
             for i in 0..4 {
@@ -85,9 +83,7 @@ fn parse_addr(s: &str) -> Option<SocketAddr> {
 pub fn socket_inodes(pids: &[u32]) -> HashSet<u64> {
     let mut out = HashSet::new();
     for pid in pids {
-        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
-        };
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
         for fd in dir.flatten() {
             if let Ok(target) = std::fs::read_link(fd.path()) {
                 let t = target.to_string_lossy();
@@ -113,21 +109,15 @@ pub fn listeners(pid: u32, owned_by: Option<&HashSet<u64>>) -> Vec<TcpEntry> {
 
 /// The student's end of one connection, found by its addresses.
 pub fn connection(pid: u32, student_end: SocketAddr, grader_end: SocketAddr) -> Option<TcpEntry> {
-    tcp_table(pid)
-        .into_iter()
-        .find(|e| e.local == student_end && e.remote == grader_end)
+    tcp_table(pid).into_iter().find(|e| e.local == student_end && e.remote == grader_end)
 }
 
 /// Processes whose process group is `pgid` (the fallback when there is no cgroup).
 pub fn group_pids(pgid: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
     for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         if let Some(stat) = read_stat(pid) {
             if stat.pgrp == pgid {
                 out.push(pid);
@@ -162,11 +152,7 @@ pub fn read_stat(pid: u32) -> Option<Stat> {
 pub fn ticks_per_second() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
-    }
+    if t > 0 { t as u64 } else { 100 }
 }
 
 #[cfg(test)]

@@ -109,15 +109,7 @@ impl StudentProcess {
             let status = child.wait().await.ok();
             let _ = tx.send(status);
         });
-        Ok(StudentProcess {
-            pid,
-            stdin,
-            stdout,
-            stderr,
-            exit,
-            readers,
-            started: Instant::now(),
-        })
+        Ok(StudentProcess { pid, stdin, stdout, stderr, exit, readers, started: Instant::now() })
     }
 
     /// The exit status, if the process has exited.
@@ -153,10 +145,7 @@ impl StudentProcess {
                 s.write_all(bytes).await?;
                 s.flush().await
             }
-            None => Err(std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "stdin is closed",
-            )),
+            None => Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin is closed")),
         }
     }
 
@@ -179,10 +168,7 @@ impl StudentProcess {
         }
         // Without a cgroup, the process group is all we know of.
         for pid in super::proc_net::group_pids(self.pid) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
         }
         let _ = tokio::time::timeout(grace * 4, self.exited()).await;
         // The pipes close once every holder is dead; the readers then finish.
@@ -194,10 +180,7 @@ impl StudentProcess {
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) {
-    let lim = libc::rlimit {
-        rlim_cur: value,
-        rlim_max: value,
-    };
+    let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
     // SAFETY: setrlimit is async-signal-safe; a failure leaves the inherited limit.
     unsafe {
         libc::setrlimit(resource, &lim);
@@ -210,9 +193,7 @@ pub fn describe_status(status: ExitStatus) -> String {
     if let Some(code) = status.code() {
         format!("exited with code {code}")
     } else if let Some(sig) = status.signal() {
-        let name = nix::sys::signal::Signal::try_from(sig)
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_else(|_| format!("signal {sig}"));
+        let name = nix::sys::signal::Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| format!("signal {sig}"));
         format!("was killed by {name}")
     } else {
         "ended".to_string()

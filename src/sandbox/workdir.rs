@@ -16,11 +16,7 @@ pub enum WorkdirError {
     #[error("no file matches {patterns}; the submission contains: {contents}")]
     Missing { patterns: String, contents: String },
     #[error("several files match {pattern:?}: {matches}; rename the one to grade as {first:?}")]
-    Ambiguous {
-        pattern: String,
-        matches: String,
-        first: String,
-    },
+    Ambiguous { pattern: String, matches: String, first: String },
     #[error("the submission is larger than {} MiB", MAX_COPY_BYTES >> 20)]
     TooLarge,
     #[error("cannot read the submission {path}: {source}")]
@@ -33,20 +29,13 @@ pub enum WorkdirError {
 pub fn find_file(submission: &Path, patterns: &[String]) -> Result<PathBuf, WorkdirError> {
     let mut dirs = vec![submission.to_path_buf()];
     if let Ok(rd) = std::fs::read_dir(submission) {
-        let mut subs: Vec<PathBuf> = rd
-            .flatten()
-            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-            .map(|e| e.path())
-            .filter(|p| !is_hidden(p))
-            .collect();
+        let mut subs: Vec<PathBuf> = rd.flatten().filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false)).map(|e| e.path()).filter(|p| !is_hidden(p)).collect();
         subs.sort();
         dirs.extend(subs);
     }
     for dir in &dirs {
         for pattern in patterns {
-            let Ok(glob) = glob::Pattern::new(pattern) else {
-                continue;
-            };
+            let Ok(glob) = glob::Pattern::new(pattern) else { continue };
             let mut matches: Vec<PathBuf> = match std::fs::read_dir(dir) {
                 Ok(rd) => rd
                     .flatten()
@@ -59,50 +48,24 @@ pub fn find_file(submission: &Path, patterns: &[String]) -> Result<PathBuf, Work
             matches.sort();
             match matches.len() {
                 0 => continue,
-                1 => {
-                    return Ok(matches
-                        .remove(0)
-                        .strip_prefix(submission)
-                        .map(Path::to_path_buf)
-                        .unwrap_or_default())
-                }
+                1 => return Ok(matches.remove(0).strip_prefix(submission).map(Path::to_path_buf).unwrap_or_default()),
                 _ => {
-                    let names: Vec<String> = matches
-                        .iter()
-                        .map(|m| {
-                            m.strip_prefix(submission)
-                                .unwrap_or(m)
-                                .display()
-                                .to_string()
-                        })
-                        .collect();
-                    return Err(WorkdirError::Ambiguous {
-                        pattern: pattern.clone(),
-                        first: patterns[0].clone(),
-                        matches: names.join(", "),
-                    });
+                    let names: Vec<String> = matches.iter().map(|m| m.strip_prefix(submission).unwrap_or(m).display().to_string()).collect();
+                    return Err(WorkdirError::Ambiguous { pattern: pattern.clone(), first: patterns[0].clone(), matches: names.join(", ") });
                 }
             }
         }
     }
-    Err(WorkdirError::Missing {
-        patterns: patterns.join(", "),
-        contents: list_contents(submission),
-    })
+    Err(WorkdirError::Missing { patterns: patterns.join(", "), contents: list_contents(submission) })
 }
 
 fn is_hidden(p: &Path) -> bool {
-    p.file_name()
-        .map(|n| n.to_string_lossy().starts_with('.'))
-        .unwrap_or(false)
+    p.file_name().map(|n| n.to_string_lossy().starts_with('.')).unwrap_or(false)
 }
 
 fn list_contents(dir: &Path) -> String {
     let mut names: Vec<String> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
+        Ok(rd) => rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
         Err(e) => return format!("(unreadable: {e})"),
     };
     names.sort();
@@ -127,10 +90,7 @@ pub fn copy_submission(from: &Path, to: &Path) -> Result<u64, WorkdirError> {
 }
 
 fn copy_dir(from: &Path, to: &Path, total: &mut u64) -> Result<(), WorkdirError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| WorkdirError::Io { path, source }
-    };
+    let io = |path: &Path| { let path = path.to_path_buf(); move |source| WorkdirError::Io { path, source } };
     for entry in std::fs::read_dir(from).map_err(io(from))? {
         let entry = entry.map_err(io(from))?;
         let ty = entry.file_type().map_err(io(&entry.path()))?;

@@ -22,13 +22,7 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    pub fn at(
-        file: &Path,
-        text: &str,
-        span: Option<Range<usize>>,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> SpecError {
+    pub fn at(file: &Path, text: &str, span: Option<Range<usize>>, key: impl Into<String>, message: impl Into<String>) -> SpecError {
         let (line, column, source_line, underline) = match span {
             Some(span) => {
                 let start = span.start.min(text.len());
@@ -37,9 +31,7 @@ impl SpecError {
                 let line_start = before.rfind('\n').map_or(0, |i| i + 1);
                 let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
                 let column = text[line_start..start].chars().count() + 1;
-                let src = text[line_start..line_end]
-                    .trim_end_matches('\r')
-                    .to_string();
+                let src = text[line_start..line_end].trim_end_matches('\r').to_string();
                 let end = span.end.clamp(start, line_end);
                 let underline = text[start..end].chars().count().max(1);
                 (line, column, Some(src), underline)
@@ -71,32 +63,18 @@ impl SpecError {
 
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = if self.key.is_empty() {
-            String::new()
-        } else {
-            format!("{}: ", self.key)
-        };
+        let key = if self.key.is_empty() { String::new() } else { format!("{}: ", self.key) };
         writeln!(f, "error: {key}{}", self.message)?;
         if self.line == 0 {
             writeln!(f, "  --> {}", self.file.display())?;
         } else {
-            writeln!(
-                f,
-                "  --> {}:{}:{}",
-                self.file.display(),
-                self.line,
-                self.column
-            )?;
+            writeln!(f, "  --> {}:{}:{}", self.file.display(), self.line, self.column)?;
         }
         if let Some(src) = &self.source_line {
             let gutter = self.line.to_string().len();
             writeln!(f, "{:gutter$} |", "")?;
             writeln!(f, "{} | {}", self.line, src)?;
-            let pad: String = src
-                .chars()
-                .take(self.column - 1)
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
+            let pad: String = src.chars().take(self.column - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
             writeln!(f, "{:gutter$} | {pad}{}", "", "^".repeat(self.underline))?;
         }
         if let Some(help) = &self.help {
@@ -122,11 +100,7 @@ impl fmt::Display for SpecErrors {
             writeln!(f, "{e}")?;
         }
         let n = self.0.len();
-        write!(
-            f,
-            "{n} error{} in the spec; nothing was run.",
-            if n == 1 { "" } else { "s" }
-        )
+        write!(f, "{n} error{} in the spec; nothing was run.", if n == 1 { "" } else { "s" })
     }
 }
 

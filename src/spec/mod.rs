@@ -38,8 +38,9 @@ pub struct Spec {
 impl Spec {
     /// Reads and validates a spec file.
     pub fn load(path: &Path) -> Result<Spec, SpecErrors> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| SpecErrors::single(SpecError::io(path, &e)))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SpecErrors::single(SpecError::io(path, &e))
+        })?;
         validate::parse(path, &text)
     }
 
@@ -129,9 +130,7 @@ pub struct Program {
     pub env: BTreeMap<String, String>,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     Server,
@@ -180,52 +179,24 @@ pub type ConnName = String;
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Server targets: the reference client connects to the student's server.
-    Connect {
-        conn: ConnName,
-    },
+    Connect { conn: ConnName },
     /// Client targets: the reference server accepts the student's connection.
-    Accept {
-        conn: ConnName,
-    },
+    Accept { conn: ConnName },
     /// Server targets: the student's server has called accept() on every connection made so far.
     ExpectAccepted,
-    Send {
-        conn: ConnName,
-        bytes: Vec<u8>,
-    },
-    Expect {
-        conn: ConnName,
-        matcher: Matcher,
-    },
+    Send { conn: ConnName, bytes: Vec<u8> },
+    Expect { conn: ConnName, matcher: Matcher },
     /// Half-close: `shutdown(SHUT_WR)`, we keep reading.
-    Shutdown {
-        conn: ConnName,
-    },
-    Close {
-        conn: ConnName,
-        kind: CloseKind,
-    },
-    ExpectClose {
-        conn: ConnName,
-        kind: ExpectedClose,
-    },
-    ExpectIdle {
-        window: Duration,
-        max_cpu: f64,
-    },
-    Signal {
-        signal: Signal,
-    },
+    Shutdown { conn: ConnName },
+    Close { conn: ConnName, kind: CloseKind },
+    ExpectClose { conn: ConnName, kind: ExpectedClose },
+    ExpectIdle { window: Duration, max_cpu: f64 },
+    Signal { signal: Signal },
     ExpectExit(ExitExpectation),
     ExpectPortFree,
-    WriteStdin {
-        bytes: Vec<u8>,
-    },
+    WriteStdin { bytes: Vec<u8> },
     CloseStdin,
-    ExpectOutput {
-        stream: Stream,
-        matcher: Matcher,
-    },
+    ExpectOutput { stream: Stream, matcher: Matcher },
 }
 
 impl Action {
@@ -333,9 +304,7 @@ impl Matcher {
     pub fn find(&self, buf: &[u8]) -> Option<usize> {
         match self {
             Matcher::Any => (!buf.is_empty()).then_some(buf.len()),
-            Matcher::Exact(want) => {
-                (buf.len() >= want.len() && buf.starts_with(want)).then_some(want.len())
-            }
+            Matcher::Exact(want) => (buf.len() >= want.len() && buf.starts_with(want)).then_some(want.len()),
             Matcher::Contains(want) => find_bytes(buf, want).map(|at| at + want.len()),
             // Judged only when the wait is over: see `is_negative`.
             Matcher::NotContains(want) => find_bytes(buf, want).is_none().then_some(buf.len()),
@@ -385,50 +354,22 @@ impl Step {
         let who = target.as_str();
         match &self.action {
             Action::Connect { conn } => format!("connect to the server (connection {conn:?})"),
-            Action::Accept { conn } => {
-                format!("wait up to {within} for the client to connect (connection {conn:?})")
-            }
-            Action::ExpectAccepted => {
-                format!("check within {within} that the server accept()ed every connection")
-            }
-            Action::Send { conn, bytes } => {
-                format!("send {} on {conn:?}", crate::text::quote(bytes))
-            }
-            Action::Expect { conn, matcher } => {
-                format!("wait up to {within} for {} on {conn:?}", matcher.describe())
-            }
-            Action::Shutdown { conn } => {
-                format!("half-close {conn:?} (shutdown SHUT_WR: the {who}'s recv() returns b'')")
-            }
-            Action::Close {
-                conn,
-                kind: CloseKind::Fin,
-            } => format!("close {conn:?} (FIN)"),
-            Action::Close {
-                conn,
-                kind: CloseKind::Rst,
-            } => format!("reset {conn:?} (abortive close: RST)"),
-            Action::ExpectClose { conn, kind } => format!(
-                "wait up to {within} for the {who} to close {conn:?}: {}",
-                kind.describe()
-            ),
-            Action::ExpectIdle { window, .. } => format!(
-                "watch the {who}'s CPU use for {}",
-                humantime::format_duration(*window)
-            ),
-            Action::Signal { signal } if signal.0 == nix::sys::signal::Signal::SIGINT => {
-                "press Ctrl-C (SIGINT to the process group)".into()
-            }
+            Action::Accept { conn } => format!("wait up to {within} for the client to connect (connection {conn:?})"),
+            Action::ExpectAccepted => format!("check within {within} that the server accept()ed every connection"),
+            Action::Send { conn, bytes } => format!("send {} on {conn:?}", crate::text::quote(bytes)),
+            Action::Expect { conn, matcher } => format!("wait up to {within} for {} on {conn:?}", matcher.describe()),
+            Action::Shutdown { conn } => format!("half-close {conn:?} (shutdown SHUT_WR: the {who}'s recv() returns b'')"),
+            Action::Close { conn, kind: CloseKind::Fin } => format!("close {conn:?} (FIN)"),
+            Action::Close { conn, kind: CloseKind::Rst } => format!("reset {conn:?} (abortive close: RST)"),
+            Action::ExpectClose { conn, kind } => format!("wait up to {within} for the {who} to close {conn:?}: {}", kind.describe()),
+            Action::ExpectIdle { window, .. } => format!("watch the {who}'s CPU use for {}", humantime::format_duration(*window)),
+            Action::Signal { signal } if signal.0 == nix::sys::signal::Signal::SIGINT => "press Ctrl-C (SIGINT to the process group)".into(),
             Action::Signal { signal } => format!("send {signal} to the {who}"),
             Action::ExpectExit(e) => format!("wait up to {within} for {e}"),
             Action::ExpectPortFree => "check that the port can be bound again".into(),
             Action::WriteStdin { bytes } => format!("type {} on stdin", crate::text::quote(bytes)),
             Action::CloseStdin => "close stdin (Ctrl-D: input() raises EOFError)".into(),
-            Action::ExpectOutput { stream, matcher } => format!(
-                "wait up to {within} for {} on {}",
-                matcher.describe().replacen("data", "output", 1),
-                stream.as_str()
-            ),
+            Action::ExpectOutput { stream, matcher } => format!("wait up to {within} for {} on {}", matcher.describe().replacen("data", "output", 1), stream.as_str()),
         }
     }
 }

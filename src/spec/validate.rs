@@ -25,11 +25,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
             return Err(SpecErrors::single(e));
         }
     };
-    let mut v = Validator {
-        file,
-        text,
-        errors: Vec::new(),
-    };
+    let mut v = Validator { file, text, errors: Vec::new() };
     let spec = v.spec(raw);
     if v.errors.is_empty() {
         Ok(spec.expect("a spec is built whenever no error was recorded"))
@@ -45,11 +41,7 @@ fn clean_path(path: &str) -> String {
         .filter(|p| !p.starts_with("$__serde_spanned") && *p != "?")
         .collect();
     let s = cleaned.join(".");
-    if s == "." {
-        String::new()
-    } else {
-        s
-    }
+    if s == "." { String::new() } else { s }
 }
 
 fn first_line(message: &str) -> String {
@@ -78,13 +70,7 @@ struct Validator<'a> {
 const STEP_ACTIONS: &str = "connect, accept, expect_accepted, send, expect, shutdown, close, expect_close, expect_idle, signal, expect_exit, expect_port_free, write_stdin, close_stdin, expect_stdout, expect_stderr";
 
 impl<'a> Validator<'a> {
-    fn err(
-        &mut self,
-        span: Option<Range<usize>>,
-        key: impl Into<String>,
-        msg: impl Into<String>,
-        help: Option<String>,
-    ) {
+    fn err(&mut self, span: Option<Range<usize>>, key: impl Into<String>, msg: impl Into<String>, help: Option<String>) {
         let mut e = SpecError::at(self.file, self.text, span, key, msg);
         if let Some(h) = help {
             e = e.with_help(h);
@@ -93,21 +79,13 @@ impl<'a> Validator<'a> {
     }
 
     fn line_of(&self, span: &Range<usize>) -> usize {
-        self.text[..span.start.min(self.text.len())]
-            .matches('\n')
-            .count()
-            + 1
+        self.text[..span.start.min(self.text.len())].matches('\n').count() + 1
     }
 
     fn duration(&mut self, s: &Spanned<String>, key: &str) -> Option<Duration> {
         match humantime::parse_duration(s.get_ref().trim()) {
             Ok(d) if d.is_zero() => {
-                self.err(
-                    Some(s.span()),
-                    key,
-                    "a duration of zero cannot be waited for",
-                    Some("use a positive duration such as \"500ms\" or \"2s\"".into()),
-                );
+                self.err(Some(s.span()), key, "a duration of zero cannot be waited for", Some("use a positive duration such as \"500ms\" or \"2s\"".into()));
                 None
             }
             Ok(d) => Some(d),
@@ -127,12 +105,7 @@ impl<'a> Validator<'a> {
         match parse_size(s.get_ref()) {
             Some(n) => Some(n),
             None => {
-                self.err(
-                    Some(s.span()),
-                    key,
-                    format!("{:?} is not a size", s.get_ref()),
-                    Some("write a number and a unit, e.g. \"256MiB\", \"64KiB\", \"1GB\"".into()),
-                );
+                self.err(Some(s.span()), key, format!("{:?} is not a size", s.get_ref()), Some("write a number and a unit, e.g. \"256MiB\", \"64KiB\", \"1GB\"".into()));
                 None
             }
         }
@@ -142,12 +115,7 @@ impl<'a> Validator<'a> {
         match SocketAddr::from_str(s.get_ref().trim()) {
             Ok(a) => Some(a),
             Err(_) => {
-                self.err(
-                    Some(s.span()),
-                    key,
-                    format!("{:?} is not an address with a port", s.get_ref()),
-                    Some("write an IP address and a port, e.g. \"127.0.0.1:8888\"".into()),
-                );
+                self.err(Some(s.span()), key, format!("{:?} is not an address with a port", s.get_ref()), Some("write an IP address and a port, e.g. \"127.0.0.1:8888\"".into()));
                 None
             }
         }
@@ -157,31 +125,20 @@ impl<'a> Validator<'a> {
         let assignment = raw.assignment.into_inner();
         let name = assignment.name.get_ref().trim().to_string();
         if name.is_empty() {
-            self.err(
-                Some(assignment.name.span()),
-                "assignment.name",
-                "the assignment needs a name",
-                None,
-            );
+            self.err(Some(assignment.name.span()), "assignment.name", "the assignment needs a name", None);
         }
 
         let mut defaults = Defaults::default();
         if let Some(d) = raw.defaults {
             let d = d.into_inner();
             if let Some(w) = &d.within {
-                defaults.within = self
-                    .duration(w, "defaults.within")
-                    .unwrap_or(defaults.within);
+                defaults.within = self.duration(w, "defaults.within").unwrap_or(defaults.within);
             }
             if let Some(w) = &d.case_timeout {
-                defaults.case_timeout = self
-                    .duration(w, "defaults.case_timeout")
-                    .unwrap_or(defaults.case_timeout);
+                defaults.case_timeout = self.duration(w, "defaults.case_timeout").unwrap_or(defaults.case_timeout);
             }
             if let Some(w) = &d.startup {
-                defaults.startup = self
-                    .duration(w, "defaults.startup")
-                    .unwrap_or(defaults.startup);
+                defaults.startup = self.duration(w, "defaults.startup").unwrap_or(defaults.startup);
             }
         }
 
@@ -195,35 +152,21 @@ impl<'a> Validator<'a> {
                 limits.output_bytes = self.size(s, "limits.output").unwrap_or(limits.output_bytes);
             }
             if let Some(s) = &l.file_size {
-                limits.file_size_bytes = self
-                    .size(s, "limits.file_size")
-                    .unwrap_or(limits.file_size_bytes);
+                limits.file_size_bytes = self.size(s, "limits.file_size").unwrap_or(limits.file_size_bytes);
             }
             if let Some(s) = &l.cpu_time {
-                limits.cpu_time = self
-                    .duration(s, "limits.cpu_time")
-                    .unwrap_or(limits.cpu_time);
+                limits.cpu_time = self.duration(s, "limits.cpu_time").unwrap_or(limits.cpu_time);
             }
             if let Some(n) = &l.processes {
                 if *n.get_ref() == 0 {
-                    self.err(
-                        Some(n.span()),
-                        "limits.processes",
-                        "at least 1 process is needed to run the program",
-                        None,
-                    );
+                    self.err(Some(n.span()), "limits.processes", "at least 1 process is needed to run the program", None);
                 } else {
                     limits.processes = *n.get_ref();
                 }
             }
             if let Some(n) = &l.open_files {
                 if *n.get_ref() < 8 {
-                    self.err(
-                        Some(n.span()),
-                        "limits.open_files",
-                        "fewer than 8 open files cannot start an interpreter",
-                        Some("use 64 or more".into()),
-                    );
+                    self.err(Some(n.span()), "limits.open_files", "fewer than 8 open files cannot start an interpreter", Some("use 64 or more".into()));
                 } else {
                     limits.open_files = *n.get_ref();
                 }
@@ -252,12 +195,7 @@ impl<'a> Validator<'a> {
         });
 
         if raw.cases.is_empty() {
-            self.err(
-                None,
-                "case",
-                "the spec has no [[case]]",
-                Some("add at least one [[case]] table with name, target and steps".into()),
-            );
+            self.err(None, "case", "the spec has no [[case]]", Some("add at least one [[case]] table with name, target and steps".into()));
         }
         let mut names = HashSet::new();
         let mut cases = Vec::new();
@@ -265,15 +203,7 @@ impl<'a> Validator<'a> {
             let span = c.span();
             let c = c.into_inner();
             if !names.insert(c.name.get_ref().clone()) {
-                self.err(
-                    Some(c.name.span()),
-                    format!("case[{i}].name"),
-                    format!("two cases are named {:?}", c.name.get_ref()),
-                    Some(
-                        "give every case its own name: reports and gradebooks use it as a key"
-                            .into(),
-                    ),
-                );
+                self.err(Some(c.name.span()), format!("case[{i}].name"), format!("two cases are named {:?}", c.name.get_ref()), Some("give every case its own name: reports and gradebooks use it as a key".into()));
             }
             let has = |t: Target| match t {
                 Target::Server => server.is_some(),
@@ -300,31 +230,13 @@ impl<'a> Validator<'a> {
         let p = p.into_inner();
         let section = target.as_str();
         if p.command.get_ref().is_empty() {
-            self.err(
-                Some(p.command.span()),
-                format!("{section}.command"),
-                "the command is empty",
-                Some("e.g. command = [\"python3\", \"{file}\"]".into()),
-            );
+            self.err(Some(p.command.span()), format!("{section}.command"), "the command is empty", Some("e.g. command = [\"python3\", \"{file}\"]".into()));
         } else if !p.command.get_ref().iter().any(|a| a.contains("{file}")) {
-            self.err(
-                Some(p.command.span()),
-                format!("{section}.command"),
-                "the command never names the student's file",
-                Some(
-                    "put \"{file}\" where the student's file goes, e.g. [\"python3\", \"{file}\"]"
-                        .into(),
-                ),
-            );
+            self.err(Some(p.command.span()), format!("{section}.command"), "the command never names the student's file", Some("put \"{file}\" where the student's file goes, e.g. [\"python3\", \"{file}\"]".into()));
         }
         if let Some(fb) = &p.fallback_command {
             if fb.get_ref().is_empty() || !fb.get_ref().iter().any(|a| a.contains("{file}")) {
-                self.err(
-                    Some(fb.span()),
-                    format!("{section}.fallback_command"),
-                    "the fallback command must name the student's file",
-                    Some("e.g. fallback_command = [\"python2\", \"{file}\"]".into()),
-                );
+                self.err(Some(fb.span()), format!("{section}.fallback_command"), "the fallback command must name the student's file", Some("e.g. fallback_command = [\"python2\", \"{file}\"]".into()));
             }
         }
         let files = p.file.get_ref();
@@ -333,66 +245,28 @@ impl<'a> Validator<'a> {
             OneOrMany::Many(v) => v.clone(),
         };
         if files.is_empty() {
-            self.err(
-                Some(p.file.span()),
-                format!("{section}.file"),
-                "no file name or pattern given",
-                Some("e.g. file = [\"tcp_server.py\", \"*server*.py\"]".into()),
-            );
+            self.err(Some(p.file.span()), format!("{section}.file"), "no file name or pattern given", Some("e.g. file = [\"tcp_server.py\", \"*server*.py\"]".into()));
         }
         for f in &files {
             if let Err(e) = glob::Pattern::new(f) {
-                self.err(
-                    Some(p.file.span()),
-                    format!("{section}.file"),
-                    format!("{f:?} is not a valid pattern: {e}"),
-                    None,
-                );
+                self.err(Some(p.file.span()), format!("{section}.file"), format!("{f:?} is not a valid pattern: {e}"), None);
             }
         }
         let listen = match (&p.listen, target) {
             (Some(a), Target::Server) => self.addr(a, "server.listen"),
             (Some(a), Target::Client) => {
-                self.err(
-                    Some(a.span()),
-                    "client.listen",
-                    "`listen` belongs in [server]",
-                    Some(
-                        "for clients, `connects_to` says where the reference server listens".into(),
-                    ),
-                );
+                self.err(Some(a.span()), "client.listen", "`listen` belongs in [server]", Some("for clients, `connects_to` says where the reference server listens".into()));
                 None
             }
             (None, _) => None,
         };
         if let (Some(a), Target::Server) = (&p.connects_to, target) {
-            self.err(
-                Some(a.span()),
-                "server.connects_to",
-                "`connects_to` belongs in [client]",
-                Some(
-                    "for servers, `listen` (optional) says where the student's server listens"
-                        .into(),
-                ),
-            );
+            self.err(Some(a.span()), "server.connects_to", "`connects_to` belongs in [client]", Some("for servers, `listen` (optional) says where the student's server listens".into()));
         }
-        Some(Program {
-            command: p.command.into_inner(),
-            fallback_command: p.fallback_command.map(Spanned::into_inner),
-            files,
-            listen,
-            env: p.env,
-        })
+        Some(Program { command: p.command.into_inner(), fallback_command: p.fallback_command.map(Spanned::into_inner), files, listen, env: p.env })
     }
 
-    fn case(
-        &mut self,
-        i: usize,
-        span: Range<usize>,
-        c: RawCase,
-        defaults: &Defaults,
-        has: &dyn Fn(Target) -> bool,
-    ) -> Option<Case> {
+    fn case(&mut self, i: usize, span: Range<usize>, c: RawCase, defaults: &Defaults, has: &dyn Fn(Target) -> bool) -> Option<Case> {
         let key = format!("case[{i}]");
         let target = match c.target.get_ref().as_str() {
             "server" => Target::Server,
@@ -403,46 +277,23 @@ impl<'a> Validator<'a> {
             }
         };
         if !has(target) {
-            self.err(
-                Some(c.target.span()),
-                format!("{key}.target"),
-                format!("this case grades the {target}, but the spec has no [{target}] section"),
-                Some(format!("add a [{target}] table with `command` and `file`")),
-            );
+            self.err(Some(c.target.span()), format!("{key}.target"), format!("this case grades the {target}, but the spec has no [{target}] section"), Some(format!("add a [{target}] table with `command` and `file`")));
         }
-        let informational = c
-            .informational
-            .as_ref()
-            .map(|b| *b.get_ref())
-            .unwrap_or(false);
+        let informational = c.informational.as_ref().map(|b| *b.get_ref()).unwrap_or(false);
         let points = match (&c.points, informational) {
             (Some(p), true) if *p.get_ref() > 0 => {
-                self.err(
-                    Some(p.span()),
-                    format!("{key}.points"),
-                    "an informational case has no points",
-                    Some("remove `points`, or remove `informational = true`".into()),
-                );
+                self.err(Some(p.span()), format!("{key}.points"), "an informational case has no points", Some("remove `points`, or remove `informational = true`".into()));
                 0
             }
             (Some(p), _) => *p.get_ref(),
             (None, true) => 0,
             (None, false) => 1,
         };
-        let timeout = c
-            .timeout
-            .as_ref()
-            .and_then(|t| self.duration(t, &format!("{key}.timeout")))
-            .unwrap_or(defaults.case_timeout);
+        let timeout = c.timeout.as_ref().and_then(|t| self.duration(t, &format!("{key}.timeout"))).unwrap_or(defaults.case_timeout);
         let steps_span = c.steps.span();
         let raw_steps = c.steps.into_inner();
         if raw_steps.is_empty() {
-            self.err(
-                Some(steps_span),
-                format!("{key}.steps"),
-                "a case needs at least one step",
-                None,
-            );
+            self.err(Some(steps_span), format!("{key}.steps"), "a case needs at least one step", None);
         }
         let steps = StepChecker::new(self, &key, target, defaults).steps(raw_steps);
         let _ = span;
@@ -475,17 +326,7 @@ struct StepChecker<'v, 'a> {
 
 impl<'v, 'a> StepChecker<'v, 'a> {
     fn new(v: &'v mut Validator<'a>, key: &str, target: Target, defaults: &'v Defaults) -> Self {
-        StepChecker {
-            v,
-            key: key.to_string(),
-            target,
-            defaults,
-            open: Vec::new(),
-            closed: BTreeSet::new(),
-            half_closed: BTreeSet::new(),
-            connections: 0,
-            exited: false,
-        }
+        StepChecker { v, key: key.to_string(), target, defaults, open: Vec::new(), closed: BTreeSet::new(), half_closed: BTreeSet::new(), connections: 0, exited: false }
     }
 
     fn steps(mut self, raw: Vec<Spanned<RawStep>>) -> Vec<Step> {
@@ -500,71 +341,31 @@ impl<'v, 'a> StepChecker<'v, 'a> {
         out
     }
 
-    fn err(
-        &mut self,
-        span: Range<usize>,
-        key: &str,
-        msg: impl Into<String>,
-        help: impl Into<Option<String>>,
-    ) {
+    fn err(&mut self, span: Range<usize>, key: &str, msg: impl Into<String>, help: impl Into<Option<String>>) {
         self.v.err(Some(span), key, msg, help.into());
     }
 
     /// Picks the connection a step acts on: the one it names, else the last opened.
-    fn conn(
-        &mut self,
-        span: &Range<usize>,
-        key: &str,
-        named: &Option<Spanned<String>>,
-        what: &str,
-        allow_closed: bool,
-    ) -> Option<ConnName> {
+    fn conn(&mut self, span: &Range<usize>, key: &str, named: &Option<Spanned<String>>, what: &str, allow_closed: bool) -> Option<ConnName> {
         let name = match named {
             Some(n) => n.get_ref().clone(),
             None => match self.open.last() {
                 Some(n) => n.clone(),
                 None => {
-                    let open_step = if self.target == Target::Server {
-                        "{ connect = {} }"
-                    } else {
-                        "{ accept = {} }"
-                    };
-                    let why = if self.closed.is_empty() {
-                        "no connection is open yet"
-                    } else {
-                        "every connection is closed by then"
-                    };
-                    self.err(
-                        span.clone(),
-                        key,
-                        format!("this step {what}, but {why}"),
-                        format!("add {open_step} before it"),
-                    );
+                    let open_step = if self.target == Target::Server { "{ connect = {} }" } else { "{ accept = {} }" };
+                    let why = if self.closed.is_empty() { "no connection is open yet" } else { "every connection is closed by then" };
+                    self.err(span.clone(), key, format!("this step {what}, but {why}"), format!("add {open_step} before it"));
                     return None;
                 }
             },
         };
         if self.closed.contains(&name) && !allow_closed {
-            self.err(
-                span.clone(),
-                key,
-                format!("this step {what} on connection {name:?}, which an earlier step closed"),
-                Some("open a new connection, or move the close after this step".into()),
-            );
+            self.err(span.clone(), key, format!("this step {what} on connection {name:?}, which an earlier step closed"), Some("open a new connection, or move the close after this step".into()));
             return None;
         }
         if !self.open.contains(&name) && !self.closed.contains(&name) {
-            let known = if self.open.is_empty() {
-                "none".to_string()
-            } else {
-                self.open.join(", ")
-            };
-            self.err(
-                named.as_ref().map(|n| n.span()).unwrap_or(span.clone()),
-                &format!("{key}.conn"),
-                format!("no connection named {name:?} is open here"),
-                Some(format!("open connections: {known}")),
-            );
+            let known = if self.open.is_empty() { "none".to_string() } else { self.open.join(", ") };
+            self.err(named.as_ref().map(|n| n.span()).unwrap_or(span.clone()), &format!("{key}.conn"), format!("no connection named {name:?} is open here"), Some(format!("open connections: {known}")));
             return None;
         }
         Some(name)
@@ -578,12 +379,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             found.push(Matcher::Any);
         }
         if r.any == Some(false) {
-            self.err(
-                span.clone(),
-                &format!("{key}.any"),
-                "`any = false` matches nothing",
-                Some("use `any = true`, or another matcher".into()),
-            );
+            self.err(span.clone(), &format!("{key}.any"), "`any = false` matches nothing", Some("use `any = true`, or another matcher".into()));
         }
         if let Some(s) = &r.exact {
             found.push(Matcher::Exact(s.as_bytes().to_vec()));
@@ -591,12 +387,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
         if let Some(s) = &r.exact_hex {
             match parse_hex(s) {
                 Some(b) => found.push(Matcher::Exact(b)),
-                None => self.err(
-                    span.clone(),
-                    &format!("{key}.exact_hex"),
-                    format!("{s:?} is not hex bytes"),
-                    Some("write pairs of hex digits, spaces allowed: \"de ad be ef\"".into()),
-                ),
+                None => self.err(span.clone(), &format!("{key}.exact_hex"), format!("{s:?} is not hex bytes"), Some("write pairs of hex digits, spaces allowed: \"de ad be ef\"".into())),
             }
         }
         if let Some(s) = &r.contains {
@@ -619,24 +410,11 @@ impl<'v, 'a> StepChecker<'v, 'a> {
         match found.len() {
             1 => found.pop(),
             0 => {
-                self.err(
-                    span,
-                    key,
-                    "no matcher given",
-                    Some(
-                        "use one of: any = true, exact, exact_hex, contains, not_contains, regex"
-                            .into(),
-                    ),
-                );
+                self.err(span, key, "no matcher given", Some("use one of: any = true, exact, exact_hex, contains, not_contains, regex".into()));
                 None
             }
             _ => {
-                self.err(
-                    span,
-                    key,
-                    "several matchers in one expectation",
-                    Some("use one matcher per step; add a step for each further check".into()),
-                );
+                self.err(span, key, "several matchers in one expectation", Some("use one matcher per step; add a step for each further check".into()));
                 None
             }
         }
@@ -668,27 +446,11 @@ impl<'v, 'a> StepChecker<'v, 'a> {
         let action_name = match present.as_slice() {
             [one] => *one,
             [] => {
-                self.err(
-                    span,
-                    key,
-                    "this step has no action",
-                    Some(format!("a step has exactly one of: {STEP_ACTIONS}")),
-                );
+                self.err(span, key, "this step has no action", Some(format!("a step has exactly one of: {STEP_ACTIONS}")));
                 return None;
             }
             many => {
-                self.err(
-                    span,
-                    key,
-                    format!(
-                        "this step has {} actions ({}); a step does one thing",
-                        many.len(),
-                        many.join(", ")
-                    ),
-                    Some(
-                        "split it into one step per action, in the order they should happen".into(),
-                    ),
-                );
+                self.err(span, key, format!("this step has {} actions ({}); a step does one thing", many.len(), many.join(", ")), Some("split it into one step per action, in the order they should happen".into()));
                 return None;
             }
         };
@@ -701,12 +463,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             return None;
         }
         if self.target == Target::Server && client_only.contains(&action_name) {
-            self.err(
-                span,
-                &key_a,
-                format!("`{action_name}` is for client targets; this case grades a server"),
-                Some("for servers the grader connects: use { connect = {} }".into()),
-            );
+            self.err(span, &key_a, format!("`{action_name}` is for client targets; this case grades a server"), Some("for servers the grader connects: use { connect = {} }".into()));
             return None;
         }
 
@@ -716,38 +473,18 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 self.connections += 1;
                 let name = match raw.get_ref() {
                     RawConnName::Name(n) => n.clone(),
-                    RawConnName::Table(t) => t.name.clone().unwrap_or_else(|| {
-                        if self.connections == 1 {
-                            "main".to_string()
-                        } else {
-                            format!("conn{}", self.connections)
-                        }
-                    }),
+                    RawConnName::Table(t) => t.name.clone().unwrap_or_else(|| if self.connections == 1 { "main".to_string() } else { format!("conn{}", self.connections) }),
                 };
                 if self.open.contains(&name) || self.closed.contains(&name) {
-                    self.err(
-                        raw.span(),
-                        &key_a,
-                        format!("a connection named {name:?} was already opened in this case"),
-                        Some("give each connection its own name, e.g. connect = \"second\"".into()),
-                    );
+                    self.err(raw.span(), &key_a, format!("a connection named {name:?} was already opened in this case"), Some("give each connection its own name, e.g. connect = \"second\"".into()));
                     return None;
                 }
                 self.open.push(name.clone());
-                if action_name == "connect" {
-                    Action::Connect { conn: name }
-                } else {
-                    Action::Accept { conn: name }
-                }
+                if action_name == "connect" { Action::Connect { conn: name } } else { Action::Accept { conn: name } }
             }
             "expect_accepted" => {
                 if self.connections == 0 {
-                    self.err(
-                        span,
-                        &key_a,
-                        "nothing to accept: no connection was made before this step",
-                        Some("add { connect = {} } before it".into()),
-                    );
+                    self.err(span, &key_a, "nothing to accept: no connection was made before this step", Some("add { connect = {} } before it".into()));
                     return None;
                 }
                 Action::ExpectAccepted
@@ -772,12 +509,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                                 }
                             },
                             _ => {
-                                self.err(
-                                    p.span(),
-                                    &key_a,
-                                    "give exactly one of `text` or `hex`",
-                                    None,
-                                );
+                                self.err(p.span(), &key_a, "give exactly one of `text` or `hex`", None);
                                 return None;
                             }
                         };
@@ -798,12 +530,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             "shutdown" => {
                 let how = s.shutdown.as_ref().unwrap();
                 if how.get_ref() != "write" {
-                    self.err(
-                        how.span(),
-                        &key_a,
-                        format!("unknown shutdown {:?}", how.get_ref()),
-                        Some("allowed: \"write\" (half-close: send FIN, keep reading)".into()),
-                    );
+                    self.err(how.span(), &key_a, format!("unknown shutdown {:?}", how.get_ref()), Some("allowed: \"write\" (half-close: send FIN, keep reading)".into()));
                     return None;
                 }
                 let conn = self.conn(&span, &key_a, &s.conn, "shuts down", false)?;
@@ -832,14 +559,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                     "rst" => ExpectedClose::Rst,
                     "any" => ExpectedClose::Any,
                     other => {
-                        self.err(
-                            how.span(),
-                            &key_a,
-                            format!("unknown close kind {other:?}"),
-                            Some(
-                                "allowed: \"fin\" (orderly close), \"rst\" (reset), \"any\"".into(),
-                            ),
-                        );
+                        self.err(how.span(), &key_a, format!("unknown close kind {other:?}"), Some("allowed: \"fin\" (orderly close), \"rst\" (reset), \"any\"".into()));
                         return None;
                     }
                 };
@@ -850,12 +570,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             }
             "expect_idle" => {
                 if self.exited {
-                    self.err(
-                        span,
-                        &key_a,
-                        "the program has already exited at this step",
-                        Some("check idleness before expect_exit".into()),
-                    );
+                    self.err(span, &key_a, "the program has already exited at this step", Some("check idleness before expect_exit".into()));
                     return None;
                 }
                 let raw = s.expect_idle.as_ref().unwrap();
@@ -864,12 +579,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                     RawIdle::Table(t) => (t.window.clone(), t.max_cpu.unwrap_or(0.1)),
                 };
                 if !(max_cpu > 0.0 && max_cpu <= 1.0) {
-                    self.err(
-                        raw.span(),
-                        &format!("{key_a}.max_cpu"),
-                        format!("max_cpu {max_cpu} is not a share of one CPU"),
-                        Some("use a number above 0 and at most 1, e.g. 0.1 for 10 %".into()),
-                    );
+                    self.err(raw.span(), &format!("{key_a}.max_cpu"), format!("max_cpu {max_cpu} is not a share of one CPU"), Some("use a number above 0 and at most 1, e.g. 0.1 for 10 %".into()));
                     return None;
                 }
                 let window = self.v.duration(&Spanned::new(raw.span(), w), &key_a)?;
@@ -877,18 +587,11 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             }
             "signal" => {
                 if self.exited {
-                    self.err(
-                        span,
-                        &key_a,
-                        "the program has already exited at this step",
-                        Some("send the signal before expect_exit".into()),
-                    );
+                    self.err(span, &key_a, "the program has already exited at this step", Some("send the signal before expect_exit".into()));
                     return None;
                 }
                 let sig = s.signal.as_ref().unwrap();
-                Action::Signal {
-                    signal: self.signal(sig, &key_a)?,
-                }
+                Action::Signal { signal: self.signal(sig, &key_a)? }
             }
             "expect_exit" => {
                 let raw = s.expect_exit.as_ref().unwrap();
@@ -897,16 +600,9 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                     (None, None, None) => ExitExpectation::Any,
                     (Some(c), None, None) => ExitExpectation::Code(c),
                     (None, None, Some(true)) => ExitExpectation::Success,
-                    (None, Some(sig), None) => ExitExpectation::Signal(
-                        self.signal(&Spanned::new(raw.span(), sig.clone()), &key_a)?,
-                    ),
+                    (None, Some(sig), None) => ExitExpectation::Signal(self.signal(&Spanned::new(raw.span(), sig.clone()), &key_a)?),
                     _ => {
-                        self.err(
-                            raw.span(),
-                            &key_a,
-                            "give at most one of `code`, `signal`, `success = true`",
-                            Some("{} accepts any exit".into()),
-                        );
+                        self.err(raw.span(), &key_a, "give at most one of `code`, `signal`, `success = true`", Some("{} accepts any exit".into()));
                         return None;
                     }
                 };
@@ -915,54 +611,23 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             }
             "expect_port_free" => {
                 if !self.exited {
-                    self.err(
-                        span,
-                        &key_a,
-                        "the port can only be free once the program has exited",
-                        Some("put { expect_exit = {} } before this step".into()),
-                    );
+                    self.err(span, &key_a, "the port can only be free once the program has exited", Some("put { expect_exit = {} } before this step".into()));
                     return None;
                 }
                 Action::ExpectPortFree
             }
-            "write_stdin" => Action::WriteStdin {
-                bytes: s
-                    .write_stdin
-                    .as_ref()
-                    .unwrap()
-                    .get_ref()
-                    .as_bytes()
-                    .to_vec(),
-            },
+            "write_stdin" => Action::WriteStdin { bytes: s.write_stdin.as_ref().unwrap().get_ref().as_bytes().to_vec() },
             "close_stdin" => Action::CloseStdin,
-            "expect_stdout" => Action::ExpectOutput {
-                stream: Stream::Stdout,
-                matcher: self.matcher(s.expect_stdout.as_ref().unwrap(), &key_a)?,
-            },
-            "expect_stderr" => Action::ExpectOutput {
-                stream: Stream::Stderr,
-                matcher: self.matcher(s.expect_stderr.as_ref().unwrap(), &key_a)?,
-            },
+            "expect_stdout" => Action::ExpectOutput { stream: Stream::Stdout, matcher: self.matcher(s.expect_stdout.as_ref().unwrap(), &key_a)? },
+            "expect_stderr" => Action::ExpectOutput { stream: Stream::Stderr, matcher: self.matcher(s.expect_stderr.as_ref().unwrap(), &key_a)? },
             _ => unreachable!("every action name is listed above"),
         };
 
         // Modifiers must make sense for the action.
         if let Some(c) = &s.conn {
-            let takes_conn = matches!(
-                action,
-                Action::Send { .. }
-                    | Action::Expect { .. }
-                    | Action::Shutdown { .. }
-                    | Action::Close { .. }
-                    | Action::ExpectClose { .. }
-            );
+            let takes_conn = matches!(action, Action::Send { .. } | Action::Expect { .. } | Action::Shutdown { .. } | Action::Close { .. } | Action::ExpectClose { .. });
             if !takes_conn {
-                self.err(
-                    c.span(),
-                    &format!("{key}.conn"),
-                    format!("`{action_name}` does not act on a connection"),
-                    Some("remove `conn`; to name a new connection write connect = \"name\"".into()),
-                );
+                self.err(c.span(), &format!("{key}.conn"), format!("`{action_name}` does not act on a connection"), Some("remove `conn`; to name a new connection write connect = \"name\"".into()));
             }
         }
         let within = match &s.within {
@@ -971,37 +636,22 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 if !waits {
                     self.err(w.span(), &format!("{key}.within"), format!("`{action_name}` does not wait, so `within` has no effect"), Some("use `within` on connect, accept, expect*, expect_close and expect_exit steps".into()));
                 }
-                self.v
-                    .duration(w, &format!("{key}.within"))
-                    .unwrap_or(self.defaults.within)
+                self.v.duration(w, &format!("{key}.within")).unwrap_or(self.defaults.within)
             }
             // A client needs the interpreter's start-up before it connects.
             None if matches!(action, Action::Accept { .. }) => self.defaults.startup,
             None => self.defaults.within,
         };
-        Some(Step {
-            action,
-            within,
-            line,
-        })
+        Some(Step { action, within, line })
     }
 
     fn signal(&mut self, s: &Spanned<String>, key: &str) -> Option<Signal> {
         let name = s.get_ref().trim().to_ascii_uppercase();
-        let full = if name.starts_with("SIG") {
-            name
-        } else {
-            format!("SIG{name}")
-        };
+        let full = if name.starts_with("SIG") { name } else { format!("SIG{name}") };
         match nix::sys::signal::Signal::from_str(&full) {
             Ok(sig) => Some(Signal(sig)),
             Err(_) => {
-                self.err(
-                    s.span(),
-                    key,
-                    format!("unknown signal {:?}", s.get_ref()),
-                    Some("e.g. \"SIGINT\" (Ctrl-C), \"SIGTERM\", \"SIGHUP\", \"SIGKILL\"".into()),
-                );
+                self.err(s.span(), key, format!("unknown signal {:?}", s.get_ref()), Some("e.g. \"SIGINT\" (Ctrl-C), \"SIGTERM\", \"SIGHUP\", \"SIGKILL\"".into()));
                 None
             }
         }
