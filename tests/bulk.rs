@@ -82,24 +82,27 @@ fn make_class(dir: &Path) {
     );
 }
 
-/// Runs of the grader set TMPDIR here, so student work folders (their cwd) are in it.
-fn tmp_root() -> &'static Path {
-    static T: OnceLock<PathBuf> = OnceLock::new();
-    T.get_or_init(|| {
-        let p = std::env::temp_dir().join(format!("sockgrade-bulk-test-{}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        p
-    })
+/// A TMPDIR per test (tests run at once): student work folders, and so the cwd of
+/// every student process, are in it, which tells this test's students from others'.
+fn test_tmp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("sockgrade-bulk-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+fn grader_in(tmp: &Path) -> Command {
+    let mut c = Command::cargo_bin("sockgrade").unwrap();
+    c.current_dir(root()).env("TMPDIR", tmp);
+    c
 }
 
 fn grader() -> Command {
-    let mut c = Command::cargo_bin("sockgrade").unwrap();
-    c.current_dir(root()).env("TMPDIR", tmp_root());
-    c
+    grader_in(&test_tmp("misc"))
 }
 
 struct Reference {
     class: PathBuf,
+    tmp: PathBuf,
     gradebook: String,
     _dir: tempfile::TempDir,
 }
@@ -112,7 +115,8 @@ fn reference() -> &'static Reference {
         let class = dir.path().join("class");
         make_class(&class);
         let out = dir.path().join("out");
-        grader()
+        let tmp = test_tmp("reference");
+        grader_in(&tmp)
             .args(["grade", SPEC])
             .arg(&class)
             .arg("--out")
@@ -122,6 +126,7 @@ fn reference() -> &'static Reference {
         let gradebook = std::fs::read_to_string(out.join("gradebook.csv")).unwrap();
         Reference {
             class,
+            tmp,
             gradebook,
             _dir: dir,
         }
@@ -149,12 +154,12 @@ fn rows(csv_text: &str) -> BTreeMap<String, (u32, String, String)> {
         .collect()
 }
 
-/// No process of a student is left: none has its cwd in our TMPDIR.
-fn assert_no_student_processes() {
+/// No process of a student is left: none has its cwd in this test's TMPDIR.
+fn assert_no_student_processes(tmp: &Path) {
     let mut left = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         if let Ok(cwd) = std::fs::read_link(e.path().join("cwd")) {
-            if cwd.starts_with(tmp_root()) {
+            if cwd.starts_with(tmp) {
                 let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
                 left.push(format!(
                     "{} {}",
@@ -217,7 +222,7 @@ fn gradebook_has_the_right_score_for_every_student() {
         got["henry"]
     );
     assert!(!r.class.parent().unwrap().join("escaped.py").exists());
-    assert_no_student_processes();
+    assert_no_student_processes(&r.tmp);
 }
 
 #[test]
@@ -275,9 +280,10 @@ fn resume_after_kill_9_gives_the_same_gradebook() {
     let r = reference();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
+    let tmp = test_tmp("resume");
     let mut child = std::process::Command::new(cargo_bin("sockgrade"))
         .current_dir(root())
-        .env("TMPDIR", tmp_root())
+        .env("TMPDIR", &tmp)
         .args(["grade", SPEC])
         .arg(&r.class)
         .arg("--out")
@@ -303,7 +309,7 @@ fn resume_after_kill_9_gives_the_same_gradebook() {
         "the kill should land mid-run: {students} students journaled"
     );
 
-    grader()
+    grader_in(&tmp)
         .args(["grade", SPEC])
         .arg(&r.class)
         .arg("--out")
@@ -321,7 +327,7 @@ fn resume_after_kill_9_gives_the_same_gradebook() {
             .count(),
         11
     );
-    assert_no_student_processes();
+    assert_no_student_processes(&tmp);
 }
 
 #[test]
