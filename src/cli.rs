@@ -30,7 +30,9 @@ Examples:
   sockgrade check specs/tcp-basics.toml --against references/
       grade pass/<name>/ and fail/<name>/ solutions: do they score as they should?
   sockgrade init my-course
-      write a starter spec (and its JSON Schema) to edit";
+      write a starter spec (and its JSON Schema) to edit
+  sockgrade grade specs/tcp-basics.toml class/ --out grades
+      grade a whole class (see `sockgrade grade --help`)";
 
 #[derive(Debug, Parser)]
 #[command(name = "sockgrade", version, about = "Grades TCP socket homework by running it against a reference peer over real sockets", after_help = EXAMPLES)]
@@ -44,6 +46,10 @@ pub enum Command {
     /// Grade one submission.
     #[command(after_help = EXAMPLES)]
     Run(RunArgs),
+    /// Grade a whole class: a gradebook, reports, progress, resumable, shardable.
+    Grade(crate::bulk::GradeArgs),
+    /// Join the outputs of `grade --shard` runs into one gradebook.
+    Merge(crate::bulk::MergeArgs),
     /// Validate a spec and print the cases it would run; with --against, test it on reference solutions.
     Check(CheckArgs),
     /// Write a starter spec (the seed homework, commented) and its JSON Schema into DIR.
@@ -140,6 +146,8 @@ pub fn main(cli: Cli) -> ExitCode {
             print!("{}", crate::spec::raw::json_schema());
             ExitCode::SUCCESS
         }
+        Command::Grade(args) => crate::bulk::grade_main(args),
+        Command::Merge(args) => crate::bulk::merge_main(args),
     }
 }
 
@@ -228,6 +236,13 @@ fn run(args: RunArgs) -> ExitCode {
         .build()
         .expect("a tokio runtime");
     let spec_name = args.spec.display().to_string();
+    // Interpreters resolved once, and Python 2 files run by the spec's fallback_command.
+    let targets: Vec<Target> = plan.cases.iter().map(|&i| spec.cases[i].target).collect();
+    let (spec, choices) = crate::bulk::interpreter::choose(
+        &crate::bulk::interpreter::resolve_spec(&spec),
+        &targets,
+        &args.submission,
+    );
     let result = runtime.block_on(crate::runner::grade_submission(
         Arc::new(host),
         Arc::new(spec),
@@ -236,10 +251,11 @@ fn run(args: RunArgs) -> ExitCode {
         args.submission.clone(),
         jobs,
     ));
-    let result = match args.student {
+    let mut result = match args.student {
         Some(at) => crate::visibility::student_view(&result, at),
         None => result,
     };
+    result.notes.extend(choices.into_iter().map(|c| c.note));
     let text = match args.format {
         Format::Text => report::text::render(&result, args.verbose),
         Format::Json => report::json::render(&result),

@@ -20,8 +20,10 @@
 //! - [`check`]: `check --against`: a spec tested on reference solutions;
 //! - [`init`]: the starter spec;
 //! - [`text`]: showing bytes to people safely (UTF-8, GBK, binary);
+//! - [`bulk`]: a whole class: discovery, archives, journal, gradebook, shards;
 //! - [`cli`]: the command line and exit codes.
 
+pub mod bulk;
 pub mod check;
 pub mod cli;
 pub mod engine;

@@ -2,9 +2,9 @@
 //! the result of a whole submission. Reports only read these; nothing here runs anything.
 
 use crate::spec::{Show, Target, Visibility};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Passed,
@@ -25,7 +25,7 @@ impl Status {
 }
 
 /// One timestamped thing that happened during a case.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Event {
     /// Milliseconds since the case started.
     pub at_ms: u64,
@@ -33,7 +33,7 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
     Started {
@@ -107,7 +107,7 @@ pub enum EventKind {
 
 /// Why a case failed, in the words a student needs: the step, what was sent, what was
 /// expected, and what came back (or that nothing did).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Failure {
     /// 1-based step number, 0 when the failure is before any step (start-up).
     pub step: usize,
@@ -121,7 +121,7 @@ pub struct Failure {
     pub got: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseResult {
     pub name: String,
     pub target: Target,
@@ -148,7 +148,7 @@ pub struct CaseResult {
     pub transcript: Vec<Event>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubmissionResult {
     pub submission: String,
     pub spec: String,

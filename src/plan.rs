@@ -65,6 +65,13 @@ impl Plan {
                     p.command.join(" "),
                     p.files.join(", ")
                 );
+                if let Some(fb) = &p.fallback_command {
+                    let _ = writeln!(
+                        out,
+                        "  when the file does not compile with it: {}",
+                        fb.join(" ")
+                    );
+                }
                 if target == Target::Client {
                     let _ = writeln!(out, "  reference server listens on {}", spec.connects_to);
                 }

@@ -30,21 +30,35 @@ pub enum RunEvent {
 /// Unique names for per-case resources (cgroups) within this process.
 static CASE_SERIAL: AtomicUsize = AtomicUsize::new(0);
 
-/// Grades one submission: every planned case, `jobs` at a time.
+/// The shared case slots were closed (the run is stopping): not every case ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the run was stopped before every case of this submission ran")]
+pub struct Cancelled;
+
+/// The limit of cases running at once: `jobs` slots, or one when cases share the
+/// host's loopback. Bulk grading shares one of these across a whole class, so the limit
+/// is for the machine, not per submission; closing it stops new cases from starting.
+pub fn case_slots(host: &Host, jobs: usize) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(if host.isolation.parallel() {
+        jobs.max(1)
+    } else {
+        1
+    }))
+}
+
+/// Grades one submission: every planned case, each when it gets one of `slots`.
+///
+/// Cases already running when `slots` is closed finish normally (their teardown kills
+/// the student's processes); cases still waiting do not start, and the result is
+/// [`Cancelled`].
 pub async fn grade(
     host: Arc<Host>,
     spec: Arc<Spec>,
     plan: &Plan,
     submission: PathBuf,
-    jobs: usize,
+    slots: Arc<Semaphore>,
     events: Option<mpsc::UnboundedSender<RunEvent>>,
-) -> Vec<CaseResult> {
-    let jobs = if host.isolation.parallel() {
-        jobs.max(1)
-    } else {
-        1
-    };
-    let slots = Arc::new(Semaphore::new(jobs));
+) -> Result<Vec<CaseResult>, Cancelled> {
     let mut set = tokio::task::JoinSet::new();
     for &index in &plan.cases {
         let (host, spec, submission, slots, events) = (
@@ -55,10 +69,9 @@ pub async fn grade(
             events.clone(),
         );
         set.spawn(async move {
-            let _slot = slots
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return Err(Cancelled);
+            };
             let case = &spec.cases[index];
             if let Some(tx) = &events {
                 let _ = tx.send(RunEvent::CaseStarted {
@@ -74,18 +87,23 @@ pub async fn grade(
                     result: Box::new(result.clone()),
                 });
             }
-            (index, result)
+            Ok((index, result))
         });
     }
     let mut results = Vec::new();
+    let mut cancelled = false;
     while let Some(r) = set.join_next().await {
         match r {
-            Ok(r) => results.push(r),
+            Ok(Ok(r)) => results.push(r),
+            Ok(Err(Cancelled)) => cancelled = true,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
+    if cancelled {
+        return Err(Cancelled);
+    }
     results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+    Ok(results.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Grades and wraps the results of one submission.
@@ -99,7 +117,10 @@ pub async fn grade_submission(
 ) -> SubmissionResult {
     let t0 = std::time::Instant::now();
     let visibility = spec.defaults.visibility;
-    let cases = grade(host.clone(), spec, plan, submission.clone(), jobs, None).await;
+    let slots = case_slots(&host, jobs);
+    let cases = grade(host.clone(), spec, plan, submission.clone(), slots, None)
+        .await
+        .expect("these slots are never closed");
     let mut result = SubmissionResult::new(
         submission.display().to_string(),
         spec_name,

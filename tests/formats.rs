@@ -223,7 +223,13 @@ fn filtering_rebuilds_the_reason_from_what_is_shown() {
 fn junit_is_read_by_junitparser() {
     let xml = junit::report(&[rst_on_close().clone(), nothing_submitted().clone()]);
     // stderr holds the traceback of wherever Ctrl-C landed: not stable, not snapshotted.
-    let xml = regex::Regex::new(r"(?s)<system-err>.*?</system-err>").unwrap().replace_all(&junit::render(rst_on_close()), "<system-err>[stderr]</system-err>").into_owned();
+    let xml = regex::Regex::new(r"(?s)<system-err>.*?</system-err>")
+        .unwrap()
+        .replace_all(
+            &junit::render(rst_on_close()),
+            "<system-err>[stderr]</system-err>",
+        )
+        .into_owned();
     redacted(|| insta::assert_snapshot!("junit_rst_on_close", xml));
     if !python_has("junitparser") {
         return;

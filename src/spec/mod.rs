@@ -50,6 +50,21 @@ impl Spec {
         }
     }
 
+    /// The spec with `target`'s program run by `command` instead (an interpreter
+    /// resolved once, or the fallback picked for one submission). Cases are shared data,
+    /// so the copy is cheap next to running them.
+    pub fn with_command(&self, target: Target, command: Vec<String>) -> Spec {
+        let mut spec = self.clone();
+        let program = match target {
+            Target::Server => spec.server.as_mut(),
+            Target::Client => spec.client.as_mut(),
+        };
+        if let Some(p) = program {
+            p.command = command;
+        }
+        spec
+    }
+
     pub fn max_score(&self) -> u32 {
         self.cases.iter().map(|c| c.points).sum()
     }
@@ -255,6 +270,9 @@ impl Default for Limits {
 pub struct Program {
     /// The command; `{file}` stands for the student's file found by `files`.
     pub command: Vec<String>,
+    /// Used instead of `command` for a file that `command`'s interpreter cannot compile
+    /// but this one can (Python 2 code under `python3`); decided once per submission.
+    pub fallback_command: Option<Vec<String>>,
     /// File names or glob patterns, first match wins.
     pub files: Vec<String>,
     /// Server only: where it listens, if the spec says so (else it is discovered).

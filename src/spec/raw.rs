@@ -104,6 +104,10 @@ pub struct RawProgram {
     /// The command; "{file}" stands for the student's file, e.g. ["python3", "{file}"].
     #[schemars(with = "Vec<String>")]
     pub command: Spanned<Vec<String>>,
+    /// Python 2 submissions: the command used instead when the student's file does not
+    /// compile with `command`'s interpreter but compiles with this one's.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub fallback_command: Option<Spanned<Vec<String>>>,
     /// The student's file: a name or glob pattern, or a list of them (first match wins).
     #[schemars(with = "OneOrMany")]
     pub file: Spanned<OneOrMany>,

@@ -448,6 +448,16 @@ impl<'a> Validator<'a> {
                 ),
             );
         }
+        if let Some(fb) = &p.fallback_command {
+            if fb.get_ref().is_empty() || !fb.get_ref().iter().any(|a| a.contains("{file}")) {
+                self.err(
+                    Some(fb.span()),
+                    format!("{section}.fallback_command"),
+                    "the fallback command must name the student's file",
+                    Some("e.g. fallback_command = [\"python2\", \"{file}\"]".into()),
+                );
+            }
+        }
         let files = p.file.get_ref();
         let files = match files {
             OneOrMany::One(s) => vec![s.clone()],
@@ -499,6 +509,7 @@ impl<'a> Validator<'a> {
         }
         Some(Program {
             command: p.command.into_inner(),
+            fallback_command: p.fallback_command.map(Spanned::into_inner),
             files,
             listen,
             env: p.env,

@@ -1,0 +1,205 @@
+//! Grading a whole class on one machine: submissions are unpacked and started a few at a
+//! time, and all their cases share one limit of cases running at once, so the machine is
+//! kept busy without being oversubscribed, whatever the mix of short and long cases.
+//!
+//! Stopping is cooperative: closing the two semaphores (cases, submissions) means no new
+//! case starts; cases already running end as usual, with their teardown killing the
+//! student's processes; submissions that did not finish are not reported (and so not
+//! journaled) and are graded again by `--resume`.
+
+use super::archive::{self, Format};
+use super::discover::Submission;
+use super::interpreter;
+use super::journal::{Outcome, StudentRecord};
+use crate::outcome::SubmissionResult;
+use crate::plan::Plan;
+use crate::runner;
+use crate::sandbox::Host;
+use crate::spec::{Spec, Target};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::{mpsc, Semaphore};
+
+/// What every submission of the run shares.
+pub struct Class {
+    pub host: Arc<Host>,
+    /// The spec with interpreters resolved once.
+    pub spec: Arc<Spec>,
+    pub spec_name: String,
+    pub plan: Plan,
+    /// Cases running at once, for the whole class.
+    pub slots: Arc<Semaphore>,
+    /// Submissions being unpacked or graded at once (bounds temporary disk and memory).
+    pub in_flight: Arc<Semaphore>,
+}
+
+impl Class {
+    /// No new case or submission starts; running cases finish.
+    pub fn stop(&self) {
+        self.slots.close();
+        self.in_flight.close();
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        let mut t: Vec<Target> = self
+            .plan
+            .cases
+            .iter()
+            .map(|&i| self.spec.cases[i].target)
+            .collect();
+        t.sort();
+        t.dedup();
+        t
+    }
+}
+
+/// Grades `todo` and sends each finished student to `done`, in the order they finish.
+pub async fn grade_all(
+    class: Arc<Class>,
+    todo: Vec<Submission>,
+    done: mpsc::Sender<StudentRecord>,
+) {
+    let mut set = tokio::task::JoinSet::new();
+    for sub in todo {
+        let Ok(permit) = class.in_flight.clone().acquire_owned().await else {
+            break;
+        };
+        let (class, done) = (class.clone(), done.clone());
+        set.spawn(async move {
+            let _permit = permit;
+            if let Some(record) = grade_one(&class, sub).await {
+                let _ = done.send(record).await;
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        if let Err(e) = r {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
+}
+
+/// One student: unpack, pick the interpreter, run the cases. `None` when stopped.
+pub async fn grade_one(class: &Class, sub: Submission) -> Option<StudentRecord> {
+    let source = sub.source.display().to_string();
+    let record = |notes: Vec<String>, outcome| {
+        Some(StudentRecord {
+            student: sub.student.clone(),
+            source: source.clone(),
+            notes,
+            outcome,
+        })
+    };
+    if let Some(problem) = &sub.problem {
+        return record(Vec::new(), Outcome::Error(format!("{source} {problem}")));
+    }
+    let (spec, targets, path) = (class.spec.clone(), class.targets(), sub.source.clone());
+    let prepared = tokio::task::spawn_blocking(move || prepare(&spec, &targets, &path))
+        .await
+        .ok()?;
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => return record(Vec::new(), Outcome::Error(e)),
+    };
+    let cases = runner::grade(
+        class.host.clone(),
+        Arc::new(prepared.spec),
+        &class.plan,
+        prepared.dir.clone(),
+        class.slots.clone(),
+        None,
+    )
+    .await
+    .ok()?;
+    // The work copy of an archive is no longer needed; delete it off the async threads.
+    if let Some(tmp) = prepared.unpacked {
+        tokio::task::spawn_blocking(move || drop(tmp));
+    }
+    let mut notes = class.host.notes.clone();
+    notes.extend(prepared.notes.iter().cloned());
+    let mut result = SubmissionResult::new(
+        source.clone(),
+        class.spec_name.clone(),
+        class.host.isolation.as_str().to_string(),
+        notes,
+        cases,
+    );
+    result.visibility = class.spec.defaults.visibility;
+    record(prepared.notes, Outcome::Graded(Box::new(result)))
+}
+
+/// A submission ready to grade.
+struct Prepared {
+    dir: PathBuf,
+    /// The folder an archive was unpacked into, deleted when dropped.
+    unpacked: Option<tempfile::TempDir>,
+    spec: Spec,
+    notes: Vec<String>,
+}
+
+/// Unpacks an archive (also one alone in a student's folder, as Moodle exports them) and
+/// picks the interpreter. Blocking: run off the async threads.
+fn prepare(spec: &Spec, targets: &[Target], source: &Path) -> Result<Prepared, String> {
+    let mut notes = Vec::new();
+    let archive = if source.is_dir() {
+        lone_archive(source)?
+    } else {
+        Some(source.to_path_buf())
+    };
+    let (dir, unpacked) = match archive {
+        Some(a) => {
+            let format = Format::of(&a).ok_or_else(|| {
+                format!(
+                    "{} is neither a folder nor a .zip or .tar.gz archive",
+                    a.display()
+                )
+            })?;
+            let tmp = tempfile::Builder::new()
+                .prefix("sockgrade-unpacked-")
+                .tempdir()
+                .map_err(|e| format!("cannot make a folder to unpack {} into: {e}", a.display()))?;
+            let u = archive::extract(&a, format, tmp.path()).map_err(|e| e.to_string())?;
+            if !u.skipped.is_empty() {
+                notes.push(format!(
+                    "left out of {}: {}",
+                    a.file_name().unwrap_or_default().to_string_lossy(),
+                    u.skipped.join(", ")
+                ));
+            }
+            (tmp.path().to_path_buf(), Some(tmp))
+        }
+        None => (source.to_path_buf(), None),
+    };
+    let (spec, choices) = interpreter::choose(spec, targets, &dir);
+    notes.extend(choices.into_iter().map(|c| c.note));
+    Ok(Prepared {
+        dir,
+        unpacked,
+        spec,
+        notes,
+    })
+}
+
+/// The archive that is the only thing in a student's folder, if it is.
+fn lone_archive(dir: &Path) -> Result<Option<PathBuf>, String> {
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    match entries.as_slice() {
+        [one]
+            if std::fs::symlink_metadata(one).is_ok_and(|m| m.is_file())
+                && Format::of(one).is_some() =>
+        {
+            Ok(Some(one.clone()))
+        }
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,247 @@
+//! The journal: one JSON line per graded student, appended and fsynced as each
+//! submission finishes, so that a run stopped by Ctrl-C, kill -9 or a lost machine loses
+//! at most the students that were being graded.
+//!
+//! The first line describes the run (spec, cases, shard): `--resume` refuses a journal
+//! made with another spec, and `merge` builds gradebook columns from it without needing
+//! the spec. A kill can cut the last line short; reading drops such a tail (and
+//! `--resume` truncates it before appending), while damage anywhere else is an error:
+//! silently skipping a graded student would change the gradebook.
+
+use crate::outcome::SubmissionResult;
+use crate::spec::Target;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, Write};
+use std::path::{Path, PathBuf};
+
+pub const FILE_NAME: &str = "journal.jsonl";
+/// Bumped when the line format changes incompatibly.
+pub const VERSION: u32 = 1;
+
+/// What was run: the first line of every journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunHeader {
+    pub version: u32,
+    pub assignment: String,
+    /// FNV-1a of the spec file's text: a resumed or merged run must use the same spec.
+    pub spec_hash: String,
+    pub cases: Vec<CaseColumn>,
+    pub max_score: u32,
+    /// `K/N` when the run graded one shard.
+    pub shard: Option<String>,
+}
+
+/// A gradebook column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseColumn {
+    pub name: String,
+    pub target: Target,
+    pub points: u32,
+    pub informational: bool,
+}
+
+/// One student's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StudentRecord {
+    pub student: String,
+    /// The folder or archive it came from.
+    pub source: String,
+    /// What grading needed beyond the spec: the interpreter picked, files skipped.
+    pub notes: Vec<String>,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Graded(Box<SubmissionResult>),
+    /// The submission could not be graded at all (broken archive, unreadable entry).
+    Error(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Line {
+    Run(RunHeader),
+    Student(Box<StudentRecord>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot use the journal {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path} already holds a journal of an earlier run; pass --resume to continue it, or choose another --out (or delete the folder) to start afresh")]
+    Exists { path: PathBuf },
+    #[error("{path} has no journal to resume; run without --resume to start")]
+    Missing { path: PathBuf },
+    #[error("{path}:{line}: not a journal line ({detail}); the journal is damaged: grade into a fresh --out")]
+    Damaged {
+        path: PathBuf,
+        line: usize,
+        detail: String,
+    },
+    #[error("{path} was written by a run with {what}; resume with the same spec and shard, or use a fresh --out")]
+    Mismatch { path: PathBuf, what: String },
+}
+
+/// An open journal, appended to.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Starts a new journal in `dir`; refuses to replace one.
+    pub fn create(dir: &Path, header: &RunHeader) -> Result<Journal, JournalError> {
+        let path = dir.join(FILE_NAME);
+        let io = |source| JournalError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = match OpenOptions::new().append(true).create_new(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(JournalError::Exists { path })
+            }
+            Err(e) => return Err(io(e)),
+        };
+        let mut j = Journal {
+            file,
+            path: path.clone(),
+        };
+        j.write(&Line::Run(header.clone())).map_err(io)?;
+        Ok(j)
+    }
+
+    /// Opens the journal in `dir` to continue it: checks it was made by the same run,
+    /// drops a cut-off last line, and returns the students already graded.
+    pub fn resume(
+        dir: &Path,
+        header: &RunHeader,
+    ) -> Result<(Journal, Vec<StudentRecord>), JournalError> {
+        let path = dir.join(FILE_NAME);
+        if !path.exists() {
+            return Err(JournalError::Missing { path });
+        }
+        let (old, records, good_len) = read_with_len(&path)?;
+        if old.spec_hash != header.spec_hash || old.cases != header.cases {
+            return Err(JournalError::Mismatch {
+                path,
+                what: "another spec (or another selection of cases)".into(),
+            });
+        }
+        if old.shard != header.shard {
+            return Err(JournalError::Mismatch {
+                path,
+                what: format!("--shard {}", old.shard.as_deref().unwrap_or("(none)")),
+            });
+        }
+        let io = |source| JournalError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new().write(true).open(&path).map_err(io)?;
+        file.set_len(good_len).map_err(io)?;
+        file.seek(io::SeekFrom::End(0)).map_err(io)?;
+        Ok((
+            Journal {
+                file,
+                path: path.clone(),
+            },
+            records,
+        ))
+    }
+
+    /// Appends a student and makes it durable before returning.
+    pub fn append(&mut self, record: &StudentRecord) -> Result<(), JournalError> {
+        self.write(&Line::Student(Box::new(record.clone())))
+            .map_err(|source| JournalError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    fn write(&mut self, line: &Line) -> io::Result<()> {
+        let mut bytes = serde_json::to_vec(line).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        // One write of the whole line: a kill leaves a prefix of it at worst.
+        self.file.write_all(&bytes)?;
+        self.file.sync_data()
+    }
+}
+
+/// Reads a journal (for `merge`): its header and students.
+pub fn read(path: &Path) -> Result<(RunHeader, Vec<StudentRecord>), JournalError> {
+    read_with_len(path).map(|(h, r, _)| (h, r))
+}
+
+/// Also returns the length of the valid prefix (without a cut-off last line).
+fn read_with_len(path: &Path) -> Result<(RunHeader, Vec<StudentRecord>, u64), JournalError> {
+    let io = |source| JournalError::Io {
+        path: path.into(),
+        source,
+    };
+    let mut reader = BufReader::new(File::open(path).map_err(io)?);
+    let mut header = None;
+    let mut records = Vec::new();
+    let mut good_len = 0u64;
+    let mut buf = Vec::new();
+    for n in 1.. {
+        buf.clear();
+        let read = reader.read_until(b'\n', &mut buf).map_err(io)?;
+        if read == 0 {
+            break;
+        }
+        let complete = buf.ends_with(b"\n");
+        let line: Line = match serde_json::from_slice(&buf) {
+            Ok(l) => l,
+            // The line a kill interrupted: not durable, so never counted.
+            Err(_) if !complete => break,
+            Err(e) => {
+                return Err(JournalError::Damaged {
+                    path: path.into(),
+                    line: n,
+                    detail: e.to_string(),
+                })
+            }
+        };
+        if !complete {
+            break;
+        }
+        good_len += read as u64;
+        match (line, &header) {
+            (Line::Run(h), None) => header = Some(h),
+            (Line::Student(r), Some(_)) => records.push(*r),
+            (Line::Run(_), Some(_)) => {
+                return Err(JournalError::Damaged {
+                    path: path.into(),
+                    line: n,
+                    detail: "a second run header".into(),
+                })
+            }
+            (Line::Student(_), None) => {
+                return Err(JournalError::Damaged {
+                    path: path.into(),
+                    line: n,
+                    detail: "a student before the run header".into(),
+                })
+            }
+        }
+    }
+    let header = header.ok_or_else(|| JournalError::Damaged {
+        path: path.into(),
+        line: 1,
+        detail: "no run header".into(),
+    })?;
+    if header.version != VERSION {
+        return Err(JournalError::Mismatch {
+            path: path.into(),
+            what: format!(
+                "journal format {} (this sockgrade reads {VERSION})",
+                header.version
+            ),
+        });
+    }
+    Ok((header, records, good_len))
+}
