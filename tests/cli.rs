@@ -20,6 +20,8 @@ fn redact(s: &str) -> String {
         (r"isolation: \w+", "isolation: [ISOLATION]"),
         (r#""isolation": "\w+""#, r#""isolation": "[ISOLATION]""#),
         (r"(?m)^note: .*\n", ""),
+        // The interpreter is resolved once per run: its path is the machine's.
+        (r#""/[^"\s]*/bin/(python[0-9.]*)""#, r#""$1""#),
         (r#""notes": \[[^\]]*\]"#, r#""notes": []"#),
     ];
     let mut out = s.to_string();

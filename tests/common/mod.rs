@@ -48,6 +48,7 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
         ),
         (r"(/tmp|/var/tmp)/[^\s\x22']+", "[tmp]"),
         (r"\d+\.\d\ds", "[t]s"),
+        (r"/[^\s\x22']*/bin/(python[0-9.]*)", "$1"),
     ]
 }
 
