@@ -96,7 +96,7 @@ pub struct RunArgs {
     /// How to isolate each case: auto picks the best this machine allows.
     #[arg(long, value_enum, default_value_t = IsolationRequest::Auto)]
     pub isolation: IsolationRequest,
-    /// Cases run at once (default: twice the CPU count: cases mostly wait).
+    /// Cases run at once (default: 8 per CPU, at most 64: cases mostly wait).
     #[arg(long, short)]
     pub jobs: Option<usize>,
     /// Show every case's transcript, passed ones too.
@@ -176,7 +176,7 @@ fn check(args: CheckArgs) -> ExitCode {
             ))
         }
     };
-    let jobs = args.jobs.unwrap_or_else(default_jobs);
+    let jobs = args.jobs.unwrap_or_else(crate::runner::default_jobs);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -196,13 +196,6 @@ fn check(args: CheckArgs) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
-}
-
-/// Twice the CPU count: cases mostly wait.
-fn default_jobs() -> usize {
-    2 * std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
 }
 
 fn usage_error(msg: &str) -> ExitCode {
@@ -230,7 +223,7 @@ fn run(args: RunArgs) -> ExitCode {
             ))
         }
     };
-    let jobs = args.jobs.unwrap_or_else(default_jobs);
+    let jobs = args.jobs.unwrap_or_else(crate::runner::default_jobs);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -9,7 +9,7 @@
 use crate::outcome::{CaseResult, Event, EventKind, Failure, Status};
 use crate::peer::{Connection, PeerClosed, ReadOutcome};
 use crate::sandbox::process::{describe_status, Launch, StudentProcess};
-use crate::sandbox::{proc_net, Host, Sandbox};
+use crate::sandbox::{proc_net, sockets, Host, Sandbox};
 use crate::spec::{
     Action, Case, ExitExpectation, ExpectedClose, Matcher, Spec, Step, Stream, Target,
 };
@@ -22,8 +22,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::time::{Instant, MissedTickBehavior};
 
-/// How often the kernel's tables are read while waiting for a socket to appear.
-const POLL: Duration = Duration::from_millis(2);
+/// How often the program's sockets are looked at while waiting for one to listen or accept
+/// (each look is ~50 µs: see `sandbox::sockets`).
+const POLL: Duration = Duration::from_millis(1);
 /// Time a program gets to exit on SIGTERM at the end of a case before SIGKILL.
 const GRACE: Duration = Duration::from_millis(200);
 const STDERR_LINES: usize = 8;
@@ -347,16 +348,24 @@ impl<'a> Run<'a> {
                         format!("no listening socket after {startup}: the server never reached listen(){printed}")));
                 }
                 _ = tick.tick() => {
-                    let owned = if self.sandbox.netns.is_some() { None } else { Some(proc_net::socket_inodes(&self.pids())) };
-                    let found = proc_net::listeners(pid, owned.as_ref()).into_iter().find(|l| want_port.is_none_or(|p| l.local.port() == p));
-                    if let Some(l) = found {
-                        let ip = match l.local.ip() {
+                    let pids = self.pids();
+                    let wanted = |a: &SocketAddr| want_port.is_none_or(|p| a.port() == p);
+                    let found = match sockets::sockets_of(&pids) {
+                        Ok(list) => list.into_iter().filter(|s| s.listening).filter_map(|s| s.local).find(wanted),
+                        // No pidfd_getfd here: read the kernel's TCP table instead.
+                        Err(_) => {
+                            let owned = if self.sandbox.netns.is_some() { None } else { Some(proc_net::socket_inodes(&pids)) };
+                            proc_net::listeners(pid, owned.as_ref()).into_iter().map(|l| l.local).find(wanted)
+                        }
+                    };
+                    if let Some(local) = found {
+                        let ip = match local.ip() {
                             IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
                             IpAddr::V6(v) if v.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
                             ip => ip,
                         };
-                        self.bound = Some(l.local);
-                        let addr = SocketAddr::new(ip, l.local.port());
+                        self.bound = Some(local);
+                        let addr = SocketAddr::new(ip, local.port());
                         self.listen = Some(addr);
                         return Ok(addr);
                     }
@@ -771,8 +780,8 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Every connection made so far has been taken by accept(): its socket has a file
-    /// descriptor (inode), which a socket waiting in the listen queue does not.
+    /// Every connection made so far has been taken by accept(): the program holds a
+    /// socket connected to our end, which a connection waiting in the listen queue is not.
     async fn expect_accepted(
         &mut self,
         deadline: Instant,
@@ -781,25 +790,39 @@ impl<'a> Run<'a> {
     ) -> Result<(), Failure> {
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let ends: Vec<(SocketAddr, SocketAddr)> =
-            self.conns.values().map(|c| (c.remote, c.local)).collect();
         loop {
             tick.tick().await;
-            let table = self
-                .sandbox
-                .in_net(|| proc_net::tcp_table_of("/proc/thread-self/net"))
-                .unwrap_or_default();
-            let waiting = ends
-                .iter()
-                .filter(|(student, grader)| {
-                    table.iter().any(|e| {
-                        e.local == *student
-                            && e.remote == *grader
-                            && e.inode == 0
-                            && e.state == proc_net::TCP_ESTABLISHED
+            let pids = self.pids();
+            let waiting = match sockets::sockets_of(&pids) {
+                // Accepted: the program holds a socket whose peer is our end (or it
+                // already closed the connection, which only an accepted one can be).
+                Ok(list) => self
+                    .conns
+                    .values()
+                    .filter(|c| {
+                        c.peer_closed().is_none()
+                            && !list.iter().any(|s| !s.listening && s.peer == Some(c.local))
                     })
-                })
-                .count();
+                    .count(),
+                // No pidfd_getfd here: a queued connection has no inode in the table.
+                Err(_) => {
+                    let table = self
+                        .sandbox
+                        .in_net(|| proc_net::tcp_table_of("/proc/thread-self/net"))
+                        .unwrap_or_default();
+                    self.conns
+                        .values()
+                        .filter(|c| {
+                            table.iter().any(|e| {
+                                e.local == c.remote
+                                    && e.remote == c.local
+                                    && e.inode == 0
+                                    && e.state == proc_net::TCP_ESTABLISHED
+                            })
+                        })
+                        .count()
+                }
+            };
             if waiting == 0 {
                 return Ok(());
             }

@@ -67,7 +67,7 @@ pub struct GradeArgs {
     /// Where the gradebook, reports and journal go.
     #[arg(long, default_value = DEFAULT_OUT)]
     pub out: PathBuf,
-    /// Cases run at once for the whole class (default: twice the CPU count: cases mostly wait).
+    /// Cases run at once for the whole class (default: 8 per CPU, at most 64: cases mostly wait).
     #[arg(long, short)]
     pub jobs: Option<usize>,
     /// Grade only shard K of N (1-based), chosen by a stable hash of the student id.
@@ -207,14 +207,7 @@ fn grade(args: GradeArgs, spec: Spec) -> Result<ExitCode, BulkError> {
         .collect();
     let mut rows: Vec<Row> = done.iter().map(|r| Row::new(&header, r)).collect();
     let total = (rows.len() + todo.len()) as u64;
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| {
-            2 * std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        })
-        .max(1);
+    let jobs = args.jobs.unwrap_or_else(runner::default_jobs).max(1);
     if args.resume {
         anstream::eprintln!(
             "resuming: {} graded already, {} to go",

@@ -6,6 +6,7 @@
 //! - [`confine`]: a read-only filesystem but the work folder, a uid of its own, no capabilities;
 //! - [`process`]: spawning with a clean start, output capture, signals, termination;
 //! - [`capture`]: flood-safe capture of stdout/stderr;
+//! - [`sockets`]: the program's sockets, inspected through copies of its descriptors;
 //! - [`proc_net`]: reading sockets and processes from `/proc`.
 //!
 //! [`Host`] is what this machine allows, detected once per run; [`Sandbox`] is one
@@ -17,6 +18,7 @@ pub mod confine;
 pub mod netns;
 pub mod proc_net;
 pub mod process;
+pub mod sockets;
 pub mod workdir;
 
 use crate::spec::{Limits, Program};

@@ -191,7 +191,12 @@ impl StudentProcess {
             let _ = cg.kill_all();
         }
         // Without a cgroup, the process group is all we know of.
-        for pid in super::proc_net::group_pids(self.pid) {
+        let group = if cgroup.is_none() {
+            super::proc_net::group_pids(self.pid)
+        } else {
+            Vec::new()
+        };
+        for pid in group {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
