@@ -99,6 +99,7 @@ h2 { font-size: 18px; margin: 28px 0 10px; padding-bottom: 4px; border-bottom: 1
 @media (max-width: 900px) { .grid { grid-template-columns: 1fr; } }
 svg text { font: 12px system-ui, sans-serif; fill: #1f2328; }
 svg .bar { fill: #0969da; }
+svg text.tick { font-size: 10.5px; fill: var(--muted); }
 svg .axis { stroke: var(--muted); stroke-width: 1; }
 table { border-collapse: collapse; width: 100%; }
 th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
@@ -294,6 +295,13 @@ fn histogram(max: u32, rows: &[Row]) -> String {
         } else {
             format!("{lo}–{hi}")
         };
+        // Ranges do not fit under narrow bars: the lower bound reads as a tick (the bar's
+        // tooltip has the range).
+        let tick = if slot < 40.0 {
+            format!("{lo}")
+        } else {
+            label.clone()
+        };
         let bh = plot_h * c as f64 / top as f64;
         let x = left + b as f64 * slot + slot * 0.12;
         let bw = slot * 0.76;
@@ -302,7 +310,7 @@ fn histogram(max: u32, rows: &[Row]) -> String {
             s,
             "<g><title>{c} student{} scored {label}</title><rect class=\"bar\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bw:.1}\" height=\"{bh:.1}\" rx=\"2\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{label}</text></g>",
+             <text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{tick}</text></g>",
             if c == 1 { "" } else { "s" },
             x + bw / 2.0,
             y - 4.0,
