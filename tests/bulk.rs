@@ -104,6 +104,8 @@ struct Reference {
     class: PathBuf,
     tmp: PathBuf,
     gradebook: String,
+    /// lms.csv: like the gradebook, the same however the run went.
+    lms: String,
     _dir: tempfile::TempDir,
 }
 
@@ -124,10 +126,12 @@ fn reference() -> &'static Reference {
             .assert()
             .code(0);
         let gradebook = std::fs::read_to_string(out.join("gradebook.csv")).unwrap();
+        let lms = std::fs::read_to_string(out.join("lms.csv")).unwrap();
         Reference {
             class,
             tmp,
             gradebook,
+            lms,
             _dir: dir,
         }
     })
@@ -320,6 +324,8 @@ fn resume_after_kill_9_gives_the_same_gradebook() {
         .stderr(predicates::str::contains("resuming"));
     let resumed = std::fs::read_to_string(out.join("gradebook.csv")).unwrap();
     assert_eq!(resumed, r.gradebook);
+    assert_eq!(std::fs::read_to_string(out.join("lms.csv")).unwrap(), r.lms);
+    assert!(out.join("report.html").exists());
     assert_eq!(
         std::fs::read_to_string(out.join("journal.jsonl"))
             .unwrap()
@@ -376,6 +382,11 @@ fn shards_merged_equal_one_full_run() {
         r.gradebook
     );
     assert!(merged.join("reports/alice.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(merged.join("lms.csv")).unwrap(),
+        r.lms
+    );
+    assert!(merged.join("report.html").exists());
 }
 
 #[test]

@@ -126,6 +126,18 @@ static CANVAS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^([A-Za-z0-9]+)_(?:LATE_|late_)?\d+_\d+_.+$").expect("valid regex")
 });
 
+/// The Canvas user id in the name of a Canvas submission download
+/// (`lilei_12345_67890_hw.zip` → `12345`): the `ID` column of Canvas's grade import.
+pub fn canvas_user_id(name: &str) -> Option<String> {
+    static ID: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^[A-Za-z0-9]+_(?:LATE_|late_)?(\d+)_\d+_.+$").expect("valid regex")
+    });
+    if MOODLE.is_match(name) {
+        return None;
+    }
+    ID.captures(name).map(|c| c[1].to_string())
+}
+
 /// The platform's decoration removed, and characters that make poor file names replaced.
 fn normalize(name: &str, classroom: Option<&str>) -> String {
     let id = if let Some(c) = MOODLE.captures(name) {
@@ -214,5 +226,19 @@ mod tests {
         assert_eq!(normalize("alice", None), "alice");
         assert_eq!(strip_ext("bob.tar.gz"), "bob");
         assert_eq!(strip_ext("bob.ZIP"), "bob");
+    }
+
+    #[test]
+    fn canvas_ids() {
+        assert_eq!(
+            canvas_user_id("lilei_12345_67890_hw.zip").as_deref(),
+            Some("12345")
+        );
+        assert_eq!(
+            canvas_user_id("lilei_LATE_12345_67890_hw.zip").as_deref(),
+            Some("12345")
+        );
+        assert_eq!(canvas_user_id("Li Lei_123456_assignsubmission_file_"), None);
+        assert_eq!(canvas_user_id("alice"), None);
     }
 }

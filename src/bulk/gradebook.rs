@@ -9,10 +9,14 @@
 use super::journal::{CaseColumn, Outcome, RunHeader, StudentRecord};
 use crate::outcome::Status;
 use crate::report;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub const GRADEBOOK: &str = "gradebook.csv";
+/// The gradebook as Canvas imports it (and Moodle, with a column mapping).
+pub const LMS: &str = "lms.csv";
+/// The class report: one self-contained HTML page.
+pub const HTML: &str = "report.html";
 /// Per-student reports, in a folder of their own so no student id collides with ours.
 pub const REPORTS: &str = "reports";
 
@@ -29,6 +33,8 @@ pub struct Row {
     pub note: String,
     /// Sum of the cases' durations: the grading time this submission cost.
     pub duration_ms: u64,
+    /// The folder or archive it came from (its name may carry the platform's user id).
+    pub source: String,
 }
 
 impl Row {
@@ -71,6 +77,7 @@ impl Row {
                     status,
                     note: notes.join("; "),
                     duration_ms: result.cases.iter().map(|c| c.duration_ms).sum(),
+                    source: r.source.clone(),
                 }
             }
             Outcome::Error(reason) => {
@@ -84,6 +91,7 @@ impl Row {
                     status: "error",
                     note: notes.join("; "),
                     duration_ms: 0,
+                    source: r.source.clone(),
                 }
             }
         }
@@ -118,6 +126,77 @@ pub fn write_gradebook(out: &Path, header: &RunHeader, rows: &mut [Row]) -> io::
             line.extend([r.status.to_string(), r.note.clone()]);
             w.write_record(&line)?;
         }
+        w.flush()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// Writes `lms.csv`, the score per student in the columns Canvas's gradebook import
+/// requires: `Student, ID, SIS User ID, SIS Login ID, Section, <assignment>`.
+///
+/// Canvas matches rows by `ID` (its user id) first: a Canvas submission download names
+/// files `<name>_<user id>_<submission id>_<file>`, so for such a class the `ID` column is
+/// filled and the file imports as it is. For other layouts only `Student` is known; Canvas
+/// then matches by name, or the instructor pastes the ids in. The other identity columns
+/// stay empty rather than guessed: a wrong SIS id would put a grade on the wrong student.
+/// Moodle's CSV grade import reads the same file once its `Student` column is mapped to a
+/// user field (see docs/formats.md). A student who could not be graded gets 0, as in the
+/// gradebook.
+pub fn write_lms(out: &Path, header: &RunHeader, rows: &[Row]) -> io::Result<PathBuf> {
+    let path = out.join(LMS);
+    let tmp = out.join(format!(".{LMS}.tmp"));
+    {
+        let mut w = csv::Writer::from_path(&tmp)?;
+        w.write_record([
+            "Student",
+            "ID",
+            "SIS User ID",
+            "SIS Login ID",
+            "Section",
+            header.assignment.as_str(),
+        ])?;
+        let mut rows: Vec<&Row> = rows.iter().collect();
+        rows.sort_by(|a, b| a.student.cmp(&b.student));
+        for r in rows {
+            let name = Path::new(&r.source)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let id = super::discover::canvas_user_id(&name).unwrap_or_default();
+            w.write_record([
+                r.student.as_str(),
+                id.as_str(),
+                "",
+                "",
+                "",
+                r.score.to_string().as_str(),
+            ])?;
+        }
+        w.flush()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// Writes `report.html` (through a temporary file): the class report of `rows` (sorted by
+/// student, as [`write_gradebook`] leaves them), with each student's full result read from
+/// `records` one at a time.
+pub fn write_html<R, I>(
+    out: &Path,
+    header: &RunHeader,
+    rows: &[Row],
+    records: I,
+) -> io::Result<PathBuf>
+where
+    R: std::borrow::Borrow<StudentRecord>,
+    I: IntoIterator<Item = io::Result<R>>,
+{
+    let path = out.join(HTML);
+    let tmp = out.join(format!(".{HTML}.tmp"));
+    {
+        let mut w = io::BufWriter::new(std::fs::File::create(&tmp)?);
+        report::html::write(&mut w, header, rows, records)?;
         w.flush()?;
     }
     std::fs::rename(&tmp, &path)?;

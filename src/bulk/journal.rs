@@ -245,3 +245,79 @@ fn read_with_len(path: &Path) -> Result<(RunHeader, Vec<StudentRecord>, u64), Jo
     }
     Ok((header, records, good_len))
 }
+
+/// The students of a journal one at a time, sorted by id, for reports over the whole
+/// class (the HTML report) without holding every student's transcripts in memory: a first
+/// pass notes where each student's line is, the iterator then reads them in order.
+///
+/// The journal must be complete (the run that wrote it has finished); a cut-off last line
+/// is skipped as [`read`] does.
+pub fn students_sorted(path: &Path) -> Result<SortedStudents, JournalError> {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(rename = "type")]
+        kind: String,
+        student: Option<String>,
+    }
+    let io = |source| JournalError::Io {
+        path: path.into(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    let mut reader = BufReader::new(file);
+    let mut index = Vec::new();
+    let mut offset = 0u64;
+    let mut buf = Vec::new();
+    for n in 1.. {
+        buf.clear();
+        let read = reader.read_until(b'\n', &mut buf).map_err(io)?;
+        if read == 0 || !buf.ends_with(b"\n") {
+            break;
+        }
+        let peek: Peek = serde_json::from_slice(&buf).map_err(|e| JournalError::Damaged {
+            path: path.into(),
+            line: n,
+            detail: e.to_string(),
+        })?;
+        if let ("student", Some(student)) = (peek.kind.as_str(), peek.student) {
+            index.push((student, offset, read));
+        }
+        offset += read as u64;
+    }
+    index.sort();
+    Ok(SortedStudents {
+        file: reader.into_inner(),
+        path: path.into(),
+        index: index.into_iter(),
+    })
+}
+
+/// See [`students_sorted`].
+pub struct SortedStudents {
+    file: File,
+    path: PathBuf,
+    index: std::vec::IntoIter<(String, u64, usize)>,
+}
+
+impl Iterator for SortedStudents {
+    type Item = io::Result<StudentRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use std::io::Read;
+        let (_, offset, len) = self.index.next()?;
+        let mut buf = vec![0; len];
+        let line = self
+            .file
+            .seek(io::SeekFrom::Start(offset))
+            .and_then(|_| self.file.read_exact(&mut buf))
+            .and_then(|_| serde_json::from_slice::<Line>(&buf).map_err(io::Error::other));
+        Some(match line {
+            Ok(Line::Student(r)) => Ok(*r),
+            Ok(Line::Run(_)) => Err(io::Error::other(format!(
+                "{}: the journal changed while the report was written",
+                self.path.display()
+            ))),
+            Err(e) => Err(io::Error::other(format!("{}: {e}", self.path.display()))),
+        })
+    }
+}

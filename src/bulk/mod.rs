@@ -273,12 +273,13 @@ fn grade(args: GradeArgs, spec: Spec) -> Result<ExitCode, BulkError> {
     let (stopped, failure) = outcome;
     let path = gradebook::write_gradebook(&args.out, &header, &mut rows)
         .map_err(output_err(&args.out.join(gradebook::GRADEBOOK)))?;
+    // The class report reads the full results back from the journal, one student at a
+    // time: only the slim rows were kept in memory.
+    let records = journal::students_sorted(&args.out.join(journal::FILE_NAME))?;
+    let written = write_class_outputs(&args.out, &header, &rows, records);
     anstream::print!("{}", summary::render(&header, &rows));
-    anstream::println!(
-        "\ngradebook: {}   reports: {}",
-        path.display(),
-        args.out.join(gradebook::REPORTS).display()
-    );
+    print_outputs(&args.out, &path);
+    written?;
     if let Some(e) = failure {
         return Err(e);
     }
@@ -287,6 +288,38 @@ fn grade(args: GradeArgs, spec: Spec) -> Result<ExitCode, BulkError> {
         return Ok(ExitCode::from(130));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The files made for people and course platforms beside the gradebook: `lms.csv` and
+/// `report.html` (`rows` sorted by student, `records` the same students in full).
+fn write_class_outputs<R, I>(
+    out: &Path,
+    header: &RunHeader,
+    rows: &[Row],
+    records: I,
+) -> Result<(), BulkError>
+where
+    R: std::borrow::Borrow<StudentRecord>,
+    I: IntoIterator<Item = std::io::Result<R>>,
+{
+    gradebook::write_lms(out, header, rows).map_err(output_err(&out.join(gradebook::LMS)))?;
+    gradebook::write_html(out, header, rows, records)
+        .map_err(output_err(&out.join(gradebook::HTML)))?;
+    Ok(())
+}
+
+/// Where the outputs are, after the summary: the last lines an instructor reads.
+fn print_outputs(out: &Path, gradebook: &Path) {
+    anstream::println!(
+        "\ngradebook: {}   reports: {}",
+        gradebook.display(),
+        out.join(gradebook::REPORTS).display()
+    );
+    anstream::println!(
+        "class report: {}   LMS import (Canvas, Moodle): {}",
+        out.join(gradebook::HTML).display(),
+        out.join(gradebook::LMS).display()
+    );
 }
 
 async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
@@ -377,12 +410,15 @@ fn merge(args: MergeArgs) -> Result<ExitCode, BulkError> {
     }
     let path = gradebook::write_gradebook(&args.out, &header, &mut rows)
         .map_err(output_err(&args.out.join(gradebook::GRADEBOOK)))?;
-    anstream::print!("{}", summary::render(&header, &rows));
-    anstream::println!(
-        "\ngradebook: {}   reports: {}",
-        path.display(),
-        args.out.join(gradebook::REPORTS).display()
+    let written = write_class_outputs(
+        &args.out,
+        &header,
+        &rows,
+        records.iter().map(|(r, _)| Ok::<_, std::io::Error>(r)),
     );
+    anstream::print!("{}", summary::render(&header, &rows));
+    print_outputs(&args.out, &path);
+    written?;
     if let Some(m) = missing {
         anstream::eprintln!("warning: {m}: their students are not in the gradebook");
         return Ok(ExitCode::from(1));

@@ -5,6 +5,7 @@
 
 pub mod github;
 pub mod gradescope;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod text;
