@@ -76,9 +76,238 @@ pub async fn run_case(
         proc: None,
         exit_recorded: false,
         last_stdin: Vec::new(),
+        started_for: None,
     };
     let failure = run.play().await;
     run.finish(failure).await
+}
+
+/// How long, after a case that shares the server process, the server may take to be
+/// back in accept() (no connection held) once the grader closed its connections. A
+/// server that takes longer is replaced by a fresh one for the next case.
+const READY_WAIT: Duration = Duration::from_millis(1000);
+
+/// A server process kept running between the cases that share it.
+struct Kept {
+    sandbox: Sandbox,
+    proc: StudentProcess,
+    listen: SocketAddr,
+    bound: Option<SocketAddr>,
+    /// The case it was started for.
+    started_for: String,
+}
+
+impl Kept {
+    async fn stop(mut self) {
+        self.proc
+            .terminate(self.sandbox.cgroup.as_ref(), GRACE)
+            .await;
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        match &self.sandbox.cgroup {
+            Some(cg) => cg.pids().into_iter().map(|p| p as u32).collect(),
+            None => proc_net::group_pids(self.proc.pid),
+        }
+    }
+
+    /// Closes the case's connections (FIN) and waits until the server is ready for the
+    /// next case: alive, listening, nothing in its accept queue, and no connection held
+    /// (or only ones the grader closed and it did not, while it waits: blocked in
+    /// accept()). Errs with why it cannot be used again.
+    async fn recycle(self, mut conns: HashMap<String, Connection>) -> Result<Kept, (Kept, String)> {
+        // FIN on every connection, then keep reading until the server has closed its
+        // side: a socket closed with unread data would send an RST, which a correct
+        // server may not survive (recv() raises ConnectionResetError).
+        for c in conns.values_mut() {
+            let _ = c.shutdown_write().await;
+        }
+        let deadline = Instant::now() + READY_WAIT;
+        let mut ready_looks = 0;
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            for c in conns.values_mut() {
+                c.discard_ready();
+            }
+            if let Some(status) = self.proc.status() {
+                let why = format!("{} after the previous case", describe_status(status));
+                return Err((self, why));
+            }
+            if let Some(cg) = &self.sandbox.cgroup {
+                if cg.memory_limit_hit() || cg.process_limit_hit() {
+                    return Err((self, "hit a resource limit in the previous case".into()));
+                }
+            }
+            let pids = self.pids();
+            let list = match sockets::sockets_of(&pids) {
+                Ok(l) => l,
+                Err(e) => {
+                    let why = format!("could not be inspected ({e}): its sockets cannot be seen without pidfd_getfd");
+                    return Err((self, why));
+                }
+            };
+            let port = self.bound.map(|b| b.port()).unwrap_or(self.listen.port());
+            let listeners: Vec<_> = list
+                .iter()
+                .filter(|s| s.listening && s.local.is_some_and(|l| l.port() == port))
+                .collect();
+            if listeners.is_empty() {
+                return Err((self, "no longer listened after the previous case".into()));
+            }
+            let queued: u32 = listeners.iter().map(|l| l.queued).sum();
+            // Accepted connections (bound to the listening port), reset ones included:
+            // a reset socket has no peer any more but is still the program's to close.
+            let held: Vec<_> = list
+                .iter()
+                .filter(|s| !s.listening && s.local.is_some_and(|l| l.port() == port))
+                .collect();
+            // Connections the grader ended and the program did not close (CLOSE_WAIT,
+            // or CLOSE after a reset) while it waits: it forgot close() but is back in
+            // accept(), as a server that rebinds `conn` on the next accept is.
+            let only_closed_by_us = held
+                .iter()
+                .all(|s| matches!(s.state, Some(sockets::TCP_CLOSE_WAIT | sockets::TCP_CLOSE)));
+            let ready = queued == 0 && (held.is_empty() || (only_closed_by_us && !runnable(&pids)));
+            // Twice in a row: one look can fall between a wake-up and what it leads to.
+            ready_looks = if ready { ready_looks + 1 } else { 0 };
+            if ready_looks >= 2 {
+                for c in conns.values_mut() {
+                    c.discard_ready();
+                }
+                drop(conns);
+                return Ok(self);
+            }
+            let last = if ready {
+                "it was about to be ready".to_string()
+            } else if queued > 0 {
+                format!("{queued} connection(s) still waited in its accept queue")
+            } else {
+                format!(
+                    "it still held {} connection(s) and did not go back to accept()",
+                    held.len()
+                )
+            };
+            if Instant::now() >= deadline {
+                let why = format!(
+                    "was not ready {} after the previous case closed its connections: {last}",
+                    humantime::format_duration(READY_WAIT)
+                );
+                return Err((self, why));
+            }
+            tick.tick().await;
+        }
+    }
+}
+
+/// The server cases of one submission that share one started process (the spec's
+/// `share_process`): they run one after another; each gets fresh connections, its own
+/// transcript, output and verdict. When the process dies, or a case leaves it unable to
+/// serve the next (not listening, still holding a connection), the next case starts a
+/// fresh one in a fresh sandbox and says so.
+#[derive(Default)]
+pub struct SharedServer {
+    kept: Option<Kept>,
+    /// Why the next case cannot reuse the process: said in its transcript.
+    why_fresh: Option<String>,
+}
+
+impl SharedServer {
+    pub fn new() -> SharedServer {
+        SharedServer::default()
+    }
+
+    /// Grades one case on the shared process (starting it when there is none).
+    pub async fn run_case(
+        &mut self,
+        host: &Host,
+        spec: &Spec,
+        case: &Case,
+        submission: &Path,
+        case_id: &str,
+    ) -> CaseResult {
+        let t0 = Instant::now();
+        let mut notes = Vec::new();
+        let kept = self.kept.take();
+        let (sandbox, proc, listen, bound, started_for) = match kept {
+            Some(k) => (
+                k.sandbox,
+                Some(k.proc),
+                Some(k.listen),
+                k.bound,
+                Some(k.started_for),
+            ),
+            None => {
+                if let Some(why) = self.why_fresh.take() {
+                    notes.push(format!(
+                        "a fresh server process for this case: the shared one {why}"
+                    ));
+                }
+                let program = spec.program(case.target).expect("validated");
+                let (sub, program, limits, id) = (
+                    submission.to_path_buf(),
+                    program.clone(),
+                    spec.limits.clone(),
+                    case_id.to_string(),
+                );
+                let prepared = tokio::task::block_in_place(move || {
+                    Sandbox::prepare(host, &sub, &program, &limits, &id)
+                });
+                match prepared {
+                    Ok(s) => (s, None, None, None, None),
+                    Err(e) => {
+                        let mut r = error_result(case, e.to_string(), t0);
+                        r.shared_process = true;
+                        return r;
+                    }
+                }
+            }
+        };
+        let mut run = Run {
+            host,
+            spec,
+            case,
+            t0,
+            sandbox,
+            transcript: Vec::new(),
+            conns: HashMap::new(),
+            listen,
+            bound,
+            reference: None,
+            proc,
+            exit_recorded: false,
+            last_stdin: Vec::new(),
+            started_for,
+        };
+        for text in notes {
+            run.event(EventKind::Note { text });
+        }
+        let failure = run.play().await;
+        let (result, kept) = run.finish_shared(failure).await;
+        match kept {
+            Some((k, conns)) => match k.recycle(conns).await {
+                Ok(k) => self.kept = Some(k),
+                Err((k, why)) => {
+                    k.stop().await;
+                    self.why_fresh = Some(why);
+                }
+            },
+            None => {
+                self.why_fresh = result
+                    .exit
+                    .as_ref()
+                    .map(|e| format!("{e} during the previous case"));
+            }
+        }
+        result
+    }
+
+    /// Stops the shared process, if one is running.
+    pub async fn stop(mut self) {
+        if let Some(k) = self.kept.take() {
+            k.stop().await;
+        }
+    }
 }
 
 fn error_result(case: &Case, reason: String, t0: Instant) -> CaseResult {
@@ -100,6 +329,7 @@ fn error_result(case: &Case, reason: String, t0: Instant) -> CaseResult {
         duration_ms: t0.elapsed().as_millis() as u64,
         visibility: case.visibility,
         show: case.show.clone(),
+        shared_process: false,
         transcript: Vec::new(),
     }
 }
@@ -121,6 +351,9 @@ struct Run<'a> {
     proc: Option<StudentProcess>,
     exit_recorded: bool,
     last_stdin: Vec<u8>,
+    /// Shared server process: the case it was started for, when this case reuses it
+    /// (`Some("")` never happens; `None` for a process of this case's own).
+    started_for: Option<String>,
 }
 
 /// A failure before any step, or of a step.
@@ -218,6 +451,23 @@ impl<'a> Run<'a> {
 
     /// Starts the program; for a server, waits until it listens.
     async fn start(&mut self) -> Result<(), Failure> {
+        if let (Some(proc), Some(listen), Some(first)) =
+            (&self.proc, self.listen, &self.started_for)
+        {
+            // A shared server: already listening, and back in accept() (checked when
+            // the previous case ended). Only what it prints from now on is this case's.
+            proc.stdout.begin_segment();
+            proc.stderr.begin_segment();
+            let text = format!(
+                "shared server process (pid {}, started for case {first:?}): no new start, fresh connections (the spec's share_process)",
+                proc.pid
+            );
+            self.event(EventKind::Note { text });
+            self.event(EventKind::Listening {
+                address: listen.to_string(),
+            });
+            return Ok(());
+        }
         let startup = self.spec.defaults.startup;
         if self.case.target == Target::Client {
             self.open_reference_server().map_err(|e| {
@@ -939,6 +1189,74 @@ impl<'a> Run<'a> {
             }
             (None, None) => None,
         };
+        self.result(failure, exit_before, exit)
+    }
+
+    /// Ends a case that shares the server process: a process still running is kept
+    /// (with the case's connections, for [`Kept::recycle`]), one that exited is cleared up.
+    #[allow(clippy::type_complexity)]
+    async fn finish_shared(
+        mut self,
+        failure: Option<Failure>,
+    ) -> (CaseResult, Option<(Kept, HashMap<String, Connection>)>) {
+        if failure.is_some() {
+            self.settle_exit().await;
+        }
+        let exit_before = self.proc.as_ref().and_then(|p| p.status());
+        let keep = exit_before.is_none()
+            && self.proc.is_some()
+            && self.listen.is_some()
+            && self.limit_hit(None).is_none();
+        if !keep {
+            if let Some(p) = self.proc.as_mut() {
+                p.terminate(self.sandbox.cgroup.as_ref(), GRACE).await;
+            }
+        }
+        let exit = match (exit_before, &self.proc) {
+            (Some(s), _) => Some(describe_status(s)),
+            (None, Some(_)) if keep => Some(
+                "still running at the end of the case (kept running for the cases that share it)"
+                    .to_string(),
+            ),
+            (None, Some(_)) => {
+                Some("still running at the end of the case (stopped by the grader)".to_string())
+            }
+            (None, None) => None,
+        };
+        let mut result = self.result(failure, exit_before, exit);
+        result.shared_process = true;
+        if !keep {
+            return (result, None);
+        }
+        let conns = std::mem::take(&mut self.conns);
+        let started_for = self
+            .started_for
+            .take()
+            .unwrap_or_else(|| self.case.name.clone());
+        let Run {
+            sandbox,
+            proc,
+            listen,
+            bound,
+            ..
+        } = self;
+        let kept = Kept {
+            sandbox,
+            proc: proc.expect("kept only when running"),
+            listen: listen.expect("kept only when listening"),
+            bound,
+            started_for,
+        };
+        (result, Some((kept, conns)))
+    }
+
+    /// The case's result, once the program is stopped (or kept for the next case).
+    fn result(
+        &mut self,
+        failure: Option<Failure>,
+        exit_before: Option<std::process::ExitStatus>,
+        exit: Option<String>,
+    ) -> CaseResult {
         let (stdout, stderr) = match &self.proc {
             Some(p) => (p.stdout.snapshot(), p.stderr.snapshot()),
             None => Default::default(),
@@ -1002,6 +1320,7 @@ impl<'a> Run<'a> {
             duration_ms: self.t0.elapsed().as_millis() as u64,
             visibility: self.case.visibility,
             show: self.case.show.clone(),
+            shared_process: false,
             transcript: std::mem::take(&mut self.transcript),
         }
     }

@@ -145,6 +145,10 @@ pub struct CaseResult {
     pub visibility: Visibility,
     /// What a student may see of a failure (from the spec): see [`crate::visibility`].
     pub show: Show,
+    /// The case ran on a server process shared with other cases of the submission
+    /// (the spec's `share_process`), not on one started for it alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared_process: bool,
     pub transcript: Vec<Event>,
 }
 

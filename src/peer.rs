@@ -180,6 +180,29 @@ impl Connection {
         }
     }
 
+    /// Reads and drops whatever has arrived, without waiting: closing a socket with
+    /// unread data would send an RST instead of a FIN.
+    pub fn discard_ready(&mut self) {
+        let Some(stream) = self.stream.as_ref() else {
+            return;
+        };
+        let mut chunk = [0u8; 16 << 10];
+        loop {
+            match stream.try_read(&mut chunk) {
+                Ok(0) => {
+                    self.peer_closed.get_or_insert(PeerClosed::Fin);
+                    return;
+                }
+                Ok(n) => self.received_total += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.peer_closed.get_or_insert(PeerClosed::Rst);
+                    return;
+                }
+            }
+        }
+    }
+
     /// Closes our side: FIN (close), or RST (SO_LINGER 0, then close).
     pub fn close(&mut self, kind: CloseKind) -> io::Result<()> {
         if let Some(stream) = self.stream.take() {

@@ -71,7 +71,57 @@ pub async fn grade(
     events: Option<mpsc::UnboundedSender<RunEvent>>,
 ) -> Result<Vec<CaseResult>, Cancelled> {
     let mut set = tokio::task::JoinSet::new();
-    for &index in &plan.cases {
+    // Server cases that share one started process run one after another in one task
+    // (one slot); the others each in a task of their own, alongside. A lone case that
+    // may share has nothing to share with and runs as usual.
+    let (mut shared, mut alone): (Vec<usize>, Vec<usize>) = plan
+        .cases
+        .iter()
+        .partition(|&&i| spec.cases[i].share_process);
+    if shared.len() < 2 {
+        alone.append(&mut shared);
+    }
+    if !shared.is_empty() {
+        let (host, spec, submission, slots, events) = (
+            host.clone(),
+            spec.clone(),
+            submission.clone(),
+            slots.clone(),
+            events.clone(),
+        );
+        set.spawn(async move {
+            let Ok(_slot) = slots.clone().acquire_owned().await else {
+                return Err(Cancelled);
+            };
+            let mut server = engine::SharedServer::new();
+            let mut done = Vec::new();
+            for index in shared {
+                if slots.is_closed() {
+                    server.stop().await;
+                    return Err(Cancelled);
+                }
+                let case = &spec.cases[index];
+                if let Some(tx) = &events {
+                    let _ = tx.send(RunEvent::CaseStarted {
+                        index,
+                        name: case.name.clone(),
+                    });
+                }
+                let id = format!("case{}", CASE_SERIAL.fetch_add(1, Ordering::Relaxed));
+                let result = server.run_case(&host, &spec, case, &submission, &id).await;
+                if let Some(tx) = &events {
+                    let _ = tx.send(RunEvent::CaseFinished {
+                        index,
+                        result: Box::new(result.clone()),
+                    });
+                }
+                done.push((index, result));
+            }
+            server.stop().await;
+            Ok(done)
+        });
+    }
+    for index in alone {
         let (host, spec, submission, slots, events) = (
             host.clone(),
             spec.clone(),
@@ -98,14 +148,14 @@ pub async fn grade(
                     result: Box::new(result.clone()),
                 });
             }
-            Ok((index, result))
+            Ok(vec![(index, result)])
         });
     }
     let mut results = Vec::new();
     let mut cancelled = false;
     while let Some(r) = set.join_next().await {
         match r {
-            Ok(Ok(r)) => results.push(r),
+            Ok(Ok(r)) => results.extend(r),
             Ok(Err(Cancelled)) => cancelled = true,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }

@@ -226,6 +226,7 @@ fn hostile_record() -> (RunHeader, StudentRecord) {
         duration_ms: 12,
         visibility: Visibility::Visible,
         show: Show::default(),
+        shared_process: false,
         transcript: vec![Event {
             at_ms: 5,
             kind: EventKind::Received {

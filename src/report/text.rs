@@ -25,15 +25,23 @@ pub fn render(r: &SubmissionResult, verbose: bool) -> String {
     let _ = writeln!(out);
     let (graded, info): (Vec<&CaseResult>, Vec<&CaseResult>) =
         r.cases.iter().partition(|c| !c.informational);
+    let shared = |c: &CaseResult| {
+        if c.shared_process {
+            format!("  {}", "shared process".dimmed())
+        } else {
+            String::new()
+        }
+    };
     for c in &graded {
         let _ = writeln!(
             out,
-            "  {} {:<WIDTH$} {:>2}/{:<2} {}",
+            "  {} {:<WIDTH$} {:>2}/{:<2} {}{}",
             mark(c.status),
             c.name,
             c.score,
             c.max_score,
-            c.target.dimmed()
+            c.target.dimmed(),
+            shared(c)
         );
     }
     if !info.is_empty() {
@@ -41,12 +49,20 @@ pub fn render(r: &SubmissionResult, verbose: bool) -> String {
         for c in &info {
             let _ = writeln!(
                 out,
-                "  {} {:<WIDTH$}   –   {}",
+                "  {} {:<WIDTH$}   –   {}{}",
                 mark(c.status),
                 c.name,
-                c.target.dimmed()
+                c.target.dimmed(),
+                shared(c)
             );
         }
+    }
+    if r.cases.iter().any(|c| c.shared_process) {
+        let _ = writeln!(
+            out,
+            "\n  {}",
+            "shared process: the case ran on one server process started for several cases, one after another (the spec's share_process)".dimmed()
+        );
     }
     let counts = format!(
         "{} passed, {} failed{}",
@@ -182,6 +198,13 @@ pub fn case_detail(c: &CaseResult, verbose: bool, transcript: bool) -> String {
     }
     if let Some(exit) = &c.exit {
         let _ = writeln!(out, "{} {exit}", label("program"));
+    }
+    if c.shared_process {
+        let _ = writeln!(
+            out,
+            "{} shared with the other server cases of the spec (share_process): a fault left by an earlier case may show here",
+            label("process")
+        );
     }
     if c.status != Status::Passed && !c.stderr_tail.is_empty() {
         let _ = writeln!(out, "{} last lines:", label("stderr"));

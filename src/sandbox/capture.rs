@@ -102,6 +102,16 @@ impl Capture {
         }
     }
 
+    /// Starts a new segment: what was printed so far is forgotten (report, matching and
+    /// byte count), so a case that shares a process sees only its own output.
+    pub fn begin_segment(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.head.clear();
+        s.tail.clear();
+        s.window.clear();
+        s.total = 0;
+    }
+
     /// The output not yet consumed by a match (for "what came back" in a failure).
     pub fn unmatched(&self) -> Vec<u8> {
         self.state.lock().unwrap().window.clone()

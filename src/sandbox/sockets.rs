@@ -19,6 +19,33 @@ pub struct SocketInfo {
     pub listening: bool,
     pub local: Option<SocketAddr>,
     pub peer: Option<SocketAddr>,
+    /// The kernel's TCP state (`TCP_ESTABLISHED` = 1, `TCP_CLOSE_WAIT` = 8, ...), when
+    /// TCP_INFO answers.
+    pub state: Option<u8>,
+    /// Listening sockets: connections waiting in the accept queue.
+    pub queued: u32,
+}
+
+/// TCP state of a connection whose peer closed (FIN received) and the program has not.
+pub const TCP_CLOSE_WAIT: u8 = 8;
+/// TCP state of a connection that is over (reset), still held by the program.
+pub const TCP_CLOSE: u8 = 7;
+
+/// TCP_INFO of a socket: (state, for a listener the accept queue length).
+fn tcp_info(fd: &OwnedFd) -> Option<(u8, u32)> {
+    // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes into it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            &mut info as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    (r == 0).then_some((info.tcpi_state, info.tcpi_unacked))
 }
 
 /// Every TCP/IP socket the processes `pids` hold, once each (a socket shared by a
@@ -73,10 +100,13 @@ pub fn sockets_of(pids: &[u32]) -> io::Result<Vec<SocketInfo>> {
             if local.is_none() {
                 continue; // a Unix socket, or an unbound one
             }
+            let info = tcp_info(&copy);
             out.push(SocketInfo {
                 listening: sock.is_listener().unwrap_or(false),
                 local,
                 peer: inet(sock.peer_addr()),
+                state: info.map(|i| i.0),
+                queued: info.map(|i| i.1).unwrap_or(0),
             });
         }
     }

@@ -278,6 +278,9 @@ pub struct Program {
     /// Server only: where it listens, if the spec says so (else it is discovered).
     pub listen: Option<SocketAddr>,
     pub env: BTreeMap<String, String>,
+    /// Server only: the spec's `share_process` (each case's [`Case::share_process`] says
+    /// whether it does).
+    pub share_process: bool,
 }
 
 #[derive(
@@ -329,7 +332,29 @@ pub struct Case {
     pub visibility: Visibility,
     /// What a student may see of a failure of this case.
     pub show: Show,
+    /// Runs on a server process shared with the other cases that do (started once),
+    /// instead of one of its own: `share_process` / `fresh_process`, for server cases
+    /// whose steps leave the process running.
+    pub share_process: bool,
     pub steps: Vec<Step>,
+}
+
+impl Case {
+    /// The first step that ends or signals the program, which a shared process cannot
+    /// allow (the next case needs it running), if any.
+    pub fn ends_process(&self) -> Option<&Step> {
+        ends_process(&self.steps)
+    }
+}
+
+/// The first of `steps` that ends or signals the program, if any.
+pub fn ends_process(steps: &[Step]) -> Option<&Step> {
+    steps.iter().find(|s| {
+        matches!(
+            s.action,
+            Action::Signal { .. } | Action::ExpectExit(_) | Action::ExpectPortFree
+        )
+    })
 }
 
 #[derive(Debug, Clone)]

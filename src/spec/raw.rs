@@ -120,6 +120,13 @@ pub struct RawProgram {
     /// Extra environment variables for the student program.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Server only: run the server cases one after another against one started server
+    /// (start it once, fresh connections per case), where the assignment allows it: a
+    /// server that serves client after client. Cases that signal the server or wait for
+    /// its exit still get a process of their own, as does a case with `fresh_process = true`.
+    /// Reports say which cases shared a process.
+    #[schemars(with = "Option<bool>")]
+    pub share_process: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -167,6 +174,11 @@ pub struct RawCase {
     /// What students may see of a failure, e.g. ["step", "sent", "hint"] (default: defaults.show).
     #[schemars(with = "Option<Vec<super::Detail>>")]
     pub show: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Server cases: true runs this case on a server process of its own even when
+    /// [server] share_process = true; false makes it share one (it must not signal the
+    /// server or wait for its exit).
+    #[schemars(with = "Option<bool>")]
+    pub fresh_process: Option<Spanned<bool>>,
     /// The steps, in order; each does exactly one thing.
     #[schemars(with = "Vec<RawStep>")]
     pub steps: Spanned<Vec<Spanned<RawStep>>>,

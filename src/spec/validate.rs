@@ -410,7 +410,11 @@ impl<'a> Validator<'a> {
                 Target::Server => server.is_some(),
                 Target::Client => client.is_some(),
             };
-            if let Some(case) = self.case(i, span, c, &defaults, &has) {
+            let share = server
+                .as_ref()
+                .and_then(|s| s.as_ref())
+                .is_some_and(|s| s.share_process);
+            if let Some(case) = self.case(i, span, c, &defaults, &has, share) {
                 cases.push(case);
             }
         }
@@ -507,7 +511,23 @@ impl<'a> Validator<'a> {
                 ),
             );
         }
+        let share_process = match (&p.share_process, target) {
+            (Some(b), Target::Server) => *b.get_ref(),
+            (Some(b), Target::Client) => {
+                self.err(
+                    Some(b.span()),
+                    "client.share_process",
+                    "`share_process` belongs in [server]: only server cases can share a process",
+                    Some(
+                        "a client connects once and exits: each client case starts it anew".into(),
+                    ),
+                );
+                false
+            }
+            (None, _) => false,
+        };
         Some(Program {
+            share_process,
             command: p.command.into_inner(),
             fallback_command: p.fallback_command.map(Spanned::into_inner),
             files,
@@ -523,6 +543,7 @@ impl<'a> Validator<'a> {
         c: RawCase,
         defaults: &Defaults,
         has: &dyn Fn(Target) -> bool,
+        share_default: bool,
     ) -> Option<Case> {
         let key = format!("case[{i}]");
         let target = match c.target.get_ref().as_str() {
@@ -589,7 +610,39 @@ impl<'a> Validator<'a> {
         };
         let steps = StepChecker::new(self, &key, target, defaults).steps(raw_steps);
         let _ = span;
+        let ends = super::ends_process(&steps);
+        let share_process = match &c.fresh_process {
+            Some(f) if !*f.get_ref() => {
+                if target != Target::Server {
+                    self.err(
+                        Some(f.span()),
+                        format!("{key}.fresh_process"),
+                        "only server cases can share a process: a client case always starts the client anew",
+                        Some("remove `fresh_process`".into()),
+                    );
+                    false
+                } else if let Some(step) = ends {
+                    let what = match step.action {
+                        Action::Signal { .. } => "signals the server",
+                        Action::ExpectExit(_) => "waits for the server to exit",
+                        _ => "checks the port once the server exited",
+                    };
+                    self.err(
+                        Some(f.span()),
+                        format!("{key}.fresh_process"),
+                        format!("this case cannot share a server process: its step on line {} {what}, and the next case needs the server running", step.line),
+                        Some("remove `fresh_process = false` (the case then runs on a process of its own), or remove that step".into()),
+                    );
+                    false
+                } else {
+                    true
+                }
+            }
+            Some(_) => false,
+            None => share_default && target == Target::Server && ends.is_none(),
+        };
         Some(Case {
+            share_process,
             name: c.name.into_inner(),
             target,
             points,
