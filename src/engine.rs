@@ -954,7 +954,7 @@ impl<'a> Run<'a> {
             .as_ref()
             .map(|f| format!("{}: expected {}, got {}", f.action, f.expected, f.got));
         // A limit hit is the real reason, whatever step it broke.
-        if let Some(limit) = self.limit_hit(exit_before) {
+        if let Some(limit) = self.limit_hit(exit_before, &stderr.text()) {
             reason = Some(limit);
         }
         let status = if reason.is_some() {
@@ -1018,7 +1018,10 @@ impl<'a> Run<'a> {
         self.note_exit();
     }
 
-    fn limit_hit(&self, exit: Option<std::process::ExitStatus>) -> Option<String> {
+    /// A limit the program ran into, in words, or None. `stderr` is what it printed:
+    /// the kernel keeps no counter for the open-file and file-size limits, but the
+    /// program's own error says it (Python ignores SIGXFSZ and raises OSError instead).
+    fn limit_hit(&self, exit: Option<std::process::ExitStatus>, stderr: &[u8]) -> Option<String> {
         let limits = &self.spec.limits;
         let who = self.who();
         if let Some(cg) = &self.sandbox.cgroup {
@@ -1045,6 +1048,19 @@ impl<'a> Run<'a> {
                     limits.file_size_bytes >> 20
                 ));
             }
+        }
+        let said = |what: &str| stderr.windows(what.len()).any(|w| w == what.as_bytes());
+        if said("[Errno 24] Too many open files") {
+            return Some(format!(
+                "the {who} tried to keep more than {} files and sockets open at once (the limit)",
+                limits.open_files
+            ));
+        }
+        if said("[Errno 27] File too large") {
+            return Some(format!(
+                "the {who} wrote a file larger than {} MiB (the limit)",
+                limits.file_size_bytes >> 20
+            ));
         }
         None
     }
