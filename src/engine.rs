@@ -75,6 +75,7 @@ pub async fn run_case(
         reference: None,
         proc: None,
         exit_recorded: false,
+        grader_error: false,
         last_stdin: Vec::new(),
     };
     let failure = run.play().await;
@@ -120,6 +121,9 @@ struct Run<'a> {
     reference: Option<TcpListener>,
     proc: Option<StudentProcess>,
     exit_recorded: bool,
+    /// The case could not be run for a reason that is not the student's (the spec's
+    /// command cannot start, the reference port is taken): an error, not a failure.
+    grader_error: bool,
     last_stdin: Vec<u8>,
 }
 
@@ -221,6 +225,7 @@ impl<'a> Run<'a> {
         let startup = self.spec.defaults.startup;
         if self.case.target == Target::Client {
             self.open_reference_server().map_err(|e| {
+                self.grader_error = true;
                 fail(
                     0,
                     0,
@@ -253,6 +258,8 @@ impl<'a> Run<'a> {
             confine: self.sandbox.confinement.clone(),
         };
         let proc = StudentProcess::spawn(launch).map_err(|e| {
+            // The command is the spec's and the machine's, not the student's doing.
+            self.grader_error = true;
             fail(
                 0,
                 0,
@@ -957,10 +964,10 @@ impl<'a> Run<'a> {
         if let Some(limit) = self.limit_hit(exit_before, &stderr.text()) {
             reason = Some(limit);
         }
-        let status = if reason.is_some() {
-            Status::Failed
-        } else {
-            Status::Passed
+        let status = match (&reason, self.grader_error) {
+            (_, true) => Status::Error,
+            (Some(_), false) => Status::Failed,
+            (None, false) => Status::Passed,
         };
         if stdout.truncated() || stderr.truncated() {
             self.event(EventKind::Note {

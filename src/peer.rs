@@ -55,7 +55,7 @@ pub struct Connection {
 
 /// Received data beyond this, not yet consumed, is dropped from the front: a program
 /// that floods must not grow the grader's memory.
-const MAX_BUFFER: usize = 1 << 20;
+const MAX_BUFFER: usize = 256 << 10;
 
 impl Connection {
     pub fn new(stream: TcpStream) -> io::Result<Connection> {

@@ -254,3 +254,23 @@ fn json_report_of_a_failing_case() {
         redact(&serde_json::to_string_pretty(&json).unwrap())
     );
 }
+
+#[test]
+fn a_command_that_cannot_start_is_an_error_not_a_failure() {
+    let out = sockgrade()
+        .args([
+            "run",
+            "tests/specs/missing_interpreter.toml",
+            "fixtures/good",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["cases"][0]["status"], "error", "{json}");
+    assert!(json["cases"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("could not be started"));
+}

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Notify;
 
 /// Bytes of not-yet-matched output kept for `expect_stdout` (a sliding window).
-const MATCH_WINDOW: usize = 256 << 10;
+const MATCH_WINDOW: usize = 64 << 10;
 
 #[derive(Debug, Default)]
 struct State {
@@ -46,7 +46,7 @@ impl Capture {
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 << 10];
+            let mut buf = vec![0u8; 16 << 10];
             loop {
                 match reader.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
