@@ -141,6 +141,13 @@ impl StudentProcess {
         *self.exit.borrow()
     }
 
+    /// Whether the process has ended, even if its exit has not been reaped yet (a zombie):
+    /// asked of the kernel directly, not of the waiter task.
+    pub fn is_dead(&self) -> bool {
+        self.status().is_some()
+            || super::proc_net::read_stat(self.pid).is_none_or(|s| s.state == 'Z')
+    }
+
     /// Waits for the process to exit (race it against a deadline).
     pub async fn exited(&self) -> ExitStatus {
         let mut rx = self.exit.clone();
