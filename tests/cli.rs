@@ -16,7 +16,7 @@ fn redact(s: &str) -> String {
         (r#""(at_ms|duration_ms|pid|bytes)": \d+"#, r#""$1": [N]"#),
         (r"\d+ (more )?bytes", "[N] ${1}bytes"),
         (r"\(\d+ % of a CPU\)", "([N] % of a CPU)"),
-        (r"in \d+ of \d+ samples", "in [N] of [N] samples"),
+        (r"wrote \d+ bytes meanwhile", "wrote [N] bytes meanwhile"),
         (r"isolation: \w+", "isolation: [ISOLATION]"),
         (r#""isolation": "\w+""#, r#""isolation": "[ISOLATION]""#),
         (r"(?m)^note: .*\n", ""),

@@ -28,6 +28,9 @@ pub struct Capture {
     state: Arc<Mutex<State>>,
     changed: Arc<Notify>,
     limit: usize,
+    /// The pipe's read end while the reader owns it (-1 before and after), to ask the
+    /// kernel whether output is waiting that the reader has not taken yet.
+    pipe: Arc<std::sync::atomic::AtomicI32>,
 }
 
 impl Capture {
@@ -36,14 +39,17 @@ impl Capture {
             state: Arc::default(),
             changed: Arc::new(Notify::new()),
             limit: (limit as usize).max(2),
+            pipe: Arc::new(std::sync::atomic::AtomicI32::new(-1)),
         }
     }
 
     /// Drains `reader` until EOF (the program and all its children closed the pipe).
-    pub fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
+    pub fn spawn_reader<R: AsyncRead + std::os::fd::AsRawFd + Unpin + Send + 'static>(
         &self,
         mut reader: R,
     ) -> tokio::task::JoinHandle<()> {
+        self.pipe
+            .store(reader.as_raw_fd(), std::sync::atomic::Ordering::SeqCst);
         let me = self.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 16 << 10];
@@ -53,6 +59,7 @@ impl Capture {
                     Ok(n) => me.push(&buf[..n]),
                 }
             }
+            me.pipe.store(-1, std::sync::atomic::Ordering::SeqCst);
             me.state.lock().unwrap().closed = true;
             me.changed.notify_waiters();
         })
@@ -100,6 +107,19 @@ impl Capture {
             }
             notified.await;
         }
+    }
+
+    /// Whether the program has written output that the reader has not taken yet: on a
+    /// busy machine the grader can be slower than the program, and that lag is not the
+    /// program's.
+    pub fn lagging(&self) -> bool {
+        let fd = self.pipe.load(std::sync::atomic::Ordering::SeqCst);
+        if fd < 0 {
+            return false;
+        }
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes an int; a stale fd only makes the ioctl fail.
+        unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) == 0 && n > 0 }
     }
 
     /// The output not yet consumed by a match (for "what came back" in a failure).
