@@ -24,5 +24,18 @@ distinct = {json.dumps(r, sort_keys=True) for r in runs}
 print(f"{n} runs, {len(distinct)} distinct verdict set(s)")
 for d in distinct:
     print(" ", d)
+if len(distinct) > 1:
+    # Say why the odd ones out differ: the reason of every case whose verdict varies.
+    from collections import Counter
+    for name in runs[0]:
+        seen = Counter(r[name] for r in runs)
+        if len(seen) > 1:
+            rare = min(seen, key=seen.get)
+            for i in range(1, n + 1):
+                case = next(c for c in json.loads((out / f"{i}.json").read_text())["cases"] if c["name"] == name)
+                if case["status"] == rare:
+                    print(f"  run {i}, {name}: {rare}: {case['reason']}")
+                    print("    stderr:", case["stderr_tail"][-3:], "transcript:", [(e["event"], e["at_ms"]) for e in case["transcript"]])
+                    break
 sys.exit(0 if len(distinct) == 1 else 1)
 PY

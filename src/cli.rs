@@ -168,19 +168,11 @@ fn check(args: CheckArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return usage_error(&format!("error: {e}")),
     };
-    let host = match Host::detect(args.isolation) {
-        Ok(h) => h,
-        Err(e) => {
-            return usage_error(&format!(
-                "error: {e}\n  = help: run as root, or pass --isolation none"
-            ))
-        }
+    let (host, runtime) = match host_and_runtime(args.isolation) {
+        Ok(hr) => hr,
+        Err(code) => return code,
     };
     let jobs = args.jobs.unwrap_or_else(crate::runner::default_jobs);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
     let spec_name = args.spec.display().to_string();
     let rows = runtime.block_on(crate::check::run(
         Arc::new(host),
@@ -196,6 +188,21 @@ fn check(args: CheckArgs) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// What `run` and `check --against` need before grading: the host's isolation,
+/// detected once, and the runtime.
+fn host_and_runtime(
+    isolation: IsolationRequest,
+) -> Result<(Host, tokio::runtime::Runtime), ExitCode> {
+    let host = Host::detect(isolation).map_err(|e| {
+        usage_error(&format!(
+            "error: {e}\n  = help: run as root, or pass --isolation none"
+        ))
+    })?;
+    let runtime = crate::runner::runtime()
+        .map_err(|e| usage_error(&format!("error: cannot start the async runtime: {e}")))?;
+    Ok((host, runtime))
 }
 
 fn usage_error(msg: &str) -> ExitCode {
@@ -215,19 +222,11 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return usage_error(&format!("error: {e}")),
     };
-    let host = match Host::detect(args.isolation) {
-        Ok(h) => h,
-        Err(e) => {
-            return usage_error(&format!(
-                "error: {e}\n  = help: run as root, or pass --isolation none"
-            ))
-        }
+    let (host, runtime) = match host_and_runtime(args.isolation) {
+        Ok(hr) => hr,
+        Err(code) => return code,
     };
     let jobs = args.jobs.unwrap_or_else(crate::runner::default_jobs);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
     let spec_name = args.spec.display().to_string();
     // Interpreters resolved once, and Python 2 files run by the spec's fallback_command.
     let targets: Vec<Target> = plan.cases.iter().map(|&i| spec.cases[i].target).collect();

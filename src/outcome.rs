@@ -93,8 +93,8 @@ pub enum EventKind {
     Idle {
         window_ms: u64,
         cpu_ms: u64,
-        busy_samples: u32,
-        samples: u32,
+        /// Time the program waited for a CPU; the window was extended by it.
+        cpu_wait_ms: u64,
     },
     PortFree {
         address: String,

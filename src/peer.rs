@@ -55,7 +55,7 @@ pub struct Connection {
 
 /// Received data beyond this, not yet consumed, is dropped from the front: a program
 /// that floods must not grow the grader's memory.
-const MAX_BUFFER: usize = 1 << 20;
+const MAX_BUFFER: usize = 256 << 10;
 
 impl Connection {
     pub fn new(stream: TcpStream) -> io::Result<Connection> {
@@ -75,6 +75,15 @@ impl Connection {
 
     pub fn stream(&self) -> Option<&TcpStream> {
         self.stream.as_ref()
+    }
+
+    /// Whether the kernel holds data or a close for us that we have not read yet: on a
+    /// busy machine the grader can be slower than the program, and that is not the
+    /// program's delay.
+    pub fn readable_now(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|s| readable_now(std::os::fd::AsRawFd::as_raw_fd(s)))
     }
 
     /// Bytes received and not consumed by a match.
@@ -213,4 +222,15 @@ impl Connection {
         }
         Ok(())
     }
+}
+
+/// Whether a descriptor is readable (data, a connection, or a close) right now.
+pub fn readable_now(fd: std::os::fd::RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN | libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one pollfd we own, zero timeout.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 && p.revents != 0 }
 }

@@ -38,6 +38,19 @@ pub fn default_jobs() -> usize {
     .min(64)
 }
 
+/// The async runtime every grading command runs on.
+///
+/// Student processes are started with PR_SET_PDEATHSIG, which fires when the *thread*
+/// that spawned them exits, not the grader. Tokio retires idle blocking threads after
+/// 10 s, and a worker that went through `block_in_place` can be one of them: so idle
+/// threads are kept for the whole run, and no student dies because a thread was tidied.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_keep_alive(std::time::Duration::from_secs(24 * 3600))
+        .build()
+}
+
 /// Unique names for per-case resources (cgroups) within this process.
 static CASE_SERIAL: AtomicUsize = AtomicUsize::new(0);
 

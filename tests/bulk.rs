@@ -421,3 +421,22 @@ fn python2_submissions_run_with_the_fallback_interpreter() {
     let text = std::fs::read_to_string(out.join("reports/oldtimer.txt")).unwrap();
     assert!(text.contains("does not compile with python3"), "{text}");
 }
+
+/// Many cases at once (far more than the CPUs) change nothing: the same gradebook as the
+/// reference run, no case lost to the grader's own limits (descriptors, threads).
+#[test]
+fn many_jobs_give_the_same_gradebook() {
+    let r = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    grader_in(&r.tmp)
+        .args(["grade", SPEC])
+        .arg(&r.class)
+        .arg("--out")
+        .arg(&out)
+        .args(["--jobs", "64"])
+        .assert()
+        .code(0);
+    let gradebook = std::fs::read_to_string(out.join("gradebook.csv")).unwrap();
+    assert_eq!(rows(&gradebook), rows(&r.gradebook));
+}

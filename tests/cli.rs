@@ -16,7 +16,7 @@ fn redact(s: &str) -> String {
         (r#""(at_ms|duration_ms|pid|bytes)": \d+"#, r#""$1": [N]"#),
         (r"\d+ (more )?bytes", "[N] ${1}bytes"),
         (r"\(\d+ % of a CPU\)", "([N] % of a CPU)"),
-        (r"in \d+ of \d+ samples", "in [N] of [N] samples"),
+        (r"wrote \d+ bytes meanwhile", "wrote [N] bytes meanwhile"),
         (r"isolation: \w+", "isolation: [ISOLATION]"),
         (r#""isolation": "\w+""#, r#""isolation": "[ISOLATION]""#),
         (r"(?m)^note: .*\n", ""),
@@ -253,4 +253,24 @@ fn json_report_of_a_failing_case() {
         "json_report_never_closes",
         redact(&serde_json::to_string_pretty(&json).unwrap())
     );
+}
+
+#[test]
+fn a_command_that_cannot_start_is_an_error_not_a_failure() {
+    let out = sockgrade()
+        .args([
+            "run",
+            "tests/specs/missing_interpreter.toml",
+            "fixtures/good",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["cases"][0]["status"], "error", "{json}");
+    assert!(json["cases"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("could not be started"));
 }

@@ -271,3 +271,23 @@ fn neighbours_do_not_change_a_result() {
     assert_verdicts(&good, &["serves two clients at the same time"]);
     assert_eq!(statuses(&good).len(), 9);
 }
+
+#[test]
+fn leaking_descriptors_hits_the_open_files_limit() {
+    let r = grade_contained("hostile_fd_leak", "server", &["replies to a message"]);
+    assert!(
+        reasons(&r).contains("more than 256 files and sockets open"),
+        "{}",
+        reasons(&r)
+    );
+}
+
+#[test]
+fn a_growing_log_hits_the_file_size_limit() {
+    let r = grade_contained("hostile_big_file", "server", &["replies to a message"]);
+    assert!(
+        reasons(&r).contains("file larger than 16 MiB"),
+        "{}",
+        reasons(&r)
+    );
+}

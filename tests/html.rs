@@ -4,7 +4,7 @@
 //! its script runs, nothing reaches the console) and a screenshot is taken.
 //!
 //! Chromium is Debian's `chromium` package (`apt-get install -y chromium`, listed in
-//! ci-needs.txt); the browser tests skip with a message when /usr/bin/chromium is missing.
+//! .ci/run); the browser tests skip with a message when /usr/bin/chromium is missing.
 //! `SOCKGRADE_UPDATE_SCREENSHOT=1` copies the screenshot to docs/class-report.png.
 
 mod common;
@@ -299,7 +299,7 @@ fn chromium() -> Option<&'static str> {
         Some(CHROMIUM)
     } else {
         eprintln!(
-            "SKIPPED: {CHROMIUM} is missing: apt-get install -y chromium (listed in ci-needs.txt)"
+            "SKIPPED: {CHROMIUM} is missing: apt-get install -y chromium (.ci/run installs it)"
         );
         None
     }

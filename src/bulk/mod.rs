@@ -216,15 +216,9 @@ fn grade(args: GradeArgs, spec: Spec) -> Result<ExitCode, BulkError> {
         );
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        // Student processes die with the thread that spawned them (PR_SET_PDEATHSIG):
-        // keep idle blocking threads alive for the whole run.
-        .thread_keep_alive(std::time::Duration::from_secs(24 * 3600))
-        .build()
-        .map_err(|e| BulkError::Usage {
-            what: format!("cannot start the async runtime: {e}"),
-        })?;
+    let runtime = runner::runtime().map_err(|e| BulkError::Usage {
+        what: format!("cannot start the async runtime: {e}"),
+    })?;
     let class = Arc::new(Class {
         slots: runner::case_slots(&host, jobs),
         in_flight: Arc::new(Semaphore::new(jobs.max(2))),

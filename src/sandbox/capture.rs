@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Notify;
 
 /// Bytes of not-yet-matched output kept for `expect_stdout` (a sliding window).
-const MATCH_WINDOW: usize = 256 << 10;
+const MATCH_WINDOW: usize = 64 << 10;
 
 #[derive(Debug, Default)]
 struct State {
@@ -28,6 +28,9 @@ pub struct Capture {
     state: Arc<Mutex<State>>,
     changed: Arc<Notify>,
     limit: usize,
+    /// The pipe's read end while the reader owns it (-1 before and after), to ask the
+    /// kernel whether output is waiting that the reader has not taken yet.
+    pipe: Arc<std::sync::atomic::AtomicI32>,
 }
 
 impl Capture {
@@ -36,23 +39,27 @@ impl Capture {
             state: Arc::default(),
             changed: Arc::new(Notify::new()),
             limit: (limit as usize).max(2),
+            pipe: Arc::new(std::sync::atomic::AtomicI32::new(-1)),
         }
     }
 
     /// Drains `reader` until EOF (the program and all its children closed the pipe).
-    pub fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
+    pub fn spawn_reader<R: AsyncRead + std::os::fd::AsRawFd + Unpin + Send + 'static>(
         &self,
         mut reader: R,
     ) -> tokio::task::JoinHandle<()> {
+        self.pipe
+            .store(reader.as_raw_fd(), std::sync::atomic::Ordering::SeqCst);
         let me = self.clone();
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 << 10];
+            let mut buf = vec![0u8; 16 << 10];
             loop {
                 match reader.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => me.push(&buf[..n]),
                 }
             }
+            me.pipe.store(-1, std::sync::atomic::Ordering::SeqCst);
             me.state.lock().unwrap().closed = true;
             me.changed.notify_waiters();
         })
@@ -110,6 +117,19 @@ impl Capture {
         s.tail.clear();
         s.window.clear();
         s.total = 0;
+    }
+
+    /// Whether the program has written output that the reader has not taken yet: on a
+    /// busy machine the grader can be slower than the program, and that lag is not the
+    /// program's.
+    pub fn lagging(&self) -> bool {
+        let fd = self.pipe.load(std::sync::atomic::Ordering::SeqCst);
+        if fd < 0 {
+            return false;
+        }
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes an int; a stale fd only makes the ioctl fail.
+        unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) == 0 && n > 0 }
     }
 
     /// The output not yet consumed by a match (for "what came back" in a failure).

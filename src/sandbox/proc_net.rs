@@ -192,3 +192,24 @@ mod tests {
         assert!(listeners(pid, Some(&mine)).iter().any(|e| e.local == addr));
     }
 }
+
+/// Time the threads of these processes spent runnable but waiting for a CPU, from
+/// `/proc/<pid>/task/<tid>/schedstat` (its second field, in nanoseconds).
+pub fn cpu_wait(pids: &[u32]) -> std::time::Duration {
+    let mut ns: u64 = 0;
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+                ns += s
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    std::time::Duration::from_nanos(ns)
+}

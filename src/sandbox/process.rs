@@ -93,7 +93,6 @@ impl StudentProcess {
                 libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
                 set_limit(libc::RLIMIT_CORE, 0);
                 set_limit(libc::RLIMIT_CPU, limits.cpu_time.as_secs().max(1));
-                set_limit(libc::RLIMIT_NOFILE, limits.open_files);
                 set_limit(libc::RLIMIT_FSIZE, limits.file_size_bytes);
                 if rlimit_processes {
                     set_limit(libc::RLIMIT_NPROC, limits.processes);
@@ -104,6 +103,10 @@ impl StudentProcess {
                 if let Some(c) = &confine {
                     c.apply_in_child()?;
                 }
+                // Last: until exec closes them, this child holds every descriptor of a
+                // busy grader (hundreds, close-on-exec), so a lower limit set earlier
+                // makes any descriptor opened above (the confinement's) fail EMFILE.
+                set_limit(libc::RLIMIT_NOFILE, limits.open_files);
                 Ok(())
             });
         }
@@ -136,6 +139,13 @@ impl StudentProcess {
     /// The exit status, if the process has exited.
     pub fn status(&self) -> Option<ExitStatus> {
         *self.exit.borrow()
+    }
+
+    /// Whether the process has ended, even if its exit has not been reaped yet (a zombie):
+    /// asked of the kernel directly, not of the waiter task.
+    pub fn is_dead(&self) -> bool {
+        self.status().is_some()
+            || super::proc_net::read_stat(self.pid).is_none_or(|s| s.state == 'Z')
     }
 
     /// Waits for the process to exit (race it against a deadline).

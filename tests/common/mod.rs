@@ -63,7 +63,7 @@ pub fn redacted<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Whether a Python module can be imported; tests that need one skip with a message
-/// when it is missing (`.ci/run` installs them: see ci-needs.txt).
+/// when it is missing (`.ci/run` installs them).
 pub fn python_has(module: &str) -> bool {
     let ok = std::process::Command::new("python3")
         .args(["-c", &format!("import {module}")])
@@ -71,7 +71,7 @@ pub fn python_has(module: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        eprintln!("SKIPPED: python3 module `{module}` is missing: pip install {module} (listed in ci-needs.txt)");
+        eprintln!("SKIPPED: python3 module `{module}` is missing: pip install {module} (.ci/run installs it)");
     }
     ok
 }

@@ -1,0 +1,80 @@
+//! Without the privileges for namespaces (a student's laptop, a locked-down CI runner),
+//! sockgrade says so once, clearly, and grades one case at a time on the host loopback.
+//! One test, so its uses of the host's port 8888 never overlap.
+
+mod common;
+use common::root;
+use std::process::Command;
+
+fn sockgrade_as_nobody(args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "env",
+            "PATH=/usr/bin:/bin",
+            "HOME=/tmp",
+            "NO_COLOR=1",
+        ])
+        .arg(env!("CARGO_BIN_EXE_sockgrade"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn unprivileged_runs_fall_back_to_the_host_loopback_and_say_so() {
+    let root_user = unsafe { libc::geteuid() } == 0;
+    if !root_user || Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("skipped: needs root and setpriv to act as an unprivileged user");
+        return;
+    }
+    let spec = [
+        "run",
+        "specs/tcp-basics.toml",
+        "fixtures/good",
+        "--target",
+        "server",
+        "--case",
+        "replies to a message",
+    ];
+
+    let out = sockgrade_as_nobody(&spec);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("isolation: none"), "{text}");
+    assert_eq!(
+        text.matches("cannot create network namespaces").count(),
+        1,
+        "said once: {text}"
+    );
+    assert!(text.contains("one at a time"), "{text}");
+
+    // Asking for isolation it cannot have is a usage error that says what to do.
+    let out = sockgrade_as_nobody(&[&spec[..], &["--isolation", "netns"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--isolation netns needs network namespaces")
+            && err.contains("--isolation none"),
+        "{err}"
+    );
+
+    // As root, --isolation none is the same fallback, chosen.
+    let out = Command::new(env!("CARGO_BIN_EXE_sockgrade"))
+        .args(spec)
+        .args(["--isolation", "none", "--format", "json"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["isolation"], "none");
+    assert_eq!(json["cases"][0]["status"], "passed", "{json}");
+}
