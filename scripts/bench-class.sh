@@ -15,7 +15,7 @@ n=${1:-200}
 bn=${2:-40}
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bin=${SOCKGRADE:-$repo/target/release/sockgrade}
-spec=$repo/specs/tcp-basics.toml
+spec=${SPEC:-$repo/specs/tcp-basics.toml}
 if [[ ! -x $bin ]]; then
   echo "no $bin: run \`cargo build --release\` first (or set SOCKGRADE=path)" >&2
   exit 2
@@ -26,7 +26,7 @@ trap 'rm -rf "$work"' EXIT
 cases=$(grep -c '^\[\[case\]\]' "$spec")
 checks=$((n * cases))
 
-echo "== sockgrade grade: $n submissions × $cases cases = $checks checks (default --jobs: 8 per core)"
+echo "== sockgrade grade: $n submissions × $cases cases = $checks checks (default --jobs: 16 per core)"
 /usr/bin/time -v "$bin" grade "$spec" "$work/class" --out "$work/out" >"$work/summary.txt" 2>"$work/time.txt" || true
 wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt")
 rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
