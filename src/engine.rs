@@ -62,23 +62,7 @@ pub async fn run_case(
         Ok(s) => s,
         Err(e) => return error_result(case, e.to_string(), t0),
     };
-    let mut run = Run {
-        host,
-        spec,
-        case,
-        t0,
-        sandbox,
-        transcript: Vec::new(),
-        conns: HashMap::new(),
-        listen: None,
-        bound: None,
-        reference: None,
-        proc: None,
-        exit_recorded: false,
-        grader_error: false,
-        last_stdin: Vec::new(),
-        started_for: None,
-    };
+    let mut run = Run::new(host, spec, case, t0, sandbox);
     let failure = run.play().await;
     run.finish(failure).await
 }
@@ -265,21 +249,11 @@ impl SharedServer {
             }
         };
         let mut run = Run {
-            host,
-            spec,
-            case,
-            t0,
-            sandbox,
-            transcript: Vec::new(),
-            conns: HashMap::new(),
             listen,
             bound,
-            reference: None,
             proc,
-            exit_recorded: false,
-            grader_error: false,
-            last_stdin: Vec::new(),
             started_for,
+            ..Run::new(host, spec, case, t0, sandbox)
         };
         for text in notes {
             run.event(EventKind::Note { text });
@@ -420,6 +394,33 @@ fn fail(
 }
 
 impl<'a> Run<'a> {
+    /// A case about to run in `sandbox`, with nothing started yet.
+    fn new(
+        host: &'a Host,
+        spec: &'a Spec,
+        case: &'a Case,
+        t0: Instant,
+        sandbox: Sandbox,
+    ) -> Run<'a> {
+        Run {
+            host,
+            spec,
+            case,
+            t0,
+            sandbox,
+            transcript: Vec::new(),
+            conns: HashMap::new(),
+            listen: None,
+            bound: None,
+            reference: None,
+            proc: None,
+            exit_recorded: false,
+            grader_error: false,
+            last_stdin: Vec::new(),
+            started_for: None,
+        }
+    }
+
     fn event(&mut self, kind: EventKind) {
         self.transcript.push(Event {
             at_ms: self.t0.elapsed().as_millis() as u64,

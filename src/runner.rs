@@ -115,20 +115,14 @@ pub async fn grade(
                     return Err(Cancelled);
                 }
                 let case = &spec.cases[index];
-                if let Some(tx) = &events {
-                    let _ = tx.send(RunEvent::CaseStarted {
-                        index,
-                        name: case.name.clone(),
-                    });
-                }
-                let id = format!("case{}", CASE_SERIAL.fetch_add(1, Ordering::Relaxed));
-                let result = server.run_case(&host, &spec, case, &submission, &id).await;
-                if let Some(tx) = &events {
-                    let _ = tx.send(RunEvent::CaseFinished {
-                        index,
-                        result: Box::new(result.clone()),
-                    });
-                }
+                let id = case_id();
+                let result = announced(
+                    &events,
+                    index,
+                    case,
+                    server.run_case(&host, &spec, case, &submission, &id),
+                )
+                .await;
                 done.push((index, result));
             }
             server.stop().await;
@@ -148,20 +142,14 @@ pub async fn grade(
                 return Err(Cancelled);
             };
             let case = &spec.cases[index];
-            if let Some(tx) = &events {
-                let _ = tx.send(RunEvent::CaseStarted {
-                    index,
-                    name: case.name.clone(),
-                });
-            }
-            let id = format!("case{}", CASE_SERIAL.fetch_add(1, Ordering::Relaxed));
-            let result = engine::run_case(&host, &spec, case, &submission, &id).await;
-            if let Some(tx) = &events {
-                let _ = tx.send(RunEvent::CaseFinished {
-                    index,
-                    result: Box::new(result.clone()),
-                });
-            }
+            let id = case_id();
+            let result = announced(
+                &events,
+                index,
+                case,
+                engine::run_case(&host, &spec, case, &submission, &id),
+            )
+            .await;
             Ok(vec![(index, result)])
         });
     }
@@ -179,6 +167,34 @@ pub async fn grade(
     }
     results.sort_by_key(|(i, _)| *i);
     Ok(results.into_iter().map(|(_, r)| r).collect())
+}
+
+/// A name for a case's resources (cgroups), unique in this process.
+fn case_id() -> String {
+    format!("case{}", CASE_SERIAL.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs one case between its `CaseStarted` and `CaseFinished` events.
+async fn announced(
+    events: &Option<mpsc::UnboundedSender<RunEvent>>,
+    index: usize,
+    case: &crate::spec::Case,
+    run: impl std::future::Future<Output = CaseResult>,
+) -> CaseResult {
+    if let Some(tx) = events {
+        let _ = tx.send(RunEvent::CaseStarted {
+            index,
+            name: case.name.clone(),
+        });
+    }
+    let result = run.await;
+    if let Some(tx) = events {
+        let _ = tx.send(RunEvent::CaseFinished {
+            index,
+            result: Box::new(result.clone()),
+        });
+    }
+    result
 }
 
 /// Grades and wraps the results of one submission.
