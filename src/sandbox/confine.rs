@@ -993,13 +993,28 @@ for p in sys.argv[1:]:
         assert!(!Path::new(&shm_x).exists());
     }
 
+    /// A folder outside every place the confinement covers (/tmp, /var/tmp, /dev/shm,
+    /// /root): the crate's target folder, unless the checkout itself lives in one of them
+    /// (CI may clone into /tmp), then a folder of /var/lib (these tests run as root).
+    fn elsewhere() -> PathBuf {
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/confine-tests");
+        let covered = ["/tmp", "/var/tmp", "/dev/shm", "/root"]
+            .iter()
+            .any(|c| target.starts_with(c));
+        if covered {
+            PathBuf::from("/var/lib/sockgrade-tests/confine")
+        } else {
+            target
+        }
+    }
+
     #[test]
     fn elsewhere_the_neighbours_are_hidden_and_the_rest_read_only() {
         if !can_run() {
             return;
         }
         // A work folder outside the temp folder: base/<parent>/case.
-        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/confine-tests");
+        let base = elsewhere();
         std::fs::create_dir_all(&base).unwrap();
         let parent = tempfile::tempdir_in(&base).unwrap();
         let unique = parent
@@ -1049,7 +1064,7 @@ for p in sys.argv[1:]:
         if !can_run() {
             return;
         }
-        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/confine-tests");
+        let base = elsewhere();
         std::fs::create_dir_all(&base).unwrap();
         let locked = tempfile::tempdir_in(&base).unwrap();
         std::fs::set_permissions(
