@@ -33,6 +33,23 @@ const SETTLE: Duration = Duration::from_millis(100);
 /// Bytes an idle program may print or send while `expect_idle` watches it.
 const IDLE_WRITES: u64 = 4096;
 
+/// The box a case runs in: a copy of the submission, its namespace, cgroup and
+/// confinement. Copying files and creating namespaces block: off the async threads.
+fn prepare_sandbox(
+    host: &Host,
+    spec: &Spec,
+    case: &Case,
+    submission: &Path,
+    case_id: &str,
+) -> Result<Sandbox, crate::sandbox::SandboxError> {
+    let program = spec
+        .program(case.target)
+        .expect("validation ensures the target's section exists");
+    tokio::task::block_in_place(|| {
+        Sandbox::prepare(host, submission, program, &spec.limits, case_id)
+    })
+}
+
 /// Grades one case of one submission.
 pub async fn run_case(
     host: &Host,
@@ -42,22 +59,7 @@ pub async fn run_case(
     case_id: &str,
 ) -> CaseResult {
     let t0 = Instant::now();
-    let program = spec
-        .program(case.target)
-        .expect("validation ensures the target's section exists");
-    let sandbox = {
-        let (host_ptr, sub, program, limits, id) = (
-            host,
-            submission.to_path_buf(),
-            program.clone(),
-            spec.limits.clone(),
-            case_id.to_string(),
-        );
-        // Copying files and creating a namespace block: keep them off the async threads.
-        tokio::task::block_in_place(move || {
-            Sandbox::prepare(host_ptr, &sub, &program, &limits, &id)
-        })
-    };
+    let sandbox = prepare_sandbox(host, spec, case, submission, case_id);
     let sandbox = match sandbox {
         Ok(s) => s,
         Err(e) => return error_result(case, e.to_string(), t0),
@@ -228,16 +230,7 @@ impl SharedServer {
                         "a fresh server process for this case: the shared one {why}"
                     ));
                 }
-                let program = spec.program(case.target).expect("validated");
-                let (sub, program, limits, id) = (
-                    submission.to_path_buf(),
-                    program.clone(),
-                    spec.limits.clone(),
-                    case_id.to_string(),
-                );
-                let prepared = tokio::task::block_in_place(move || {
-                    Sandbox::prepare(host, &sub, &program, &limits, &id)
-                });
+                let prepared = prepare_sandbox(host, spec, case, submission, case_id);
                 match prepared {
                     Ok(s) => (s, None, None, None, None),
                     Err(e) => {
