@@ -554,7 +554,35 @@ impl<'a> Run<'a> {
                 .is_some_and(|c| c.process_limited()),
             confine: self.sandbox.confinement.clone(),
         };
-        let proc = StudentProcess::spawn(launch).map_err(|e| {
+        let warm = match program.warm_start
+            && crate::sandbox::warm::eligible(&argv, &self.sandbox.file)
+        {
+            true => Some(
+                self.host
+                    .warm
+                    .server(Path::new(&argv[0]), &launch.env)
+                    .await,
+            ),
+            false => None,
+        };
+        let started = match warm {
+            Some(Ok(server)) => match StudentProcess::spawn_warm(launch, &server).await {
+                Ok(p) => Ok((p, true)),
+                Err(e) => Err(format!("the fork server could not start it: {e}")),
+            },
+            Some(Err(why)) => {
+                self.event(EventKind::Note {
+                    text: format!("started cold: no fork server for {} ({why})", argv[0]),
+                });
+                StudentProcess::spawn(launch)
+                    .map(|p| (p, false))
+                    .map_err(|e| format!("it could not be started: {e}"))
+            }
+            None => StudentProcess::spawn(launch)
+                .map(|p| (p, false))
+                .map_err(|e| format!("it could not be started: {e}")),
+        };
+        let (proc, warm) = started.map_err(|e| {
             // The command is the spec's and the machine's, not the student's doing.
             self.grader_error = true;
             fail(
@@ -562,12 +590,13 @@ impl<'a> Run<'a> {
                 0,
                 format!("start the {}", self.who()),
                 format!("`{}` to start", argv.join(" ")),
-                format!("it could not be started: {e}"),
+                e,
             )
         })?;
         self.event(EventKind::Started {
             command: argv,
             pid: proc.pid,
+            warm,
         });
         self.proc = Some(proc);
         if self.case.target == Target::Server {

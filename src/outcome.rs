@@ -39,6 +39,9 @@ pub enum EventKind {
     Started {
         command: Vec<String>,
         pid: u32,
+        /// Forked from a fork server ([`crate::sandbox::warm`]) rather than started cold.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        warm: bool,
     },
     Listening {
         address: String,

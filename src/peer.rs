@@ -112,10 +112,7 @@ impl Connection {
             Ok(n) => {
                 self.received_total += n as u64;
                 self.buf.extend_from_slice(&chunk[..n]);
-                if self.buf.len() > MAX_BUFFER {
-                    let cut = self.buf.len() - MAX_BUFFER;
-                    self.buf.drain(..cut);
-                }
+                crate::sandbox::capture::keep_last(&mut self.buf, MAX_BUFFER);
                 true
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {

@@ -149,6 +149,12 @@ impl CgroupJoiner {
     pub fn join(&self) -> io::Result<()> {
         join_fds(&self.procs)
     }
+
+    /// Copies of the `cgroup.procs` descriptors, for a process that joins by itself
+    /// elsewhere (a child of the fork server writes "0" to each, as `join` does).
+    pub fn descriptors(&self) -> io::Result<Vec<OwnedFd>> {
+        self.procs.iter().map(|f| f.try_clone()).collect()
+    }
 }
 
 fn join_fds(fds: &[OwnedFd]) -> io::Result<()> {

@@ -359,6 +359,49 @@ impl Confinement {
         }
     }
 
+    /// Steps 1 to 6 (the mounts) carried out in a short-lived thread of the grader, for
+    /// a child of the fork server ([`super::warm`]) to enter with `setns(2)`: the
+    /// namespace is returned as a descriptor. `unshare(CLONE_NEWNS)` in a thread changes
+    /// that thread alone (it unshares its filesystem context too), and the thread ends
+    /// right after, so the grader's own view never changes. The credentials (step 7)
+    /// are the child's to drop.
+    pub fn mount_namespace(self: &std::sync::Arc<Self>) -> io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::FromRawFd;
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("sockgrade-mounts".into())
+            .spawn(move || {
+                // SAFETY: raw system calls on C strings prepared by `prepare`; this
+                // thread's mount namespace and filesystem context are its own.
+                unsafe {
+                    check(libc::unshare(libc::CLONE_NEWNS))?;
+                    check(libc::mount(
+                        std::ptr::null(),
+                        me.root_c.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    ))?;
+                    let mut fds: [libc::c_int; MAX_CLONES] = [-1; MAX_CLONES];
+                    let built = me.build_tree(&mut fds);
+                    for fd in fds {
+                        if fd >= 0 {
+                            libc::close(fd);
+                        }
+                    }
+                    built?;
+                    let fd = libc::open(
+                        c"/proc/thread-self/ns/mnt".as_ptr(),
+                        libc::O_RDONLY | libc::O_CLOEXEC,
+                    );
+                    check(fd)?;
+                    Ok(std::os::fd::OwnedFd::from_raw_fd(fd))
+                }
+            })?
+            .join()
+            .map_err(|_| io::Error::other("the mount thread panicked"))?
+    }
+
     /// A one-line description for reports, the same for every case of a run (no uid
     /// number, no temp path), e.g. "read-only filesystem except the work folder, private
     /// /tmp, /var/tmp and /dev/shm, /root hidden but for PATH, a uid of its own, no
@@ -389,6 +432,11 @@ impl Confinement {
     /// The case's uid (its gid is the same number).
     pub fn uid(&self) -> u32 {
         self.uid
+    }
+
+    /// The case's gid.
+    pub fn gid(&self) -> u32 {
+        self.gid
     }
 
     /// The work folder, as the child sees it (canonical).

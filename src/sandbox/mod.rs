@@ -19,6 +19,7 @@ pub mod netns;
 pub mod proc_net;
 pub mod process;
 pub mod sockets;
+pub mod warm;
 pub mod workdir;
 
 use crate::spec::{Limits, Program};
@@ -74,6 +75,8 @@ pub struct Host {
     pub notes: Vec<String>,
     /// PATH for student programs.
     pub path_env: String,
+    /// Fork servers for Python 3 programs, started on first use ([`warm`]).
+    pub warm: warm::WarmStarts,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +173,7 @@ impl Host {
             notes,
             path_env: std::env::var("PATH")
                 .unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+            warm: warm::WarmStarts::default(),
         })
     }
 }

@@ -9,8 +9,12 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::process::{ChildStdin, Command};
+use tokio::net::unix::pipe;
+use tokio::process::Command;
 use tokio::sync::watch;
+
+/// `close_range(2)`'s flag: mark close-on-exec instead of closing (Linux 5.11).
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 
 /// Everything needed to start one student process.
 pub struct Launch<'a> {
@@ -34,7 +38,7 @@ pub struct Launch<'a> {
 /// A running (or finished) student process.
 pub struct StudentProcess {
     pub pid: u32,
-    pub stdin: Option<ChildStdin>,
+    pub stdin: Option<pipe::Sender>,
     pub stdout: Capture,
     pub stderr: Capture,
     exit: watch::Receiver<Option<ExitStatus>>,
@@ -54,9 +58,8 @@ impl StudentProcess {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let netns = launch.netns;
-        let limits = launch.limits.clone();
-        let rlimit_memory = launch.rlimit_memory;
-        let rlimit_processes = launch.rlimit_processes;
+        let rlimits = launch.rlimits();
+        let open_files = launch.limits.open_files;
         let join_cgroup = launch.cgroup;
         let confine = launch.confine;
         // SAFETY: the closure runs between fork and exec; it calls only async-signal-safe
@@ -91,41 +94,110 @@ impl StudentProcess {
                 // If the grader dies, its students die with it.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-                set_limit(libc::RLIMIT_CORE, 0);
-                set_limit(libc::RLIMIT_CPU, limits.cpu_time.as_secs().max(1));
-                set_limit(libc::RLIMIT_FSIZE, limits.file_size_bytes);
-                if rlimit_processes {
-                    set_limit(libc::RLIMIT_NPROC, limits.processes);
-                }
-                if rlimit_memory {
-                    set_limit(libc::RLIMIT_AS, limits.memory_bytes);
+                for &(resource, value) in &rlimits {
+                    set_limit(resource, value);
                 }
                 if let Some(c) = &confine {
                     c.apply_in_child()?;
                 }
+                // Descriptors the grader inherited without close-on-exec (a make
+                // jobserver's pipes, a CI runner's) must not reach the student: all
+                // above stderr close at exec (a fork-server child closes them too).
+                // Before Linux 5.11 (EINVAL/ENOSYS) the grader's own are still covered:
+                // it opens everything close-on-exec.
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
                 // Last: until exec closes them, this child holds every descriptor of a
                 // busy grader (hundreds, close-on-exec), so a lower limit set earlier
                 // makes any descriptor opened above (the confinement's) fail EMFILE.
-                set_limit(libc::RLIMIT_NOFILE, limits.open_files);
+                set_limit(libc::RLIMIT_NOFILE, open_files);
                 Ok(())
             });
         }
         let mut child = cmd.spawn()?;
         let pid = child.id().expect("a just-spawned child has a pid");
-        let stdout = Capture::new(launch.limits.output_bytes);
-        let stderr = Capture::new(launch.limits.output_bytes);
-        let readers = vec![
-            stdout.spawn_reader(child.stdout.take().expect("stdout is piped")),
-            stderr.spawn_reader(child.stderr.take().expect("stderr is piped")),
-        ];
-        let stdin = child.stdin.take();
+        let stdin = match child.stdin.take() {
+            Some(s) => Some(pipe::Sender::from_owned_fd(s.into_owned_fd()?)?),
+            None => None,
+        };
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, exit) = watch::channel(None);
         // The exit is an event others wait on (select!), so one task owns the child.
         tokio::spawn(async move {
             let status = child.wait().await.ok();
             let _ = tx.send(status);
         });
-        Ok(StudentProcess {
+        Ok(StudentProcess::assemble(
+            pid,
+            stdin,
+            (stdout, stderr),
+            exit,
+            launch.limits,
+        ))
+    }
+
+    /// Starts the program as a child of a fork server ([`super::warm`]): the same
+    /// sandbox, entered by the child itself, without a fresh interpreter start.
+    pub async fn spawn_warm(
+        launch: Launch<'_>,
+        server: &super::warm::ForkServer,
+    ) -> Result<StudentProcess, String> {
+        let io = |e: std::io::Error| e.to_string();
+        let (stdin_r, stdin_w) = pipe_pair().map_err(io)?;
+        let (stdout_r, stdout_w) = pipe_pair().map_err(io)?;
+        let (stderr_r, stderr_w) = pipe_pair().map_err(io)?;
+        let mntns = match &launch.confine {
+            Some(c) => Some(c.mount_namespace().map_err(io)?),
+            None => None,
+        };
+        let cgroups = match &launch.cgroup {
+            Some(c) => c.descriptors().map_err(io)?,
+            None => Vec::new(),
+        };
+        let child = server
+            .launch(super::warm::WarmLaunch {
+                argv: launch.argv.clone(),
+                cwd: launch.cwd.clone(),
+                env: launch.env.clone(),
+                stdio: [stdin_r, stdout_w, stderr_w],
+                cgroups,
+                netns: launch.netns,
+                mntns,
+                rlimits: launch
+                    .rlimits()
+                    .into_iter()
+                    .map(|(r, v)| (r as u32, v))
+                    .collect(),
+                open_files: launch.limits.open_files,
+                ids: launch.confine.as_ref().map(|c| (c.uid(), c.gid())),
+            })
+            .await?;
+        let stdin = pipe::Sender::from_owned_fd(stdin_w).map_err(io)?;
+        let stdout = pipe::Receiver::from_owned_fd(stdout_r).map_err(io)?;
+        let stderr = pipe::Receiver::from_owned_fd(stderr_r).map_err(io)?;
+        // The pidfd stays with the server's bookkeeping: the pid is not recycled before
+        // the server reaps the child, and it reports the exit to us first.
+        drop(child.pidfd);
+        Ok(StudentProcess::assemble(
+            child.pid,
+            Some(stdin),
+            (stdout, stderr),
+            child.exit,
+            launch.limits,
+        ))
+    }
+
+    fn assemble<R: tokio::io::AsyncRead + std::os::fd::AsRawFd + Unpin + Send + 'static>(
+        pid: u32,
+        stdin: Option<pipe::Sender>,
+        (out, err): (R, impl tokio::io::AsyncRead + std::os::fd::AsRawFd + Unpin + Send + 'static),
+        exit: watch::Receiver<Option<ExitStatus>>,
+        limits: &Limits,
+    ) -> StudentProcess {
+        let stdout = Capture::new(limits.output_bytes);
+        let stderr = Capture::new(limits.output_bytes);
+        let readers = vec![stdout.spawn_reader(out), stderr.spawn_reader(err)];
+        StudentProcess {
             pid,
             stdin,
             stdout,
@@ -133,7 +205,7 @@ impl StudentProcess {
             exit,
             readers,
             started: Instant::now(),
-        })
+        }
     }
 
     /// The exit status, if the process has exited.
@@ -219,6 +291,30 @@ impl StudentProcess {
         }
         self.stdin = None;
     }
+}
+
+impl Launch<'_> {
+    /// The resource limits of the child, in the order they are set; the open-files
+    /// limit is not among them: it is set last (see `spawn`).
+    fn rlimits(&self) -> Vec<(libc::__rlimit_resource_t, u64)> {
+        let mut out = vec![
+            (libc::RLIMIT_CORE, 0),
+            (libc::RLIMIT_CPU, self.limits.cpu_time.as_secs().max(1)),
+            (libc::RLIMIT_FSIZE, self.limits.file_size_bytes),
+        ];
+        if self.rlimit_processes {
+            out.push((libc::RLIMIT_NPROC, self.limits.processes));
+        }
+        if self.rlimit_memory {
+            out.push((libc::RLIMIT_AS, self.limits.memory_bytes));
+        }
+        out
+    }
+}
+
+/// A pipe, both ends close-on-exec: (read end, write end).
+fn pipe_pair() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) {

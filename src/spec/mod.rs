@@ -281,6 +281,8 @@ pub struct Program {
     /// Server only: the spec's `share_process` (each case's [`Case::share_process`] says
     /// whether it does).
     pub share_process: bool,
+    /// Whether a Python 3 command may start from a fork server ([`crate::sandbox::warm`]).
+    pub warm_start: bool,
 }
 
 #[derive(

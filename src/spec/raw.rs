@@ -127,6 +127,12 @@ pub struct RawProgram {
     /// Reports say which cases shared a process.
     #[schemars(with = "Option<bool>")]
     pub share_process: Option<Spanned<bool>>,
+    /// Python 3 programs (`command` = [python3, "{file}", ...]) are forked from an
+    /// interpreter that has already started (a fork server), in the same sandbox, instead
+    /// of starting python3 afresh for every case: start-up is most of what grading costs.
+    /// Default true; false starts every process cold.
+    #[schemars(with = "Option<bool>")]
+    pub warm_start: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
