@@ -32,6 +32,10 @@ const STDERR_LINES: usize = 8;
 const SETTLE: Duration = Duration::from_millis(100);
 /// Bytes an idle program may print or send while `expect_idle` watches it.
 const IDLE_WRITES: u64 = 4096;
+/// Bytes a program may send while `expect_close` waits for it to close: one that sends
+/// more keeps sending (a loop that answers every empty `recv`), so waiting on is only
+/// both sides burning CPU until the deadline, and the verdict is already clear.
+const CLOSE_FLOOD: u64 = 1 << 20;
 
 /// The box a case runs in: a copy of the submission, its namespace, cgroup and
 /// confinement. Copying files and creating namespaces block: off the async threads.
@@ -951,7 +955,8 @@ impl<'a> Run<'a> {
                 let before = c.received_total;
                 let pending_before = c.pending().len();
                 let seen = loop {
-                    match c.wait_close(fair.at).await {
+                    match c.wait_close(fair.at, CLOSE_FLOOD).await {
+                        None if c.received_total - before > CLOSE_FLOOD => break None,
                         None if fair.extend() => continue,
                         None if c.readable_now() => fair.at = Instant::now() + POLL * 10,
                         seen => break seen,
@@ -990,6 +995,7 @@ impl<'a> Run<'a> {
                     (Some(PeerClosed::Fin), ExpectedClose::Fin | ExpectedClose::Any) | (Some(PeerClosed::Rst), ExpectedClose::Rst | ExpectedClose::Any) => return Ok(()),
                     (Some(PeerClosed::Rst), _) => format!("the connection was reset (RST) instead{data_note}{}", self.exit_suffix()),
                     (Some(PeerClosed::Fin), _) => format!("an orderly close (FIN) instead{data_note}"),
+                    (None, _) if more > CLOSE_FLOOD => format!("the connection stayed open: it kept sending instead of closing (the grader stopped reading after {} KiB){data_note}", CLOSE_FLOOD >> 10),
                     (None, _) => format!("the connection stayed open: neither FIN nor RST within {within}{data_note}"),
                 };
                 Err(Failure {

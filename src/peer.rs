@@ -149,10 +149,16 @@ impl Connection {
 
     /// Waits for the student's side to close, reading (and keeping) any data before.
     /// Returns None when nothing closed before the deadline.
-    pub async fn wait_close(&mut self, deadline: Instant) -> Option<PeerClosed> {
+    /// Waits for the peer's FIN or RST, reading (and keeping the end of) what comes
+    /// before it; gives up early once `budget` bytes have come instead.
+    pub async fn wait_close(&mut self, deadline: Instant, budget: u64) -> Option<PeerClosed> {
+        let start = self.received_total;
         loop {
             if let Some(how) = self.peer_closed {
                 return Some(how);
+            }
+            if self.received_total - start > budget {
+                return None;
             }
             if tokio::time::timeout_at(deadline, self.fill())
                 .await

@@ -277,3 +277,24 @@ fn a_command_that_cannot_start_is_an_error_not_a_failure() {
         .unwrap()
         .contains("could not be started"));
 }
+
+#[test]
+fn a_server_that_answers_every_empty_recv_is_stopped_reading_early() {
+    // It never closes and sends without end: the grader stops reading after 1 MiB
+    // instead of draining the flood until the deadline, and says so.
+    let report = common::grade(
+        "server_no_empty_recv_check",
+        "server",
+        &["--case", "closes after the client closes"],
+    );
+    let case = &report["cases"][0];
+    assert_eq!(case["status"], "failed");
+    let got = case["failure"]["got"].as_str().unwrap();
+    assert!(
+        got.starts_with("the connection stayed open: it kept sending instead of closing (the grader stopped reading after 1024 KiB)"),
+        "{got}"
+    );
+    // The good server closes (the same check, passed).
+    let good = common::grade("good", "server", &["--case", "closes after the client closes"]);
+    assert_eq!(good["cases"][0]["status"], "passed");
+}
