@@ -4,9 +4,11 @@
 //! - bare: spawn `python3 tcp_server.py`, connect once it listens (retrying the
 //!   connect, as a hand-written harness would), kill it, reap it;
 //! - sockgrade: one case ("accepts a connection": connect, check accept()) through the
-//!   engine, with the isolation this machine allows (namespace, cgroup, work copy).
+//!   engine, with the isolation this machine allows (namespace, cgroup, work copy),
+//!   started cold (`warm_start = false`: the same `python3 tcp_server.py` as bare) and
+//!   warm (forked from the fork server, `src/sandbox/warm.rs`).
 //!
-//! The overhead is the difference of the medians. Each program runs in its own fresh
+//! The overhead is the median of the paired differences (cold case − bare). Each program runs in its own fresh
 //! network namespace for the bare runs too when possible, so both pay the same port.
 
 use sockgrade::sandbox::{Host, IsolationRequest};
@@ -60,6 +62,8 @@ fn main() {
         .unwrap()
         .clone();
 
+    let mut cold_spec = spec.clone();
+    cold_spec.server.as_mut().unwrap().warm_start = false;
     let host = Host::detect(IsolationRequest::Auto).expect("host");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -67,55 +71,60 @@ fn main() {
         .unwrap();
     // Bare and graded runs alternate, so a busy moment of the machine weighs on both
     // alike, and the overhead is the median of the paired differences.
-    let (mut bare, mut graded, mut diffs) = (Vec::new(), Vec::new(), Vec::new());
-    let mut cpu_in_cases = Duration::ZERO;
-    for i in 0..RUNS {
-        let b = bare_once(&submission, &python);
+    let (mut bare, mut cold, mut warm, mut diffs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut cpu_cold, mut cpu_warm) = (Duration::ZERO, Duration::ZERO);
+    let mut case_run = |spec: &Spec, name: String, cpu: &mut Duration| {
         let cpu_before = own_cpu();
         let t = Instant::now();
         let r = rt.block_on(sockgrade::engine::run_case(
             &host,
-            &spec,
+            spec,
             &case,
             &submission,
-            &format!("bench{i}"),
+            &name,
         ));
-        let g = t.elapsed();
-        cpu_in_cases += own_cpu() - cpu_before;
+        let took = t.elapsed();
+        *cpu += own_cpu() - cpu_before;
         assert_eq!(
             r.status,
             sockgrade::outcome::Status::Passed,
             "{:?}",
             r.reason
         );
+        took
+    };
+    // The fork server starts on first use: once, before measuring.
+    case_run(&spec, "bench-warm-up".into(), &mut Duration::ZERO);
+    for i in 0..RUNS {
+        let b = bare_once(&submission, &python);
+        let c = case_run(&cold_spec, format!("bench-cold{i}"), &mut cpu_cold);
+        let w = case_run(&spec, format!("bench-warm{i}"), &mut cpu_warm);
         bare.push(b);
-        graded.push(g);
-        diffs.push(g.as_secs_f64() - b.as_secs_f64());
+        cold.push(c);
+        warm.push(w);
+        diffs.push(c.as_secs_f64() - b.as_secs_f64());
     }
     diffs.sort_by(|a, b| a.total_cmp(b));
     // The grader's own CPU time (not its children's): what it costs the machine per
     // case, whatever else the machine is doing.
-    let cpu = cpu_in_cases / RUNS as u32;
-    let (b, g) = (median(bare), median(graded));
+    let per = |d: Duration| (d / RUNS as u32).as_secs_f64() * 1e3;
+    let ms = |v: Vec<Duration>| median(v).as_secs_f64() * 1e3;
     println!(
         "isolation: {}; interpreter: {python}",
         host.isolation.as_str()
     );
+    println!("medians of {RUNS} runs each, alternating:");
+    println!("bare python3 start + connect + stop:          {:>7.1} ms", ms(bare));
+    println!("sockgrade one case, cold start:               {:>7.1} ms", ms(cold));
+    println!("sockgrade one case, warm start (fork server): {:>7.1} ms", ms(warm));
     println!(
-        "bare python3 start + connect + stop (median of {RUNS}): {:>7.1} ms",
-        b.as_secs_f64() * 1e3
-    );
-    println!(
-        "sockgrade one case (median of {RUNS}):                  {:>7.1} ms",
-        g.as_secs_f64() * 1e3
-    );
-    println!(
-        "grader overhead per case:                              {:>7.1} ms",
+        "grader overhead per case (cold − bare):       {:>7.1} ms",
         diffs[diffs.len() / 2] * 1e3
     );
     println!(
-        "grader's own CPU time per case:                        {:>7.1} ms",
-        cpu.as_secs_f64() * 1e3
+        "grader's own CPU time per case, cold / warm:  {:>7.1} / {:.1} ms",
+        per(cpu_cold),
+        per(cpu_warm)
     );
 }
 

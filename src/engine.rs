@@ -569,22 +569,30 @@ impl<'a> Run<'a> {
             ),
             false => None,
         };
+        let cold = |launch: Launch<'_>| {
+            StudentProcess::spawn(launch)
+                .map(|p| (p, false))
+                .map_err(|e| format!("it could not be started: {e}"))
+        };
         let started = match warm {
-            Some(Ok(server)) => match StudentProcess::spawn_warm(launch, &server).await {
+            Some(Ok(server)) => match StudentProcess::spawn_warm(&launch, &server).await {
                 Ok(p) => Ok((p, true)),
+                // The server died under us: this case (and the next) start cold.
+                Err(e) if server.is_dead() => {
+                    self.event(EventKind::Note {
+                        text: format!("started cold: the fork server for {} is gone ({e})", argv[0]),
+                    });
+                    cold(launch)
+                }
                 Err(e) => Err(format!("the fork server could not start it: {e}")),
             },
             Some(Err(why)) => {
                 self.event(EventKind::Note {
                     text: format!("started cold: no fork server for {} ({why})", argv[0]),
                 });
-                StudentProcess::spawn(launch)
-                    .map(|p| (p, false))
-                    .map_err(|e| format!("it could not be started: {e}"))
+                cold(launch)
             }
-            None => StudentProcess::spawn(launch)
-                .map(|p| (p, false))
-                .map_err(|e| format!("it could not be started: {e}")),
+            None => cold(launch),
         };
         let (proc, warm) = started.map_err(|e| {
             // The command is the spec's and the machine's, not the student's doing.

@@ -54,7 +54,7 @@ async fn run(host: &Host, dir: &Path, file: &str, warm: bool) -> Ran {
             .server(Path::new(&argv[0]), &launch.env)
             .await
             .expect("a fork server for python3");
-        StudentProcess::spawn_warm(launch, &server)
+        StudentProcess::spawn_warm(&launch, &server)
             .await
             .expect("a warm start")
     } else {
@@ -211,4 +211,51 @@ fn warm_children_do_not_share_random_state() {
     });
     assert!(a.status.success() && b.status.success(), "{}{}", a.stderr, b.stderr);
     assert_ne!(a.stdout, b.stdout, "two children drew the same numbers");
+}
+
+#[test]
+fn cases_start_cold_once_the_fork_server_is_gone() {
+    let host = Host::detect(IsolationRequest::Auto).unwrap();
+    let spec = spec();
+    let case = spec
+        .cases
+        .iter()
+        .find(|c| c.name == "accepts a connection")
+        .unwrap()
+        .clone();
+    let good = root().join("fixtures/good");
+    let started_warm = |r: &sockgrade::outcome::CaseResult| {
+        r.transcript.iter().find_map(|e| match &e.kind {
+            sockgrade::outcome::EventKind::Started { warm, .. } => Some(*warm),
+            _ => None,
+        })
+    };
+    runtime().block_on(async {
+        let first = sockgrade::engine::run_case(&host, &spec, &case, &good, "warm-death-1").await;
+        assert_eq!(first.status, sockgrade::outcome::Status::Passed, "{:?}", first.reason);
+        assert_eq!(started_warm(&first), Some(true));
+        // The server dies behind the grader's back (as under the OOM killer).
+        for server in host.warm.started() {
+            // SAFETY: a signal to the server's pid, which is not reaped before its
+            // thread sees the socket close.
+            unsafe { libc::kill(server.pid as i32, libc::SIGKILL) };
+        }
+        for n in 2..4 {
+            let r = sockgrade::engine::run_case(&host, &spec, &case, &good, &format!("warm-death-{n}")).await;
+            assert_eq!(r.status, sockgrade::outcome::Status::Passed, "{:?}", r.reason);
+            assert_eq!(started_warm(&r), Some(false), "case {n} after the server died");
+            let notes: Vec<String> = r
+                .transcript
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    sockgrade::outcome::EventKind::Note { text } => Some(text.clone()),
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                notes.iter().any(|t| t.starts_with("started cold:")),
+                "case {n} says why it started cold: {notes:?}"
+            );
+        }
+    });
 }

@@ -139,7 +139,7 @@ impl StudentProcess {
     /// Starts the program as a child of a fork server ([`super::warm`]): the same
     /// sandbox, entered by the child itself, without a fresh interpreter start.
     pub async fn spawn_warm(
-        launch: Launch<'_>,
+        launch: &Launch<'_>,
         server: &super::warm::ForkServer,
     ) -> Result<StudentProcess, String> {
         let io = |e: std::io::Error| e.to_string();

@@ -96,6 +96,7 @@ pub struct ForkServer {
     shared: Arc<Shared>,
     /// The server process, to kill it when the run ends.
     pidfd: OwnedFd,
+    pub pid: u32,
     pub version: String,
 }
 
@@ -124,7 +125,7 @@ impl ForkServer {
             .spawn(move || {
                 let mut child = match spawn_server(&interpreter, &env, theirs, &reader_fd) {
                     Ok((child, pidfd, version)) => {
-                        let _ = tx.send(Ok((pidfd, version)));
+                        let _ = tx.send(Ok((pidfd, child.id(), version)));
                         child
                     }
                     Err(e) => {
@@ -135,12 +136,13 @@ impl ForkServer {
                 read_messages(reader_fd, reader_shared);
                 let _ = child.wait();
             })?;
-        let (pidfd, version) = rx
+        let (pidfd, pid, version) = rx
             .recv()
             .map_err(|_| io::Error::other("the fork server's thread ended"))??;
         Ok(ForkServer {
             ctl: ours,
             pidfd,
+            pid,
             next_id: AtomicU64::new(1),
             shared,
             version,
@@ -188,6 +190,8 @@ impl ForkServer {
         drop(launch);
         if let Err(e) = sent {
             self.shared.pending.lock().unwrap().remove(&id);
+            // A server that cannot be written to is gone (or going): no more launches.
+            self.shared.dead.store(true, Ordering::SeqCst);
             return Err(format!("could not reach the fork server: {e}"));
         }
         match tokio::time::timeout(LAUNCH_TIMEOUT, rx).await {
@@ -456,6 +460,15 @@ impl WarmStarts {
             Ok(s) if s.is_dead() => Err("the fork server has exited".into()),
             other => other.clone(),
         }
+    }
+
+    /// The servers started so far (for diagnostics and tests).
+    pub fn started(&self) -> Vec<Arc<ForkServer>> {
+        let cells: Vec<_> = self.servers.lock().unwrap().values().cloned().collect();
+        cells
+            .iter()
+            .filter_map(|c| c.get().and_then(|r| r.as_ref().ok()).cloned())
+            .collect()
     }
 }
 
