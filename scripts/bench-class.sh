@@ -26,7 +26,7 @@ trap 'rm -rf "$work"' EXIT
 cases=$(grep -c '^\[\[case\]\]' "$spec")
 checks=$((n * cases))
 
-echo "== sockgrade grade: $n submissions × $cases cases = $checks checks (default --jobs: 16 per core)"
+echo "== sockgrade grade: $n submissions × $cases cases = $checks checks (default --jobs: 32 per core, at most 64)"
 /usr/bin/time -v "$bin" grade "$spec" "$work/class" --out "$work/out" >"$work/summary.txt" 2>"$work/time.txt" || true
 wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt")
 rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")

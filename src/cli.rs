@@ -96,7 +96,7 @@ pub struct RunArgs {
     /// How to isolate each case: auto picks the best this machine allows.
     #[arg(long, value_enum, default_value_t = IsolationRequest::Auto)]
     pub isolation: IsolationRequest,
-    /// Cases run at once (default: 16 per CPU, at most 64: cases mostly wait).
+    /// Cases run at once (default: 32 per CPU, at most 64: cases mostly wait).
     #[arg(long, short)]
     pub jobs: Option<usize>,
     /// Show every case's transcript, passed ones too.

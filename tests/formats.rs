@@ -228,6 +228,12 @@ fn junit_is_read_by_junitparser() {
             "<system-err>[stderr]</system-err>",
         )
         .into_owned();
+    // Nor is whether the server printed "Connect from" before a case that passed at its
+    // accept() stopped it: the print races the grader's SIGTERM.
+    let snapshot = regex::Regex::new(r"stdout, last lines:\n(  .*\n)+")
+        .unwrap()
+        .replace_all(&snapshot, "[stdout, if any]\n")
+        .into_owned();
     redacted(|| insta::assert_snapshot!("junit_rst_on_close", snapshot));
     // junitparser reads the whole document: both suites, unredacted.
     let xml = junit::report(&[rst_on_close().clone(), nothing_submitted().clone()]);

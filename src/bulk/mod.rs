@@ -67,7 +67,7 @@ pub struct GradeArgs {
     /// Where the gradebook, reports and journal go.
     #[arg(long, default_value = DEFAULT_OUT)]
     pub out: PathBuf,
-    /// Cases run at once for the whole class (default: 16 per CPU, at most 64: cases mostly wait).
+    /// Cases run at once for the whole class (default: 32 per CPU, at most 64: cases mostly wait).
     #[arg(long, short)]
     pub jobs: Option<usize>,
     /// Grade only shard K of N (1-based), chosen by a stable hash of the student id.
