@@ -8,7 +8,8 @@
 //! - [`spec`]: the TOML test spec: raw serde types, validated into domain types with
 //!   errors that name file, line, column and key;
 //! - [`plan`]: which cases run, printable before anything runs (`sockgrade check`);
-//! - [`sandbox`]: the student's side: work copy, network namespace, cgroup, process;
+//! - [`sandbox`]: the student's side: work copy, network namespace, cgroup, process,
+//!   fork server;
 //! - [`peer`]: the reference peer's side of a TCP connection (segment-tolerant reads,
 //!   FIN vs RST vs nothing);
 //! - [`engine`]: plays one case's steps and turns them into a verdict and transcript;

@@ -5,6 +5,7 @@
 //! - [`cgroup`]: a cgroup per case (limits, CPU accounting, kill everything);
 //! - [`confine`]: a read-only filesystem but the work folder, a uid of its own, no capabilities;
 //! - [`process`]: spawning with a clean start, output capture, signals, termination;
+//! - [`warm`]: a fork server that starts Python 3 programs without a fresh interpreter;
 //! - [`capture`]: flood-safe capture of stdout/stderr;
 //! - [`sockets`]: the program's sockets, inspected through copies of its descriptors;
 //! - [`proc_net`]: reading sockets and processes from `/proc`.
