@@ -334,23 +334,7 @@ impl Confinement {
             let mut cwd = [0 as libc::c_char; libc::PATH_MAX as usize];
             let have_cwd = !libc::getcwd(cwd.as_mut_ptr(), cwd.len()).is_null();
 
-            check(libc::unshare(libc::CLONE_NEWNS))?;
-            check(libc::mount(
-                std::ptr::null(),
-                self.root_c.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ))?;
-
-            let mut fds: [libc::c_int; MAX_CLONES] = [-1; MAX_CLONES];
-            let built = self.build_tree(&mut fds);
-            for fd in fds {
-                if fd >= 0 {
-                    libc::close(fd);
-                }
-            }
-            built?;
+            self.new_mount_tree()?;
 
             if !have_cwd || libc::chdir(cwd.as_ptr()) < 0 {
                 check(libc::chdir(self.workdir_c.as_ptr()))?;
@@ -374,22 +358,7 @@ impl Confinement {
                 // SAFETY: raw system calls on C strings prepared by `prepare`; this
                 // thread's mount namespace and filesystem context are its own.
                 unsafe {
-                    check(libc::unshare(libc::CLONE_NEWNS))?;
-                    check(libc::mount(
-                        std::ptr::null(),
-                        me.root_c.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_REC | libc::MS_PRIVATE,
-                        std::ptr::null(),
-                    ))?;
-                    let mut fds: [libc::c_int; MAX_CLONES] = [-1; MAX_CLONES];
-                    let built = me.build_tree(&mut fds);
-                    for fd in fds {
-                        if fd >= 0 {
-                            libc::close(fd);
-                        }
-                    }
-                    built?;
+                    me.new_mount_tree()?;
                     let fd = libc::open(
                         c"/proc/thread-self/ns/mnt".as_ptr(),
                         libc::O_RDONLY | libc::O_CLOEXEC,
@@ -442,6 +411,27 @@ impl Confinement {
     /// The work folder, as the child sees it (canonical).
     pub fn workdir(&self) -> &Path {
         &self.workdir
+    }
+
+    /// Steps 1 to 6 of the module doc: a mount namespace of the caller's own (a child
+    /// process, or a thread of the grader) with the confined view built in it.
+    unsafe fn new_mount_tree(&self) -> io::Result<()> {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            self.root_c.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        let mut fds: [libc::c_int; MAX_CLONES] = [-1; MAX_CLONES];
+        let built = self.build_tree(&mut fds);
+        for fd in fds {
+            if fd >= 0 {
+                libc::close(fd);
+            }
+        }
+        built
     }
 
     /// Steps 2 to 6 of the module doc. `fds` receives the clones, closed by the caller.

@@ -244,14 +244,7 @@ fn spawn_server(
         cmd.pre_exec(move || {
             // Its own session: Ctrl-C in the grader's terminal is the grader's to handle.
             libc::setsid();
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            for sig in 1..libc::SIGRTMAX() {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::signal(sig, libc::SIG_DFL);
-                }
-            }
+            super::process::clean_signal_state();
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             // dup2 clears close-on-exec on the new descriptor.
             if libc::dup2(theirs_fd, 3) < 0 {
