@@ -71,7 +71,8 @@ fn main() {
         .unwrap();
     // Bare and graded runs alternate, so a busy moment of the machine weighs on both
     // alike, and the overhead is the median of the paired differences.
-    let (mut bare, mut cold, mut warm, mut diffs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut bare, mut cold, mut warm, mut diffs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut cpu_cold, mut cpu_warm) = (Duration::ZERO, Duration::ZERO);
     let mut case_run = |spec: &Spec, name: String, cpu: &mut Duration| {
         let cpu_before = own_cpu();
@@ -114,9 +115,18 @@ fn main() {
         host.isolation.as_str()
     );
     println!("medians of {RUNS} runs each, alternating:");
-    println!("bare python3 start + connect + stop:          {:>7.1} ms", ms(bare));
-    println!("sockgrade one case, cold start:               {:>7.1} ms", ms(cold));
-    println!("sockgrade one case, warm start (fork server): {:>7.1} ms", ms(warm));
+    println!(
+        "bare python3 start + connect + stop:          {:>7.1} ms",
+        ms(bare)
+    );
+    println!(
+        "sockgrade one case, cold start:               {:>7.1} ms",
+        ms(cold)
+    );
+    println!(
+        "sockgrade one case, warm start (fork server): {:>7.1} ms",
+        ms(warm)
+    );
     println!(
         "grader overhead per case (cold − bare):       {:>7.1} ms",
         diffs[diffs.len() / 2] * 1e3

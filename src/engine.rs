@@ -558,17 +558,16 @@ impl<'a> Run<'a> {
                 .is_some_and(|c| c.process_limited()),
             confine: self.sandbox.confinement.clone(),
         };
-        let warm = match program.warm_start
-            && crate::sandbox::warm::eligible(&argv, &self.sandbox.file)
-        {
-            true => Some(
-                self.host
-                    .warm
-                    .server(Path::new(&argv[0]), &launch.env)
-                    .await,
-            ),
-            false => None,
-        };
+        let warm =
+            match program.warm_start && crate::sandbox::warm::eligible(&argv, &self.sandbox.file) {
+                true => Some(
+                    self.host
+                        .warm
+                        .server(Path::new(&argv[0]), &launch.env)
+                        .await,
+                ),
+                false => None,
+            };
         let cold = |launch: Launch<'_>| {
             StudentProcess::spawn(launch)
                 .map(|p| (p, false))
@@ -580,7 +579,10 @@ impl<'a> Run<'a> {
                 // The server died under us: this case (and the next) start cold.
                 Err(e) if server.is_dead() => {
                     self.event(EventKind::Note {
-                        text: format!("started cold: the fork server for {} is gone ({e})", argv[0]),
+                        text: format!(
+                            "started cold: the fork server for {} is gone ({e})",
+                            argv[0]
+                        ),
                     });
                     cold(launch)
                 }

@@ -295,6 +295,10 @@ fn a_server_that_answers_every_empty_recv_is_stopped_reading_early() {
         "{got}"
     );
     // The good server closes (the same check, passed).
-    let good = common::grade("good", "server", &["--case", "closes after the client closes"]);
+    let good = common::grade(
+        "good",
+        "server",
+        &["--case", "closes after the client closes"],
+    );
     assert_eq!(good["cases"][0]["status"], "passed");
 }

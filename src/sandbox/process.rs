@@ -180,7 +180,10 @@ impl StudentProcess {
     fn assemble<R: tokio::io::AsyncRead + std::os::fd::AsRawFd + Unpin + Send + 'static>(
         pid: u32,
         stdin: Option<pipe::Sender>,
-        (out, err): (R, impl tokio::io::AsyncRead + std::os::fd::AsRawFd + Unpin + Send + 'static),
+        (out, err): (
+            R,
+            impl tokio::io::AsyncRead + std::os::fd::AsRawFd + Unpin + Send + 'static,
+        ),
         exit: watch::Receiver<Option<ExitStatus>>,
         limits: &Limits,
     ) -> StudentProcess {

@@ -184,7 +184,13 @@ impl ForkServer {
             use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
             let iov = [io::IoSlice::new(&bytes)];
             let cmsg = [ControlMessage::ScmRights(&fds)];
-            sendmsg::<UnixAddr>(self.ctl.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
+            sendmsg::<UnixAddr>(
+                self.ctl.as_raw_fd(),
+                &iov,
+                &cmsg,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            )
         };
         // Our copies of the child's ends go now: the child holds its own.
         drop(launch);
@@ -199,7 +205,9 @@ impl ForkServer {
             Ok(Err(_)) => Err("the fork server exited".into()),
             Err(_) => {
                 self.shared.pending.lock().unwrap().remove(&id);
-                Err(format!("the fork server did not answer within {LAUNCH_TIMEOUT:?}"))
+                Err(format!(
+                    "the fork server did not answer within {LAUNCH_TIMEOUT:?}"
+                ))
             }
         }
     }
@@ -304,7 +312,9 @@ fn spawn_server(
                 Err(e) => format!(" ({e})"),
                 _ => String::new(),
             };
-            let text = String::from_utf8_lossy(&errors.lock().unwrap()).trim().to_string();
+            let text = String::from_utf8_lossy(&errors.lock().unwrap())
+                .trim()
+                .to_string();
             let last = text.lines().last().unwrap_or_default().to_string();
             return Err(io::Error::other(if last.is_empty() {
                 format!("the fork server did not start{why}")
@@ -340,7 +350,10 @@ fn recv_timeout(
         return Err(io::Error::last_os_error());
     }
     if n == 0 {
-        return Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {timeout:?}")));
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no answer within {timeout:?}"),
+        ));
     }
     recv(fd.as_raw_fd())
 }
