@@ -165,9 +165,6 @@ impl StudentProcess {
         let stdin = pipe::Sender::from_owned_fd(stdin_w).map_err(io)?;
         let stdout = pipe::Receiver::from_owned_fd(stdout_r).map_err(io)?;
         let stderr = pipe::Receiver::from_owned_fd(stderr_r).map_err(io)?;
-        // The pidfd stays with the server's bookkeeping: the pid is not recycled before
-        // the server reaps the child, and it reports the exit to us first.
-        drop(child.pidfd);
         Ok(StudentProcess::assemble(
             child.pid,
             Some(stdin),

@@ -8,7 +8,7 @@
 # __file__, the environment and the working folder of a fresh start.
 #
 # Protocol, on the SOCK_SEQPACKET socket at fd 3 (one JSON object per message):
-#   us -> grader: {"ready": version}   once, then {"id", "pid"} + a pidfd per started child,
+#   us -> grader: {"ready": version}   once, then {"id", "pid"} per started child,
 #                 {"id", "error"} when a child could not enter its sandbox, and
 #                 {"exit": pid, "status": wait status} when a child ends (after its reply).
 #   grader -> us: a launch request (fields below) with its descriptors: stdin, stdout,
@@ -24,7 +24,7 @@ import signal
 import socket
 import sys
 
-if sys.version_info < (3, 9):  # pidfd_open, send_fds
+if sys.version_info < (3, 9):  # socket.recv_fds
     raise SystemExit("warm start needs Python 3.9 or later")
 
 CTL = 3
@@ -140,9 +140,7 @@ def launch(ctl, req, fds):
         ack += chunk
     os.close(ack_r)
     if ack == b"ok":
-        pidfd = os.pidfd_open(pid)
-        socket.send_fds(ctl, [json.dumps({"id": req["id"], "pid": pid}).encode()], [pidfd])
-        os.close(pidfd)
+        ctl.send(json.dumps({"id": req["id"], "pid": pid}).encode())
     else:
         os.waitpid(pid, 0)
         error = ack.decode("utf-8", "replace") or "the child died on its way into the sandbox"

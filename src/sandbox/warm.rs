@@ -72,10 +72,10 @@ pub struct WarmLaunch {
     pub ids: Option<(u32, u32)>,
 }
 
-/// A started child: its pid, a pidfd, and its exit status once the server reaps it.
+/// A started child: its pid, and its exit status once the server reaps it (the pid is
+/// not recycled before that: the server reaps its children only to report them).
 pub struct WarmChild {
     pub pid: u32,
-    pub pidfd: OwnedFd,
     pub exit: watch::Receiver<Option<ExitStatus>>,
 }
 
@@ -304,7 +304,7 @@ fn spawn_server(
     }
     let ready = recv_timeout(ours, READY_TIMEOUT);
     let ready = match ready {
-        Ok(Some((msg, _))) => msg,
+        Ok(Some(msg)) => msg,
         other => {
             let _ = child.kill();
             let _ = child.wait();
@@ -335,10 +335,7 @@ fn spawn_server(
 }
 
 /// Waits up to `timeout` for one message. `Ok(None)`: the server closed the socket.
-fn recv_timeout(
-    fd: &OwnedFd,
-    timeout: Duration,
-) -> io::Result<Option<(serde_json::Value, Vec<OwnedFd>)>> {
+fn recv_timeout(fd: &OwnedFd, timeout: Duration) -> io::Result<Option<serde_json::Value>> {
     let mut pfd = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
@@ -358,38 +355,31 @@ fn recv_timeout(
     recv(fd.as_raw_fd())
 }
 
-/// Receives one message and the descriptors that came with it.
-fn recv(fd: RawFd) -> io::Result<Option<(serde_json::Value, Vec<OwnedFd>)>> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+/// Receives one message (the server sends no descriptors).
+fn recv(fd: RawFd) -> io::Result<Option<serde_json::Value>> {
     let mut buf = vec![0u8; 1 << 16];
-    let mut space = nix::cmsg_space!([RawFd; 4]);
-    let (len, fds) = {
-        let mut iov = [io::IoSliceMut::new(&mut buf)];
-        let msg = loop {
-            match recvmsg::<UnixAddr>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                other => break other?,
-            }
-        };
-        let mut fds = Vec::new();
-        for c in msg.cmsgs()? {
-            if let ControlMessageOwned::ScmRights(got) = c {
-                // SAFETY: the kernel just gave us these descriptors.
-                fds.extend(got.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
-            }
+    let len = loop {
+        // SAFETY: reads into a buffer we own, of the length given.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n >= 0 {
+            break n as usize;
         }
-        (msg.bytes, fds)
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     };
     if len == 0 {
         return Ok(None);
     }
-    let value = serde_json::from_slice(&buf[..len]).map_err(io::Error::other)?;
-    Ok(Some((value, fds)))
+    serde_json::from_slice(&buf[..len])
+        .map(Some)
+        .map_err(io::Error::other)
 }
 
 /// The reader thread: replies go to their launch, exits to their watchers.
 fn read_messages(fd: OwnedFd, shared: Arc<Shared>) {
-    while let Ok(Some((msg, mut fds))) = recv(fd.as_raw_fd()) {
+    while let Ok(Some(msg)) = recv(fd.as_raw_fd()) {
         if let Some(pid) = msg.get("exit").and_then(|p| p.as_u64()) {
             let status = msg.get("status").and_then(|s| s.as_i64()).unwrap_or(0);
             if let Some(tx) = shared.exits.lock().unwrap().remove(&(pid as u32)) {
@@ -403,18 +393,17 @@ fn read_messages(fd: OwnedFd, shared: Arc<Shared>) {
         let Some(reply) = shared.pending.lock().unwrap().remove(&id) else {
             continue;
         };
-        let result = match (msg.get("pid").and_then(|p| p.as_u64()), fds.pop()) {
-            (Some(pid), Some(pidfd)) => {
+        let result = match msg.get("pid").and_then(|p| p.as_u64()) {
+            Some(pid) => {
                 let (tx, exit) = watch::channel(None);
                 // Registered before the next message is read: the exit comes after.
                 shared.exits.lock().unwrap().insert(pid as u32, tx);
                 Ok(WarmChild {
                     pid: pid as u32,
-                    pidfd,
                     exit,
                 })
             }
-            _ => Err(msg
+            None => Err(msg
                 .get("error")
                 .and_then(|e| e.as_str())
                 .unwrap_or("the fork server gave no pid")
