@@ -74,7 +74,7 @@ fn main() {
     let (mut bare, mut cold, mut warm, mut diffs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut cpu_cold, mut cpu_warm) = (Duration::ZERO, Duration::ZERO);
-    let mut case_run = |spec: &Spec, name: String, cpu: &mut Duration| {
+    let case_run = |spec: &Spec, name: String, cpu: &mut Duration| {
         let cpu_before = own_cpu();
         let t = Instant::now();
         let r = rt.block_on(sockgrade::engine::run_case(
@@ -95,7 +95,8 @@ fn main() {
         took
     };
     // The fork server starts on first use: once, before measuring.
-    case_run(&spec, "bench-warm-up".into(), &mut Duration::ZERO);
+    let mut warm_up = Duration::ZERO;
+    case_run(&spec, "bench-warm-up".into(), &mut warm_up);
     for i in 0..RUNS {
         let b = bare_once(&submission, &python);
         let c = case_run(&cold_spec, format!("bench-cold{i}"), &mut cpu_cold);

@@ -153,11 +153,7 @@ impl StudentProcess {
                 cgroups,
                 netns: launch.netns,
                 mntns,
-                rlimits: launch
-                    .rlimits()
-                    .into_iter()
-                    .map(|(r, v)| (r as u32, v))
-                    .collect(),
+                rlimits: launch.rlimits(),
                 open_files: launch.limits.open_files,
                 ids: launch.confine.as_ref().map(|c| (c.uid(), c.gid())),
             })

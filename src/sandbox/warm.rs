@@ -422,8 +422,11 @@ fn read_messages(fd: OwnedFd, shared: Arc<Shared>) {
 /// The fork servers of one run, started on first use.
 #[derive(Default)]
 pub struct WarmStarts {
-    servers: Mutex<HashMap<Key, Arc<tokio::sync::OnceCell<Result<Arc<ForkServer>, String>>>>>,
+    servers: Mutex<HashMap<Key, Arc<Slot>>>,
 }
+
+/// A server once started, or why it could not be.
+type Slot = tokio::sync::OnceCell<Result<Arc<ForkServer>, String>>;
 
 type Key = (PathBuf, Vec<(String, String)>);
 

@@ -528,7 +528,7 @@ impl<'a> Validator<'a> {
         };
         Some(Program {
             share_process,
-            warm_start: p.warm_start.map_or(true, |b| *b.get_ref()),
+            warm_start: p.warm_start.is_none_or(|b| *b.get_ref()),
             command: p.command.into_inner(),
             fallback_command: p.fallback_command.map(Spanned::into_inner),
             files,
