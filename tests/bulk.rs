@@ -440,3 +440,99 @@ fn many_jobs_give_the_same_gradebook() {
     let gradebook = std::fs::read_to_string(out.join("gradebook.csv")).unwrap();
     assert_eq!(rows(&gradebook), rows(&r.gradebook));
 }
+
+/// Waits (on a pidfd, up to `limit`) until process `pid` has ended; true if it has.
+fn ended_within(pid: i32, limit: std::time::Duration) -> bool {
+    // SAFETY: plain system calls; the descriptor is closed before returning.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
+        if fd < 0 {
+            return true; // no such process
+        }
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ready = libc::poll(&mut p, 1, limit.as_millis() as i32) == 1;
+        libc::close(fd);
+        ready
+    }
+}
+
+/// Processes whose parent is `ppid` and whose command line contains `needle`.
+fn children_with(ppid: u32, needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+        let parent = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if parent == Some(ppid) && String::from_utf8_lossy(&cmd).contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_leaves_no_process_behind() {
+    let r = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let tmp = test_tmp("ctrl-c");
+    let mut child = std::process::Command::new(cargo_bin("sockgrade"))
+        .current_dir(root())
+        .env("TMPDIR", &tmp)
+        .args(["grade", SPEC])
+        .arg(&r.class)
+        .arg("--out")
+        .arg(&out)
+        .args(["--jobs", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Not a sleep: a progress line is printed once a student is in the journal.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.starts_with("[1/") {
+        line.clear();
+    }
+    // The fork server that started the students' programs (the grader's child).
+    let servers = children_with(child.id(), "sockgrade warm start");
+    assert!(!servers.is_empty(), "no fork server under the grader");
+    // SAFETY: a signal to our own child, not reaped yet.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    use wait_timeout::ChildExt;
+    let status = child
+        .wait_timeout(std::time::Duration::from_secs(30))
+        .unwrap()
+        .expect("the grader stops within 30 s of Ctrl-C");
+    assert_eq!(status.code(), Some(130), "Ctrl-C is exit code 130");
+    for pid in servers {
+        assert!(
+            ended_within(pid, std::time::Duration::from_secs(10)),
+            "the fork server {pid} outlived the grader"
+        );
+    }
+    assert_no_student_processes(&tmp);
+    // The journal is valid: a resumed run finishes the class with the same gradebook.
+    grader_in(&tmp)
+        .args(["grade", SPEC])
+        .arg(&r.class)
+        .arg("--out")
+        .arg(&out)
+        .arg("--resume")
+        .assert()
+        .code(0);
+    assert_eq!(
+        std::fs::read_to_string(out.join("gradebook.csv")).unwrap(),
+        r.gradebook
+    );
+}
