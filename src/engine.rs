@@ -990,10 +990,14 @@ impl<'a> Run<'a> {
                 if seen == Some(PeerClosed::Rst) {
                     self.settle_exit().await;
                 }
-                let data_note = if more > 0 {
-                    format!(" (meanwhile it sent {more} more bytes: {})", quote(&extra))
-                } else {
-                    String::new()
+                // Of a flood only the end is kept: say which part is quoted.
+                let data_note = match more {
+                    0 => String::new(),
+                    n if (extra.len() as u64) < n => format!(
+                        " (meanwhile it sent {more} more bytes, ending with: {})",
+                        quote(&extra)
+                    ),
+                    _ => format!(" (meanwhile it sent {more} more bytes: {})", quote(&extra)),
                 };
                 let sent = self
                     .conns
