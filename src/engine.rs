@@ -525,7 +525,7 @@ impl<'a> Run<'a> {
         }
         let startup = self.spec.defaults.startup;
         if self.case.target == Target::Client {
-            self.open_reference_server().map_err(|e| {
+            self.open_reference_server().await.map_err(|e| {
                 self.grader_error = true;
                 fail(
                     0,
@@ -623,7 +623,7 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    fn open_reference_server(&mut self) -> Result<(), String> {
+    async fn open_reference_server(&mut self) -> Result<(), String> {
         let want = self.spec.connects_to;
         // In a namespace every address is local, so listening on the wildcard address at
         // the spec's port takes the student's connection whatever IP it names; on the
@@ -650,7 +650,13 @@ impl<'a> Run<'a> {
             .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
         if let Some(ns) = &self.sandbox.netns {
             if self.host.redirect {
-                ns.redirect_tcp_to(want.port())
+                // `nft` blocks for ~17 ms (see `redirect_tcp_to`): off the runtime's
+                // threads, on a handle of the namespace of its own.
+                let ns = ns.try_clone().map_err(|e| e.to_string())?;
+                let port = want.port();
+                tokio::task::spawn_blocking(move || ns.redirect_tcp_to(port))
+                    .await
+                    .map_err(|e| e.to_string())?
                     .map_err(|e| format!("cannot install the redirect: {e}"))?;
             }
         }
@@ -683,6 +689,7 @@ impl<'a> Run<'a> {
                 biased;
                 status = self.proc().exited() => {
                     self.note_exit();
+                    self.proc().output_settled(GRACE).await;
                     let last = last_lines(&self.proc().stderr.snapshot().text(), 1).pop();
                     let why = last.map(|l| format!(": {l}")).unwrap_or_default();
                     return Err(fail(0, 0, "start the server and wait until it listens".into(),
@@ -1064,6 +1071,7 @@ impl<'a> Run<'a> {
                 if ok {
                     return Ok(());
                 }
+                self.proc().output_settled(GRACE).await;
                 let last = last_lines(&self.proc().stderr.snapshot().text(), 1)
                     .pop()
                     .map(|l| format!(": {l}"))

@@ -23,6 +23,25 @@ use wait_timeout::ChildExt;
 
 /// Compiles `sys.argv[1]` without running it; valid Python 2 and 3.
 const COMPILE: &str = "import sys; compile(open(sys.argv[1], 'rb').read(), sys.argv[1], 'exec')";
+/// The same for every path read from stdin, a line each, answered with a line each:
+/// `ok`, `err <Error>: <message>` (a syntax error) or `unknown`. Valid Python 2 and 3.
+const COMPILE_LOOP: &str = "import sys
+while 1:
+    p = sys.stdin.readline()
+    if not p:
+        break
+    p = p[:-1]
+    try:
+        compile(open(p, 'rb').read(), p, 'exec')
+        r = 'ok'
+    except SyntaxError:
+        e = sys.exc_info()[1]
+        r = 'err %s: %s' % (type(e).__name__, e.msg)
+    except Exception:
+        r = 'unknown'
+    sys.stdout.write(r.replace('\\n', ' ') + '\\n')
+    sys.stdout.flush()
+";
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Replaces a bare program name by the real executable (through pyenv shims). Returns
@@ -189,17 +208,110 @@ enum Probe {
     Unknown,
 }
 
+/// Whether `file` compiles with `interpreter`. A class run asks this twice per student
+/// (server and client), so one long-lived checker per interpreter answers (a Python
+/// start, ~11 ms of CPU even with `-S`, is paid once per run instead of per file); a
+/// path it cannot take (not UTF-8, or a newline in it) gets a process of its own.
 fn compiles(interpreter: &str, file: &Path) -> Probe {
+    match file.to_str().filter(|p| !p.contains('\n')) {
+        Some(path) => {
+            Checker::ask(interpreter, path).unwrap_or_else(|| compiles_once(interpreter, file))
+        }
+        None => compiles_once(interpreter, file),
+    }
+}
+
+/// A `python -S` running [`COMPILE_LOOP`]. It ends when the grader does: its stdin
+/// closes and the loop reads EOF.
+struct Checker {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+static CHECKERS: std::sync::Mutex<Option<std::collections::HashMap<String, Checker>>> =
+    std::sync::Mutex::new(None);
+
+impl Checker {
+    fn start(interpreter: &str) -> Option<Checker> {
+        let mut child = python(interpreter)
+            .args(["-S", "-c", COMPILE_LOOP])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        Some(Checker {
+            stdin: child.stdin.take()?,
+            stdout: std::io::BufReader::new(child.stdout.take()?),
+            child,
+        })
+    }
+
+    /// The checker's answer for `path`, or None when the checker cannot give one (it
+    /// would not start, died, or took longer than [`PROBE_TIMEOUT`]): then the caller
+    /// asks a process of its own, and the next question starts a fresh checker.
+    fn ask(interpreter: &str, path: &str) -> Option<Probe> {
+        use std::io::{BufRead, Write};
+        let mut all = CHECKERS.lock().unwrap_or_else(|e| e.into_inner());
+        let all = all.get_or_insert_with(Default::default);
+        if !all.contains_key(interpreter) {
+            all.insert(interpreter.to_string(), Checker::start(interpreter)?);
+        }
+        let c = all.get_mut(interpreter)?;
+        let mut line = String::new();
+        let answered = writeln!(c.stdin, "{path}")
+            .and_then(|()| c.stdin.flush())
+            .is_ok()
+            && readable_within(
+                std::os::fd::AsRawFd::as_raw_fd(c.stdout.get_ref()),
+                PROBE_TIMEOUT,
+            )
+            && c.stdout.read_line(&mut line).is_ok_and(|n| n > 0);
+        if !answered {
+            if let Some(mut c) = all.remove(interpreter) {
+                let _ = c.child.kill();
+                let _ = c.child.wait();
+            }
+            return None;
+        }
+        let line = line.trim_end();
+        Some(match line.strip_prefix("err ") {
+            Some(err) => Probe::Fails(err.to_string()),
+            None if line == "ok" => Probe::Compiles,
+            None => Probe::Unknown,
+        })
+    }
+}
+
+/// Whether `fd` has something to read (or EOF) within `limit`.
+fn readable_within(fd: std::os::fd::RawFd, limit: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd on the stack.
+    unsafe { libc::poll(&mut p, 1, limit.as_millis() as libc::c_int) == 1 }
+}
+
+/// `interpreter` with the environment a compile check gets: nothing of the grader's
+/// but what finds the interpreter.
+fn python(interpreter: &str) -> Command {
     let mut cmd = Command::new(interpreter);
-    cmd.args(["-S", "-c", COMPILE])
-        .arg(file)
-        .env_clear()
-        .env("PYTHONDONTWRITEBYTECODE", "1");
+    cmd.env_clear().env("PYTHONDONTWRITEBYTECODE", "1");
     for key in ["PATH", "PYENV_ROOT"] {
         if let Some(v) = std::env::var_os(key) {
             cmd.env(key, v);
         }
     }
+    cmd
+}
+
+/// The same question, asked of a process of its own.
+fn compiles_once(interpreter: &str, file: &Path) -> Probe {
+    let mut cmd = python(interpreter);
+    cmd.args(["-S", "-c", COMPILE]).arg(file);
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -240,5 +352,57 @@ fn compiles(interpreter: &str, file: &Path) -> Probe {
             let _ = child.wait();
             Probe::Unknown
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn show(p: Probe) -> String {
+        match p {
+            Probe::Compiles => "compiles".into(),
+            Probe::Fails(e) => format!("fails: {e}"),
+            Probe::Unknown => "unknown".into(),
+        }
+    }
+
+    #[test]
+    fn the_checker_answers_as_a_process_of_its_own_does() {
+        let Some(python) = resolve_program("python3") else {
+            eprintln!("SKIPPED: no python3");
+            return;
+        };
+        let python = python.display().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            ("py3.py", "print('hello')\n"),
+            ("py2.py", "print 'hello'\n"),
+            ("tabs.py", "if 1:\n\tx = 1\n        y = 2\n"),
+            ("gbk.py", "# -*- coding: gbk -*-\nprint('\u{4f60}')\n"),
+        ];
+        let mut answers = Vec::new();
+        for (name, source) in files {
+            let path = dir.path().join(name);
+            let bytes = match name {
+                "gbk.py" => encoding_rs::GBK.encode(source).0.into_owned(),
+                _ => source.as_bytes().to_vec(),
+            };
+            std::fs::write(&path, bytes).unwrap();
+            let warm = show(compiles(&python, &path));
+            assert_eq!(warm, show(compiles_once(&python, &path)), "{name}");
+            answers.push(warm);
+        }
+        // A file that is not there: no answer either way.
+        let missing = dir.path().join("missing.py");
+        assert_eq!(show(compiles(&python, &missing)), "unknown");
+        assert_eq!(answers[0], "compiles");
+        assert!(
+            answers[1].starts_with("fails: SyntaxError: Missing parentheses"),
+            "{}",
+            answers[1]
+        );
+        assert!(answers[2].starts_with("fails: TabError"), "{}", answers[2]);
+        assert_eq!(answers[3], "compiles");
     }
 }

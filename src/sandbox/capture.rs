@@ -115,6 +115,20 @@ impl Capture {
         }
     }
 
+    /// Waits until the stream has ended (every writer gone and everything read). Race
+    /// it against a deadline: a daemon the program left behind may hold the pipe.
+    pub async fn closed(&self) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.state.lock().unwrap().closed {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Starts a new segment: what was printed so far is forgotten (report, matching and
     /// byte count), so a case that shares a process sees only its own output.
     pub fn begin_segment(&self) {

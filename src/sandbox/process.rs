@@ -217,6 +217,14 @@ impl StudentProcess {
         }
     }
 
+    /// After an exit, waits (at most `limit`) until its output has been read to the
+    /// end, so that a reason quoting its last stderr line has that line: a program that
+    /// dies at once (a SyntaxError) may be reaped before its reader has run.
+    pub async fn output_settled(&self, limit: Duration) {
+        let both = futures::future::join(self.stdout.closed(), self.stderr.closed());
+        let _ = tokio::time::timeout(limit, both).await;
+    }
+
     /// Sends a signal: SIGINT to the whole process group (as Ctrl-C in a terminal does),
     /// anything else to the process itself (as `kill PID` does).
     pub fn signal(&self, sig: nix::sys::signal::Signal) -> nix::Result<()> {
