@@ -159,7 +159,12 @@ impl Kept {
             let only_closed_by_us = held
                 .iter()
                 .all(|s| matches!(s.state, Some(sockets::TCP_CLOSE_WAIT | sockets::TCP_CLOSE)));
-            let ready = queued == 0 && (held.is_empty() || (only_closed_by_us && !runnable(&pids)));
+            // And asleep: a server that has closed the connection may still be on its
+            // way out (a single-client server closes its listener and exits next); only
+            // one blocked in accept() is ready. A look that fell before the program got
+            // a CPU would otherwise hand the next case a dying server, and a verdict
+            // would depend on the machine's load.
+            let ready = queued == 0 && (held.is_empty() || only_closed_by_us) && !runnable(&pids);
             // Twice in a row: one look can fall between a wake-up and what it leads to.
             ready_looks = if ready { ready_looks + 1 } else { 0 };
             if ready_looks >= 2 {
