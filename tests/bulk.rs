@@ -279,31 +279,40 @@ fn reports_are_written_per_student() {
         .code(2);
 }
 
+/// Starts `sockgrade grade` on the reference class (2 jobs, `TMPDIR` = `tmp`) and
+/// returns once a student is in the journal: not a sleep, the progress line says so.
+/// Its stderr is returned open, so that what it prints later does not meet a closed pipe.
+fn grade_until_first_student(
+    out: &Path,
+    tmp: &Path,
+) -> (std::process::Child, BufReader<std::process::ChildStderr>) {
+    let mut child = std::process::Command::new(cargo_bin("sockgrade"))
+        .current_dir(root())
+        .env("TMPDIR", tmp)
+        .args(["grade", SPEC])
+        .arg(&reference().class)
+        .arg("--out")
+        .arg(out)
+        .args(["--jobs", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.starts_with("[1/") {
+        line.clear();
+    }
+    (child, stderr)
+}
+
 #[test]
 fn resume_after_kill_9_gives_the_same_gradebook() {
     let r = reference();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let tmp = test_tmp("resume");
-    let mut child = std::process::Command::new(cargo_bin("sockgrade"))
-        .current_dir(root())
-        .env("TMPDIR", &tmp)
-        .args(["grade", SPEC])
-        .arg(&r.class)
-        .arg("--out")
-        .arg(&out)
-        .args(["--jobs", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Not a sleep: a progress line is printed once a student is in the journal.
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    for line in stderr.lines() {
-        if line.unwrap().starts_with("[1/") {
-            break;
-        }
-    }
+    let (mut child, _stderr) = grade_until_first_student(&out, &tmp);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let journaled = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
@@ -486,24 +495,7 @@ fn ctrl_c_stops_cleanly_and_leaves_no_process_behind() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let tmp = test_tmp("ctrl-c");
-    let mut child = std::process::Command::new(cargo_bin("sockgrade"))
-        .current_dir(root())
-        .env("TMPDIR", &tmp)
-        .args(["grade", SPEC])
-        .arg(&r.class)
-        .arg("--out")
-        .arg(&out)
-        .args(["--jobs", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Not a sleep: a progress line is printed once a student is in the journal.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 && !line.starts_with("[1/") {
-        line.clear();
-    }
+    let (mut child, _stderr) = grade_until_first_student(&out, &tmp);
     // The fork server that started the students' programs (the grader's child).
     let servers = children_with(child.id(), "sockgrade warm start");
     assert!(!servers.is_empty(), "no fork server under the grader");
