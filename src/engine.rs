@@ -159,12 +159,16 @@ impl Kept {
             let only_closed_by_us = held
                 .iter()
                 .all(|s| matches!(s.state, Some(sockets::TCP_CLOSE_WAIT | sockets::TCP_CLOSE)));
-            // And asleep: a server that has closed the connection may still be on its
-            // way out (a single-client server closes its listener and exits next); only
-            // one blocked in accept() is ready. A look that fell before the program got
-            // a CPU would otherwise hand the next case a dying server, and a verdict
-            // would depend on the machine's load.
-            let ready = queued == 0 && (held.is_empty() || only_closed_by_us) && !runnable(&pids);
+            // And waiting for the next client: a server that has closed the connection
+            // may still be on its way out (a single-client server closes its listener
+            // and exits next), and a spinning one is asleep whenever a full output pipe
+            // blocks it. A look that fell at such a moment would hand the next case a
+            // dying or busy server, and a verdict would depend on the machine's load.
+            let ready = queued == 0
+                && (held.is_empty() || only_closed_by_us)
+                && waiting_for_clients(&pids)
+                && !self.proc.stdout.lagging()
+                && !self.proc.stderr.lagging();
             // Twice in a row: one look can fall between a wake-up and what it leads to.
             ready_looks = if ready { ready_looks + 1 } else { 0 };
             if ready_looks >= 2 {
@@ -1574,18 +1578,33 @@ fn describe_io(e: &std::io::Error, who: &str) -> String {
     }
 }
 
-/// Whether any thread of these processes is running or waiting for a CPU (a server
-/// that is back in accept() is asleep).
-fn runnable(pids: &[u32]) -> bool {
-    pids.iter().any(|pid| {
+/// Whether these processes wait for the next client and do nothing else: no thread
+/// running or waiting for a CPU, none blocked writing (a full pipe or socket buffer
+/// puts a busy loop to sleep too), and one asleep where a server waits for
+/// connections (`accept()`, or `select`/`poll`/`epoll` on the listening socket), as the
+/// kernel names it in `/proc/PID/task/TID/wchan`. Where that cannot be read, the answer
+/// is no: the next case then gets a fresh process, as without `share_process`.
+fn waiting_for_clients(pids: &[u32]) -> bool {
+    const WAITING: &[&str] = &["inet_csk_accept", "do_select", "do_sys_poll", "ep_poll"];
+    const WRITING: &[&str] = &["pipe_write", "sk_stream_wait_memory"];
+    let mut waiting = false;
+    for pid in pids {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            return false;
+            continue;
         };
-        tasks.flatten().any(|t| {
-            std::fs::read_to_string(t.path().join("stat"))
+        for t in tasks.flatten() {
+            let state = std::fs::read_to_string(t.path().join("stat"))
                 .ok()
-                .and_then(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()))
-                == Some('R')
-        })
-    })
+                .and_then(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()));
+            if state == Some('R') {
+                return false;
+            }
+            let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
+            if WRITING.contains(&wchan.as_str()) {
+                return false;
+            }
+            waiting |= WAITING.contains(&wchan.as_str());
+        }
+    }
+    waiting
 }
