@@ -200,6 +200,11 @@ fn host_and_runtime(
             "error: {e}\n  = help: run as root, or pass --isolation none"
         ))
     })?;
+    // Notes about this machine are for whoever runs the grader, said once; they never
+    // enter a report, which a student may read and which must not depend on the machine.
+    for note in &host.notes {
+        anstream::eprintln!("note: {note}");
+    }
     let runtime = crate::runner::runtime()
         .map_err(|e| usage_error(&format!("error: cannot start the async runtime: {e}")))?;
     Ok((host, runtime))

@@ -217,7 +217,8 @@ pub async fn grade_submission(
         submission.display().to_string(),
         spec_name,
         host.isolation.as_str().to_string(),
-        host.notes.clone(),
+        // The host's notes are the operator's (said once on stderr), not the student's.
+        Vec::new(),
         cases,
     );
     result.visibility = visibility;

@@ -117,8 +117,8 @@ pub async fn grade_one(class: &Class, sub: Submission) -> Option<StudentRecord> 
     if let Some(tmp) = prepared.unpacked {
         tokio::task::spawn_blocking(move || drop(tmp));
     }
-    let mut notes = class.host.notes.clone();
-    notes.extend(prepared.notes.iter().cloned());
+    // The host's notes are said once on stderr at the start of the run, not per student.
+    let notes = prepared.notes.clone();
     let mut result = SubmissionResult::new(
         source.clone(),
         class.spec_name.clone(),
