@@ -43,6 +43,35 @@ fixture!(
     "server",
     [TWO_AT_ONCE]
 );
+// A client that sends one line and exits also closes: the empty-line case needs two
+// lines answered first.
+fixture!(
+    client_sending_one_line_and_exiting,
+    "client_one_shot",
+    "client",
+    [
+        "ends on an empty line and closes",
+        "copes with the server closing first",
+        "handles end of input (Ctrl-D)"
+    ]
+);
+// Slow, not wrong: it reads each reply 2 s after it sent its line.
+fixture!(
+    client_pausing_before_it_reads,
+    "client_slow_recv",
+    "client",
+    []
+);
+fixture!(
+    client_closing_with_replies_unread,
+    "client_close_unread",
+    "client",
+    [
+        "prints the server's reply",
+        "ends on an empty line and closes",
+        "copes with the server closing first"
+    ]
+);
 fixture!(client_to_another_port, "client_wrong_port", "client", []);
 fixture!(
     client_to_a_classroom_ip,
@@ -88,10 +117,47 @@ fixture!(
     [
         "replies to a message",
         "several messages on one connection",
+        "closes after the client closes",
+        "does not busy-loop after the client closes",
         "serves the next client after the first leaves",
         "exits on Ctrl-C and frees the port",
         TWO_AT_ONCE,
     ]
+);
+// A server that answers one message and exits also closes and is idle: the cases about
+// closing and spinning first need two messages answered.
+fixture!(
+    server_answering_once_and_exiting,
+    "server_one_shot",
+    "server",
+    [
+        "several messages on one connection",
+        "closes after the client closes",
+        "does not busy-loop after the client closes",
+        "serves the next client after the first leaves",
+        TWO_AT_ONCE,
+    ]
+);
+fixture!(
+    server_crashing_at_its_first_recv,
+    "server_crash_on_recv",
+    "server",
+    [
+        "replies to a message",
+        "several messages on one connection",
+        "prints each message it receives",
+        "closes after the client closes",
+        "does not busy-loop after the client closes",
+        "serves the next client after the first leaves",
+        "exits on Ctrl-C and frees the port",
+        TWO_AT_ONCE,
+    ]
+);
+fixture!(
+    server_polling_accept_with_a_timeout,
+    "server_accept_timeout",
+    "server",
+    [TWO_AT_ONCE]
 );
 fixture!(
     server_reading_5_bytes_at_a_time,
