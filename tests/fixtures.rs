@@ -153,6 +153,17 @@ fixture!(
         TWO_AT_ONCE,
     ]
 );
+// Python 2 printing unicode: the grader's environment is a UTF-8 terminal's.
+#[test]
+fn python2_server_printing_chinese() {
+    if !common::has_python2() {
+        return eprintln!(
+            "SKIPPED: no python2 on this machine (pyenv install 2.7.18 to run this test)"
+        );
+    }
+    let report = grade("python2_unicode", "server", &[]);
+    assert_verdicts(&report, &[TWO_AT_ONCE]);
+}
 fixture!(
     server_polling_accept_with_a_timeout,
     "server_accept_timeout",

@@ -278,6 +278,9 @@ impl Sandbox {
                 self.workdir.path().display().to_string(),
             ),
             ("LANG".to_string(), "C.UTF-8".to_string()),
+            // A terminal's encoding: Python 2 writes to a pipe in ASCII without it, and
+            // `print u'中文'`, which works in the student's terminal, would crash here.
+            ("PYTHONIOENCODING".to_string(), "utf-8".to_string()),
             ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
             ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
             ("TERM".to_string(), "dumb".to_string()),
