@@ -158,13 +158,8 @@ pub fn assert_verdicts(report: &serde_json::Value, failing: &[&str]) {
     );
 }
 
-/// Whether `python2` runs here (pyenv gives it on the development machines; a fresh
-/// one may not have it, and tests that need it say they were skipped).
+/// Whether the grader finds a `python2` here (pyenv gives it on the development
+/// machines; a fresh one may not have it, and tests that need it say they were skipped).
 pub fn has_python2() -> bool {
-    std::process::Command::new("python2")
-        .args(["-c", "pass"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    sockgrade::bulk::interpreter::resolve_program("python2").is_some()
 }
