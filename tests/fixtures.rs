@@ -193,6 +193,19 @@ fn server_with_a_syntax_error() {
     assert_verdicts(&grade("server_syntax_error", "server", &[]), &ALL_SERVER);
 }
 
+/// 0.0.0.1 is an address no machine owns: bind() fails here as on a real machine,
+/// although every other address of the case's network is the server's.
+#[test]
+fn server_bound_to_an_address_no_machine_owns() {
+    let report = grade("server_bind_0001", "server", &[]);
+    assert_verdicts(&report, &ALL_SERVER);
+    let reason = report["cases"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("Cannot assign requested address"),
+        "{reason}"
+    );
+}
+
 // Buggy clients.
 fixture!(
     client_not_printing_the_reply,

@@ -416,6 +416,8 @@ mod rtnl {
     const RTPROT_BOOT: u8 = 3;
     const RT_SCOPE_HOST: u8 = 254;
     const RTN_LOCAL: u8 = 2;
+    const RTN_UNREACHABLE: u8 = 7;
+    const RTA_DST: u16 = 1;
     const RTA_OIF: u16 = 4;
     const IFF_UP: u32 = 0x1;
 
@@ -448,6 +450,14 @@ mod rtnl {
                 what: "rtnetlink: add route local ::/0 dev lo",
                 ipv6: true,
             },
+            Step {
+                what: "rtnetlink: add route unreachable 0.0.0.0/8 table local",
+                ipv6: false,
+            },
+            Step {
+                what: "rtnetlink: add route unreachable 240.0.0.0/4 table local",
+                ipv6: false,
+            },
         ];
         // seq = index + 1
         push_msg(&mut batch, RTM_NEWLINK, 0, 1, &link_up(lo));
@@ -465,6 +475,23 @@ mod rtnl {
             new,
             3,
             &local_default_route(libc::AF_INET6 as u8, lo),
+        );
+        // Every address is local, except those no machine can own: a server bound to
+        // 0.0.0.1 or 240.0.0.1 fails at bind() here as on every real machine, instead
+        // of getting full marks. (0.0.0.0 itself is the wildcard, untouched.)
+        push_msg(
+            &mut batch,
+            RTM_NEWROUTE,
+            new,
+            4,
+            &unreachable_route([0, 0, 0, 0], 8),
+        );
+        push_msg(
+            &mut batch,
+            RTM_NEWROUTE,
+            new,
+            5,
+            &unreachable_route([240, 0, 0, 0], 4),
         );
 
         // SAFETY: plain syscall; the fd is owned right away.
@@ -576,6 +603,20 @@ mod rtnl {
         m
     }
 
+    /// struct rtmsg + RTA_DST: `unreachable <net>/<len> table local`.
+    fn unreachable_route(net: [u8; 4], len: u8) -> [u8; 20] {
+        let mut m = [0u8; 20];
+        m[0] = libc::AF_INET as u8;
+        m[1] = len; // rtm_dst_len
+        m[4] = RT_TABLE_LOCAL;
+        m[5] = RTPROT_BOOT;
+        m[7] = RTN_UNREACHABLE; // scope 0: universe, as `ip route add unreachable` uses
+        m[12..14].copy_from_slice(&8u16.to_ne_bytes()); // rta_len
+        m[14..16].copy_from_slice(&RTA_DST.to_ne_bytes());
+        m[16..20].copy_from_slice(&net);
+        m
+    }
+
     fn u32_at(b: &[u8], at: usize) -> u32 {
         u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
     }
@@ -654,6 +695,40 @@ mod tests {
             before,
             "NetNs is the host namespace"
         );
+    }
+
+    #[test]
+    fn refuses_addresses_no_machine_can_own() {
+        if skip() {
+            return;
+        }
+        let ns = NetNs::create().unwrap();
+        let results = ns
+            .run_in(|| {
+                [
+                    "0.0.0.0",
+                    "0.0.0.1",
+                    "0.255.1.2",
+                    "240.0.0.1",
+                    "172.40.83.120",
+                ]
+                .map(|ip| {
+                    (
+                        ip,
+                        TcpListener::bind((ip, 8888))
+                            .map(drop)
+                            .map_err(|e| e.kind()),
+                    )
+                })
+            })
+            .unwrap();
+        for (ip, r) in results {
+            let ownable = ip == "0.0.0.0" || ip == "172.40.83.120";
+            assert_eq!(r.is_ok(), ownable, "{ip}: {r:?}");
+            if !ownable {
+                assert_eq!(r, Err(std::io::ErrorKind::AddrNotAvailable), "{ip}");
+            }
+        }
     }
 
     #[test]
