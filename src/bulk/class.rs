@@ -34,6 +34,18 @@ pub struct Class {
 }
 
 impl Class {
+    /// A class run on `host`, at most `jobs` cases at once for the whole class.
+    pub fn new(host: Host, spec: &Spec, spec_name: String, plan: Plan, jobs: usize) -> Class {
+        Class {
+            slots: runner::case_slots(&host, jobs),
+            in_flight: Arc::new(Semaphore::new(jobs.max(2))),
+            host: Arc::new(host),
+            spec: Arc::new(interpreter::resolve_spec(spec)),
+            spec_name,
+            plan,
+        }
+    }
+
     /// No new case or submission starts; running cases finish.
     pub fn stop(&self) {
         self.slots.close();

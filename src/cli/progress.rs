@@ -1,7 +1,7 @@
 //! Progress of a class run: a bar on a terminal (indicatif), one plain line per student
 //! otherwise (CI logs, `| tee`), so a log stays readable and greppable.
 
-use super::gradebook::Row;
+use crate::bulk::gradebook::Row;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 
