@@ -21,7 +21,6 @@ pub mod archive;
 pub mod class;
 pub mod discover;
 pub mod gradebook;
-pub mod interpreter;
 pub mod journal;
 pub mod shard;
 pub mod summary;

@@ -3,6 +3,7 @@
 
 use super::{detect_host, runtime, usage, Error};
 use crate::plan::Plan;
+use crate::runner::{interpreter, Grading};
 use crate::sandbox::IsolationRequest;
 use crate::spec::Spec;
 use std::path::PathBuf;
@@ -37,15 +38,15 @@ pub(super) fn check(args: CheckArgs) -> Result<ExitCode, Error> {
     let host = detect_host(args.isolation)?;
     let runtime = runtime()?;
     let jobs = args.jobs.unwrap_or_else(crate::runner::default_jobs);
-    let spec_name = args.spec.display().to_string();
-    let rows = runtime.block_on(crate::check::run(
+    // Graded as `run` grades: interpreters resolved once, the same runner path.
+    let grading = Grading::new(
         Arc::new(host),
-        Arc::new(spec),
-        spec_name,
-        &plan,
-        refs,
+        Arc::new(interpreter::resolve_spec(&spec)),
+        args.spec.display().to_string(),
+        plan,
         jobs,
-    ));
+    );
+    let rows = runtime.block_on(crate::check::run(&grading, refs));
     anstream::print!("{}", crate::check::table(&rows));
     Ok(if rows.iter().all(|r| r.wrong.is_none()) {
         ExitCode::SUCCESS

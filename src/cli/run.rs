@@ -66,13 +66,9 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let runtime = runtime()?;
     let jobs = args.jobs.unwrap_or_else(crate::runner::default_jobs);
     let spec_name = args.spec.display().to_string();
-    // Interpreters resolved once, and Python 2 files run by the spec's fallback_command.
-    let targets: Vec<Target> = plan.cases.iter().map(|&i| spec.cases[i].target).collect();
-    let (spec, choices) = crate::bulk::interpreter::choose(
-        &crate::bulk::interpreter::resolve_spec(&spec),
-        &targets,
-        &args.submission,
-    );
+    // Interpreters resolved once (past pyenv shims); the runner picks the Python 2
+    // fallback for the submission when its files need it.
+    let spec = crate::runner::interpreter::resolve_spec(&spec);
     let result = runtime.block_on(crate::runner::grade_submission(
         Arc::new(host),
         Arc::new(spec),
@@ -81,11 +77,10 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Error> {
         args.submission.clone(),
         jobs,
     ));
-    let mut result = match args.student {
+    let result = match args.student {
         Some(at) => crate::visibility::student_view(&result, at),
         None => result,
     };
-    result.notes.extend(choices.into_iter().map(|c| c.note));
     let text = match args.format {
         Format::Text => report::text::render(&result, args.verbose),
         Format::Json => report::json::render(&result),
