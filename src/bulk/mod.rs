@@ -10,7 +10,6 @@
 //!   case limit;
 //! - [`journal`]: each finished student appended and fsynced (resume, merge);
 //! - [`gradebook`]: `gradebook.csv` and per-student reports;
-//! - [`summary`]: the class summary on the terminal;
 //! - [`shard`]: `--shard K/N`, a stable share of the class for one of N runners.
 //!
 //! [`ClassRun`] is one `grade` run from its journal to its outputs; [`merge`] joins the
@@ -23,7 +22,6 @@ pub mod discover;
 pub mod gradebook;
 pub mod journal;
 pub mod shard;
-pub mod summary;
 
 use crate::plan::Plan;
 use crate::spec::Spec;
