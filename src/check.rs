@@ -185,6 +185,7 @@ pub async fn run(grading: &Grading, refs: Vec<Reference>) -> Vec<Row> {
                 reference.dir.clone(),
                 reference.dir.display().to_string(),
                 Vec::new(),
+                None,
             )
             .await
             .expect("check never closes its slots");

@@ -10,6 +10,7 @@
 use super::archive::{self, Format};
 use super::discover::Submission;
 use super::journal::{Outcome, StudentRecord};
+use crate::outcome::events::ClassEvent;
 use crate::plan::Plan;
 use crate::runner::{interpreter, Grading};
 use crate::sandbox::Host;
@@ -48,22 +49,23 @@ impl Class {
     }
 }
 
-/// Grades `todo` and sends each finished student to `done`, in the order they finish.
-pub async fn grade_all(
-    class: Arc<Class>,
-    todo: Vec<Submission>,
-    done: mpsc::Sender<StudentRecord>,
-) {
+/// Grades `todo`, telling `events` as each student starts and finishes (in the order
+/// they finish).
+pub async fn grade_all(class: Arc<Class>, todo: Vec<Submission>, events: mpsc::Sender<ClassEvent>) {
     let mut set = tokio::task::JoinSet::new();
     for sub in todo {
         let Ok(permit) = class.in_flight.clone().acquire_owned().await else {
             break;
         };
-        let (class, done) = (class.clone(), done.clone());
+        let (class, events) = (class.clone(), events.clone());
         set.spawn(async move {
             let _permit = permit;
+            let student = sub.student.clone();
+            let _ = events.send(ClassEvent::StudentStarted { student }).await;
             if let Some(record) = grade_one(&class, sub).await {
-                let _ = done.send(record).await;
+                let _ = events
+                    .send(ClassEvent::StudentFinished(Box::new(record)))
+                    .await;
             }
         });
     }
@@ -100,7 +102,7 @@ pub async fn grade_one(class: &Class, sub: Submission) -> Option<StudentRecord> 
     };
     let result = class
         .grading
-        .grade(prepared.dir.clone(), source.clone(), prepared.notes)
+        .grade(prepared.dir.clone(), source.clone(), prepared.notes, None)
         .await
         .ok()?;
     // The work copy of an archive is no longer needed; delete it off the async threads.

@@ -4,9 +4,9 @@
 use super::progress::Progress;
 use super::{detect_host, runtime, Error};
 use crate::bulk::class::{self, Class};
-use crate::bulk::journal::StudentRecord;
 use crate::bulk::shard::Shard;
 use crate::bulk::{self, ClassRun, Outputs, DEFAULT_OUT};
+use crate::outcome::events::ClassEvent;
 use crate::report::summary;
 use crate::sandbox::IsolationRequest;
 use crate::spec::Spec;
@@ -91,7 +91,7 @@ pub(super) fn grade(args: GradeArgs) -> Result<ExitCode, Error> {
     let total = run.total() as u64;
     let (stopped, failure) = runtime.block_on(async {
         let mut progress = Progress::new(run.graded() as u64, total);
-        let (tx, mut rx) = mpsc::channel::<StudentRecord>(64);
+        let (tx, mut rx) = mpsc::channel::<ClassEvent>(64);
         let producer = tokio::spawn(class::grade_all(class.clone(), todo, tx));
         let mut sigint = signal(SignalKind::interrupt()).ok();
         let mut sigterm = signal(SignalKind::terminate()).ok();
@@ -99,8 +99,15 @@ pub(super) fn grade(args: GradeArgs) -> Result<ExitCode, Error> {
         let mut failure = None;
         loop {
             tokio::select! {
-                record = rx.recv() => {
-                    let Some(record) = record else { break };
+                event = rx.recv() => {
+                    let record = match event {
+                        None => break,
+                        Some(ClassEvent::StudentStarted { student }) => {
+                            progress.started(&student);
+                            continue;
+                        }
+                        Some(ClassEvent::StudentFinished(record)) => record,
+                    };
                     match run.record(&record) {
                         Ok(row) => progress.finished(row),
                         Err(e) if failure.is_none() => {

@@ -1,14 +1,18 @@
 //! `sockgrade run SPEC SUBMISSION`: grade one submission and print its report.
 
 use super::{detect_host, runtime, usage, Error};
+use crate::outcome::events::RunEvent;
 use crate::plan::Plan;
 use crate::report::{self, Format};
+use crate::runner::Grading;
 use crate::sandbox::IsolationRequest;
 use crate::spec::{Spec, Target};
 use crate::visibility::Moment;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -69,14 +73,30 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Error> {
     // Interpreters resolved once (past pyenv shims); the runner picks the Python 2
     // fallback for the submission when its files need it.
     let spec = crate::runner::interpreter::resolve_spec(&spec);
-    let result = runtime.block_on(crate::runner::grade_submission(
-        Arc::new(host),
-        Arc::new(spec),
-        spec_name,
-        &plan,
-        args.submission.clone(),
-        jobs,
-    ));
+    let grading = Grading::new(Arc::new(host), Arc::new(spec), spec_name, plan, jobs);
+    // On a terminal, the text report is preceded by each case's line as it finishes;
+    // those lines are erased before the report, which is then what a pipe would get.
+    let live = args.format == Format::Text && std::io::stdout().is_terminal();
+    let result = runtime.block_on(async {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shown = tokio::spawn(live_lines(rx, args.student, live));
+        let result = grading
+            .grade(
+                args.submission.clone(),
+                args.submission.display().to_string(),
+                Vec::new(),
+                Some(tx),
+            )
+            .await
+            .expect("these slots are never closed");
+        let lines = shown.await.unwrap_or(0);
+        if lines > 0 {
+            // Up over the live lines, and clear from there to the end of the screen
+            // (past anstream, which would strip it under NO_COLOR).
+            print!("\x1b[{lines}A\x1b[J");
+        }
+        result
+    });
     let result = match args.student {
         Some(at) => crate::visibility::student_view(&result, at),
         None => result,
@@ -99,6 +119,28 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Error> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The live reporter of a text `run` on a terminal: each case's line as it finishes
+/// (only the cases a student may see, with `--student`). Returns the lines printed;
+/// when not `live`, it only drains the events.
+async fn live_lines(
+    mut events: mpsc::UnboundedReceiver<RunEvent>,
+    student: Option<Moment>,
+    live: bool,
+) -> usize {
+    let mut lines = 0;
+    while let Some(event) = events.recv().await {
+        let RunEvent::CaseFinished { result, .. } = event else {
+            continue;
+        };
+        if !live || student.is_some_and(|at| !crate::visibility::shown(result.visibility, at)) {
+            continue;
+        }
+        anstream::println!("{}", report::text::case_line(&result));
+        lines += 1;
+    }
+    lines
 }
 
 /// In GitHub Actions: append the job summary to `$GITHUB_STEP_SUMMARY` and the

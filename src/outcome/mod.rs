@@ -4,6 +4,7 @@
 //! nothing here runs anything.
 
 pub mod class;
+pub mod events;
 
 use crate::spec::{Show, Target, Visibility};
 use serde::{Deserialize, Serialize};

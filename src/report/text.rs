@@ -25,36 +25,13 @@ pub fn render(r: &SubmissionResult, verbose: bool) -> String {
     let _ = writeln!(out);
     let (graded, info): (Vec<&CaseResult>, Vec<&CaseResult>) =
         r.cases.iter().partition(|c| !c.informational);
-    let shared = |c: &CaseResult| {
-        if c.shared_process {
-            format!("  {}", "shared process".dimmed())
-        } else {
-            String::new()
-        }
-    };
     for c in &graded {
-        let _ = writeln!(
-            out,
-            "  {} {:<WIDTH$} {:>2}/{:<2} {}{}",
-            mark(c.status),
-            c.name,
-            c.score,
-            c.max_score,
-            c.target.dimmed(),
-            shared(c)
-        );
+        let _ = writeln!(out, "{}", case_line(c));
     }
     if !info.is_empty() {
         let _ = writeln!(out, "\n  {}", "informational (not scored)".dimmed());
         for c in &info {
-            let _ = writeln!(
-                out,
-                "  {} {:<WIDTH$}   –   {}{}",
-                mark(c.status),
-                c.name,
-                c.target.dimmed(),
-                shared(c)
-            );
+            let _ = writeln!(out, "{}", case_line(c));
         }
     }
     if r.cases.iter().any(|c| c.shared_process) {
@@ -122,6 +99,33 @@ pub fn render(r: &SubmissionResult, verbose: bool) -> String {
         out.push_str(&case_detail(c, verbose, transcripts));
     }
     out
+}
+
+/// A case's line of the table: its mark, name, points (a dash when informational) and
+/// side. Also what a terminal shows live as each case finishes (`run`).
+pub fn case_line(c: &CaseResult) -> String {
+    let shared = if c.shared_process {
+        format!("  {}", "shared process".dimmed())
+    } else {
+        String::new()
+    };
+    if c.informational {
+        format!(
+            "  {} {:<WIDTH$}   –   {}{shared}",
+            mark(c.status),
+            c.name,
+            c.target.dimmed()
+        )
+    } else {
+        format!(
+            "  {} {:<WIDTH$} {:>2}/{:<2} {}{shared}",
+            mark(c.status),
+            c.name,
+            c.score,
+            c.max_score,
+            c.target.dimmed()
+        )
+    }
 }
 
 fn mark(s: Status) -> String {

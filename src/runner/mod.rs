@@ -1,13 +1,14 @@
 //! Schedules the cases of a submission and reports what happens as events.
 //!
-//! The runner never formats anything: it sends [`RunEvent`]s, and reporters (text for
-//! a terminal, JSON, ...) consume them. Cases run at the same time when each has its own
+//! The runner never formats anything: it sends [`RunEvent`]s as cases start and finish
+//! (the contract with reporters, [`crate::outcome::events`]), and returns the result. Cases run at the same time when each has its own
 //! network namespace; on the host loopback they run one at a time, since student
 //! programs hardcode their ports.
 
 pub mod interpreter;
 
 use crate::engine;
+use crate::outcome::events::RunEvent;
 use crate::outcome::{CaseResult, SubmissionResult};
 use crate::plan::Plan;
 use crate::sandbox::Host;
@@ -16,18 +17,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
-
-#[derive(Debug, Clone)]
-pub enum RunEvent {
-    CaseStarted {
-        index: usize,
-        name: String,
-    },
-    CaseFinished {
-        index: usize,
-        result: Box<CaseResult>,
-    },
-}
 
 /// Cases run at once unless told otherwise: 32 per CPU, at most 64. A case spends most
 /// of its time waiting (for a reply, an idle window, a deadline that a buggy program lets
@@ -79,7 +68,7 @@ pub fn case_slots(host: &Host, jobs: usize) -> Arc<Semaphore> {
 /// Cases already running when `slots` is closed finish normally (their teardown kills
 /// the student's processes); cases still waiting do not start, and the result is
 /// [`Cancelled`].
-pub async fn grade(
+pub(crate) async fn grade(
     host: Arc<Host>,
     spec: Arc<Spec>,
     plan: &Plan,
@@ -259,6 +248,7 @@ impl Grading {
         dir: PathBuf,
         name: String,
         mut notes: Vec<String>,
+        events: Option<mpsc::UnboundedSender<RunEvent>>,
     ) -> Result<SubmissionResult, Cancelled> {
         let (spec, targets, d) = (self.spec.clone(), self.targets(), dir.clone());
         // The choice compiles the student's files: blocking, so off the async threads.
@@ -274,7 +264,7 @@ impl Grading {
             &self.plan,
             dir,
             self.slots.clone(),
-            None,
+            events,
         )
         .await?;
         // The host's notes are the operator's (said once on stderr), not the student's.
@@ -292,7 +282,7 @@ impl Grading {
 }
 
 /// Grades one submission alone, at most `jobs` cases at once: [`Grading::grade`] with
-/// slots of its own, which are never closed. `spec` as given: resolve its interpreters
+/// slots of its own, which are never closed, and no one listening to its events. `spec` as given: resolve its interpreters
 /// first ([`interpreter::resolve_spec`]) to start them without shims.
 pub async fn grade_submission(
     host: Arc<Host>,
@@ -307,6 +297,7 @@ pub async fn grade_submission(
             submission.clone(),
             submission.display().to_string(),
             Vec::new(),
+            None,
         )
         .await
         .expect("these slots are never closed")
