@@ -169,7 +169,7 @@ pub fn case_detail(c: &CaseResult, verbose: bool, transcript: bool) -> String {
             };
             if let Some(reason) = reason
                 .as_ref()
-                .filter(|r| !(r.starts_with(&f.action) && !f.action.is_empty()) && !rebuilt(r))
+                .filter(|r| (!r.starts_with(&f.action) || f.action.is_empty()) && !rebuilt(r))
             {
                 let _ = writeln!(out, "{} {}", label("because"), reason.red());
             }
@@ -223,7 +223,7 @@ pub fn case_detail(c: &CaseResult, verbose: bool, transcript: bool) -> String {
         }
     }
     if let Some(h) = &c.hint {
-        let _ = writeln!(out, "{} {}", label("hint").cyan().to_string(), h.cyan());
+        let _ = writeln!(out, "{} {}", label("hint").cyan(), h.cyan());
     }
     if transcript && !c.transcript.is_empty() {
         let _ = writeln!(out, "{} ", label("transcript"));
