@@ -53,7 +53,7 @@ fn main() {
     let spec = Spec::load(&root.join("specs/tcp-basics.toml")).expect("the shipped spec");
     // Both sides run the interpreter the grader resolves once per run (past pyenv's
     // shim): what is compared is the grader's work, not the shim's.
-    let spec = sockgrade::bulk::interpreter::resolve_spec(&spec);
+    let spec = sockgrade::runner::interpreter::resolve_spec(&spec);
     let python = spec.server.as_ref().unwrap().command[0].clone();
     let case = spec
         .cases

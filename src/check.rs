@@ -8,13 +8,11 @@
 //! is graded by the ordinary runner, as `sockgrade run` would.
 
 use crate::outcome::{Status, SubmissionResult};
-use crate::plan::Plan;
-use crate::sandbox::Host;
+use crate::runner::Grading;
 use crate::spec::Spec;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// The file in a `fail/<name>/` folder that lists the cases it must fail.
 pub const EXPECT_FILE: &str = "sockgrade-expect.txt";
@@ -177,26 +175,20 @@ pub fn judge(reference: &Reference, result: &SubmissionResult) -> Option<String>
     }
 }
 
-/// Grades every reference submission, one after the other (each one's cases in parallel).
-pub async fn run(
-    host: Arc<Host>,
-    spec: Arc<Spec>,
-    spec_name: String,
-    plan: &Plan,
-    refs: Vec<Reference>,
-    jobs: usize,
-) -> Vec<Row> {
+/// Grades every reference submission, one after the other (each one's cases in
+/// parallel), through the runner's one path for a submission, as `run` grades.
+pub async fn run(grading: &Grading, refs: Vec<Reference>) -> Vec<Row> {
     let mut rows = Vec::new();
     for reference in refs {
-        let result = crate::runner::grade_submission(
-            host.clone(),
-            spec.clone(),
-            spec_name.clone(),
-            plan,
-            reference.dir.clone(),
-            jobs,
-        )
-        .await;
+        let result = grading
+            .grade(
+                reference.dir.clone(),
+                reference.dir.display().to_string(),
+                Vec::new(),
+                None,
+            )
+            .await
+            .expect("check never closes its slots");
         let wrong = judge(&reference, &result);
         rows.push(Row {
             reference,

@@ -3,7 +3,8 @@
 //! real sockets, and reports, case by case, what the program did and what to change.
 //!
 //! # Layout
-//! Data flows one way: spec → plan → run (events) → reports.
+//! Data flows one way: spec → plan → grading (events) → results → reports. See
+//! `docs/architecture.md` for the path of one `run` and one `grade`.
 //!
 //! - [`spec`]: the TOML test spec: raw serde types, validated into domain types with
 //!   errors that name file, line, column and key;
@@ -12,17 +13,30 @@
 //!   fork server;
 //! - [`peer`]: the reference peer's side of a TCP connection (segment-tolerant reads,
 //!   FIN vs RST vs nothing);
-//! - [`engine`]: plays one case's steps and turns them into a verdict and transcript;
-//! - [`runner`]: schedules cases in parallel and emits events;
-//! - [`outcome`]: verdicts, reasons, transcripts: what reports read;
+//! - [`engine`]: plays one case's steps and turns them into a verdict and transcript
+//!   (`engine/`: the case context, the one deadline race, the steps, the shared server,
+//!   the verdict);
+//! - [`runner`]: grades one submission ([`runner::Grading::grade`], the one path of
+//!   `run`, `check --against` and `grade`): the interpreter ([`runner::interpreter`],
+//!   Python 2 fallback), cases in parallel, events as they start and finish;
+//! - [`outcome`]: what grading produces and reports read: verdicts, reasons,
+//!   transcripts, the events of a run ([`outcome::events`]) and a class's records and
+//!   gradebook rows ([`outcome::class`]);
 //! - [`visibility`]: what a student may see (hidden cases, failure details), shared by
 //!   the Gradescope report and `run --student`;
-//! - [`report`]: one module per output format (text, json, gradescope, junit, github);
+//! - [`report`]: one module per output format (text, json, gradescope, junit, github,
+//!   the class's html and summary); reports read results, never run anything;
 //! - [`check`]: `check --against`: a spec tested on reference solutions;
 //! - [`init`]: the starter spec;
 //! - [`text`]: showing bytes to people safely (UTF-8, GBK, binary);
-//! - [`bulk`]: a whole class: discovery, archives, journal, gradebook, shards;
-//! - [`cli`]: the command line and exit codes.
+//! - [`bulk`]: a whole class, as a library: discovery, archives, journal, gradebook,
+//!   shards, merge;
+//! - [`cli`]: one module per command: arguments, printing, and errors turned into exit
+//!   codes in one place.
+//!
+//! Layering (a module imports only modules of its layer or below): `text`, `spec` →
+//! `outcome`, `visibility`, `plan` → `sandbox`, `peer` → `engine` → `runner` → `report`,
+//! `check`, `init` → `bulk` → `cli`.
 
 pub mod bulk;
 pub mod check;

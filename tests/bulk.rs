@@ -400,7 +400,7 @@ fn shards_merged_equal_one_full_run() {
 
 #[test]
 fn python2_submissions_run_with_the_fallback_interpreter() {
-    if sockgrade::bulk::interpreter::resolve_program("python2").is_none() {
+    if sockgrade::runner::interpreter::resolve_program("python2").is_none() {
         eprintln!("SKIPPED: no python2 on this machine (pyenv install 2.7.18 to run this test)");
         return;
     }

@@ -241,6 +241,61 @@ fn check_against_reference_solutions() {
     );
 }
 
+/// `check --against` grades a reference solution exactly as `run` grades it: a Python 2
+/// pair (`print x`) is run by the spec's fallback_command in both, with the same score
+/// and the same note (before, `check` ran it under python3 and every case failed).
+#[test]
+fn check_against_grades_a_python2_reference_as_run_does() {
+    if sockgrade::runner::interpreter::resolve_program("python2").is_none() {
+        eprintln!("SKIPPED: no python2 on this machine (pyenv install 2.7.18 to run this test)");
+        return;
+    }
+    let out = sockgrade()
+        .args([
+            "run",
+            "specs/tcp-basics.toml",
+            "fixtures/python2_pair",
+            "--format",
+            "json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let run: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let notes = run["notes"].to_string();
+    assert!(
+        notes.contains("graded with `python2 tcp_server.py`"),
+        "{notes}"
+    );
+    let score = format!("{}/{}", run["score"], run["max_score"]);
+    assert_eq!(run["score"], run["max_score"], "{run}");
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        Path::new("fixtures/python2_pair"),
+        &dir.path().join("pass/python2_pair"),
+    );
+    let out = sockgrade()
+        .args(["check", "specs/tcp-basics.toml", "--against"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let table = String::from_utf8(out).unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.contains("pass/python2_pair"))
+        .unwrap_or_else(|| panic!("no row for the reference: {table}"));
+    assert!(
+        row.contains(&score) && row.contains("✓ as expected"),
+        "{table}"
+    );
+}
+
 #[test]
 fn check_against_says_what_a_reference_folder_needs() {
     let dir = tempfile::tempdir().unwrap();

@@ -25,7 +25,7 @@ struct Ran {
 
 fn spec() -> Spec {
     let spec = Spec::load(&root().join("specs/tcp-basics.toml")).expect("the shipped spec");
-    sockgrade::bulk::interpreter::resolve_spec(&spec)
+    sockgrade::runner::interpreter::resolve_spec(&spec)
 }
 
 /// Runs `file` of `dir` as the spec's client program would be started, warm or cold.

@@ -9,66 +9,63 @@
 
 use super::archive::{self, Format};
 use super::discover::Submission;
-use super::interpreter;
 use super::journal::{Outcome, StudentRecord};
-use crate::outcome::SubmissionResult;
+use crate::outcome::events::ClassEvent;
 use crate::plan::Plan;
-use crate::runner;
+use crate::runner::{interpreter, Grading};
 use crate::sandbox::Host;
-use crate::spec::{Spec, Target};
+use crate::spec::Spec;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 
 /// What every submission of the run shares.
 pub struct Class {
-    pub host: Arc<Host>,
-    /// The spec with interpreters resolved once.
-    pub spec: Arc<Spec>,
-    pub spec_name: String,
-    pub plan: Plan,
-    /// Cases running at once, for the whole class.
-    pub slots: Arc<Semaphore>,
+    /// The host, the spec (interpreters resolved once), the plan and the case slots.
+    pub grading: Grading,
     /// Submissions being unpacked or graded at once (bounds temporary disk and memory).
     pub in_flight: Arc<Semaphore>,
 }
 
 impl Class {
-    /// No new case or submission starts; running cases finish.
-    pub fn stop(&self) {
-        self.slots.close();
-        self.in_flight.close();
+    /// A class run on `host`, at most `jobs` cases at once for the whole class.
+    pub fn new(host: Host, spec: &Spec, spec_name: String, plan: Plan, jobs: usize) -> Class {
+        Class {
+            in_flight: Arc::new(Semaphore::new(jobs.max(2))),
+            grading: Grading::new(
+                Arc::new(host),
+                Arc::new(interpreter::resolve_spec(spec)),
+                spec_name,
+                plan,
+                jobs,
+            ),
+        }
     }
 
-    fn targets(&self) -> Vec<Target> {
-        let mut t: Vec<Target> = self
-            .plan
-            .cases
-            .iter()
-            .map(|&i| self.spec.cases[i].target)
-            .collect();
-        t.sort();
-        t.dedup();
-        t
+    /// No new case or submission starts; running cases finish.
+    pub fn stop(&self) {
+        self.grading.slots.close();
+        self.in_flight.close();
     }
 }
 
-/// Grades `todo` and sends each finished student to `done`, in the order they finish.
-pub async fn grade_all(
-    class: Arc<Class>,
-    todo: Vec<Submission>,
-    done: mpsc::Sender<StudentRecord>,
-) {
+/// Grades `todo`, telling `events` as each student starts and finishes (in the order
+/// they finish).
+pub async fn grade_all(class: Arc<Class>, todo: Vec<Submission>, events: mpsc::Sender<ClassEvent>) {
     let mut set = tokio::task::JoinSet::new();
     for sub in todo {
         let Ok(permit) = class.in_flight.clone().acquire_owned().await else {
             break;
         };
-        let (class, done) = (class.clone(), done.clone());
+        let (class, events) = (class.clone(), events.clone());
         set.spawn(async move {
             let _permit = permit;
+            let student = sub.student.clone();
+            let _ = events.send(ClassEvent::StudentStarted { student }).await;
             if let Some(record) = grade_one(&class, sub).await {
-                let _ = done.send(record).await;
+                let _ = events
+                    .send(ClassEvent::StudentFinished(Box::new(record)))
+                    .await;
             }
         });
     }
@@ -81,7 +78,7 @@ pub async fn grade_all(
     }
 }
 
-/// One student: unpack, pick the interpreter, run the cases. `None` when stopped.
+/// One student: unpack, then grade as every submission is graded. `None` when stopped.
 pub async fn grade_one(class: &Class, sub: Submission) -> Option<StudentRecord> {
     let source = sub.source.display().to_string();
     let record = |notes: Vec<String>, outcome| {
@@ -95,53 +92,40 @@ pub async fn grade_one(class: &Class, sub: Submission) -> Option<StudentRecord> 
     if let Some(problem) = &sub.problem {
         return record(Vec::new(), Outcome::Error(format!("{source} {problem}")));
     }
-    let (spec, targets, path) = (class.spec.clone(), class.targets(), sub.source.clone());
-    let prepared = tokio::task::spawn_blocking(move || prepare(&spec, &targets, &path))
+    let path = sub.source.clone();
+    let prepared = tokio::task::spawn_blocking(move || prepare(&path))
         .await
         .ok()?;
     let prepared = match prepared {
         Ok(p) => p,
         Err(e) => return record(Vec::new(), Outcome::Error(e)),
     };
-    let cases = runner::grade(
-        class.host.clone(),
-        Arc::new(prepared.spec),
-        &class.plan,
-        prepared.dir.clone(),
-        class.slots.clone(),
-        None,
-    )
-    .await
-    .ok()?;
+    let result = class
+        .grading
+        .grade(prepared.dir.clone(), source.clone(), prepared.notes, None)
+        .await
+        .ok()?;
     // The work copy of an archive is no longer needed; delete it off the async threads.
     if let Some(tmp) = prepared.unpacked {
         tokio::task::spawn_blocking(move || drop(tmp));
     }
-    // The host's notes are said once on stderr at the start of the run, not per student.
-    let notes = prepared.notes.clone();
-    let mut result = SubmissionResult::new(
-        source.clone(),
-        class.spec_name.clone(),
-        class.host.isolation.as_str().to_string(),
-        notes,
-        cases,
-    );
-    result.visibility = class.spec.defaults.visibility;
-    record(prepared.notes, Outcome::Graded(Box::new(result)))
+    // The record keeps the notes too (for students that could not be graded, the only
+    // place they are): files left out of an archive, the interpreter picked.
+    record(result.notes.clone(), Outcome::Graded(Box::new(result)))
 }
 
-/// A submission ready to grade.
+/// A submission unpacked, ready to grade.
 struct Prepared {
     dir: PathBuf,
     /// The folder an archive was unpacked into, deleted when dropped.
     unpacked: Option<tempfile::TempDir>,
-    spec: Spec,
+    /// Files left out of the archive.
     notes: Vec<String>,
 }
 
-/// Unpacks an archive (also one alone in a student's folder, as Moodle exports them) and
-/// picks the interpreter. Blocking: run off the async threads.
-fn prepare(spec: &Spec, targets: &[Target], source: &Path) -> Result<Prepared, String> {
+/// Unpacks an archive (also one alone in a student's folder, as Moodle exports them).
+/// Blocking: run off the async threads.
+fn prepare(source: &Path) -> Result<Prepared, String> {
     let mut notes = Vec::new();
     let archive = if source.is_dir() {
         lone_archive(source)?
@@ -172,12 +156,9 @@ fn prepare(spec: &Spec, targets: &[Target], source: &Path) -> Result<Prepared, S
         }
         None => (source.to_path_buf(), None),
     };
-    let (spec, choices) = interpreter::choose(spec, targets, &dir);
-    notes.extend(choices.into_iter().map(|c| c.note));
     Ok(Prepared {
         dir,
         unpacked,
-        spec,
         notes,
     })
 }

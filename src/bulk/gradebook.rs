@@ -6,7 +6,8 @@
 //! line, so a journaled student always has its reports), and only a slim [`Row`] per
 //! student stays in memory: a class of thousands does not hold thousands of transcripts.
 
-use super::journal::{CaseColumn, Outcome, RunHeader, StudentRecord};
+pub use crate::outcome::class::Row;
+use crate::outcome::class::{CaseColumn, Outcome, RunHeader, StudentRecord};
 use crate::outcome::Status;
 use crate::report;
 use std::io::{self, Write};
@@ -19,84 +20,6 @@ pub const LMS: &str = "lms.csv";
 pub const HTML: &str = "report.html";
 /// Per-student reports, in a folder of their own so no student id collides with ours.
 pub const REPORTS: &str = "reports";
-
-/// One gradebook line, and what the class summary needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    pub student: String,
-    pub score: u32,
-    pub max: u32,
-    /// Per case, in the header's order: its status, or `None` when it did not run.
-    pub cases: Vec<Option<(Status, u32)>>,
-    /// `passed` (every graded case), `failed`, or `error` (something could not run).
-    pub status: &'static str,
-    pub note: String,
-    /// Sum of the cases' durations: the grading time this submission cost.
-    pub duration_ms: u64,
-    /// The folder or archive it came from (its name may carry the platform's user id).
-    pub source: String,
-}
-
-impl Row {
-    pub fn new(header: &RunHeader, r: &StudentRecord) -> Row {
-        match &r.outcome {
-            Outcome::Graded(result) => {
-                let cases = header
-                    .cases
-                    .iter()
-                    .map(|col| {
-                        result
-                            .cases
-                            .iter()
-                            .find(|c| c.name == col.name)
-                            .map(|c| (c.status, c.score))
-                    })
-                    .collect();
-                let status = if result.errors > 0 {
-                    "error"
-                } else if result.all_passed() {
-                    "passed"
-                } else {
-                    "failed"
-                };
-                // A case that could not run says why (a missing file, usually).
-                let mut notes = r.notes.clone();
-                if let Some(reason) = result
-                    .cases
-                    .iter()
-                    .find(|c| c.status == Status::Error)
-                    .and_then(|c| c.reason.clone())
-                {
-                    notes.push(reason);
-                }
-                Row {
-                    student: r.student.clone(),
-                    score: result.score,
-                    max: result.max_score,
-                    cases,
-                    status,
-                    note: notes.join("; "),
-                    duration_ms: result.cases.iter().map(|c| c.duration_ms).sum(),
-                    source: r.source.clone(),
-                }
-            }
-            Outcome::Error(reason) => {
-                let mut notes = r.notes.clone();
-                notes.insert(0, reason.clone());
-                Row {
-                    student: r.student.clone(),
-                    score: 0,
-                    max: header.max_score,
-                    cases: vec![None; header.cases.len()],
-                    status: "error",
-                    note: notes.join("; "),
-                    duration_ms: 0,
-                    source: r.source.clone(),
-                }
-            }
-        }
-    }
-}
 
 /// Writes `gradebook.csv` in `out` (through a temporary file, so a reader never sees
 /// half of it): student, score, max, one column per case, status, note.
@@ -123,7 +46,7 @@ pub fn write_gradebook(out: &Path, header: &RunHeader, rows: &mut [Row]) -> io::
                     Some((_, score)) => score.to_string(),
                 });
             }
-            line.extend([r.status.to_string(), r.note.clone()]);
+            line.extend([r.status.as_str().to_string(), r.note.clone()]);
             w.write_record(&line)?;
         }
         w.flush()?;

@@ -8,8 +8,7 @@
 //! `--resume` truncates it before appending), while damage anywhere else is an error:
 //! silently skipping a graded student would change the gradebook.
 
-use crate::outcome::SubmissionResult;
-use crate::spec::Target;
+pub use crate::outcome::class::{CaseColumn, Outcome, RunHeader, StudentRecord};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, Write};
@@ -18,47 +17,6 @@ use std::path::{Path, PathBuf};
 pub const FILE_NAME: &str = "journal.jsonl";
 /// Bumped when the line format changes incompatibly.
 pub const VERSION: u32 = 1;
-
-/// What was run: the first line of every journal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunHeader {
-    pub version: u32,
-    pub assignment: String,
-    /// FNV-1a of the spec file's text: a resumed or merged run must use the same spec.
-    pub spec_hash: String,
-    pub cases: Vec<CaseColumn>,
-    pub max_score: u32,
-    /// `K/N` when the run graded one shard.
-    pub shard: Option<String>,
-}
-
-/// A gradebook column.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CaseColumn {
-    pub name: String,
-    pub target: Target,
-    pub points: u32,
-    pub informational: bool,
-}
-
-/// One student's outcome.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StudentRecord {
-    pub student: String,
-    /// The folder or archive it came from.
-    pub source: String,
-    /// What grading needed beyond the spec: the interpreter picked, files skipped.
-    pub notes: Vec<String>,
-    pub outcome: Outcome,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Graded(Box<SubmissionResult>),
-    /// The submission could not be graded at all (broken archive, unreadable entry).
-    Error(String),
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

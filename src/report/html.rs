@@ -17,8 +17,7 @@
 //! the journal, one student at a time, rather than held in memory; [`render`] is the same
 //! for records already in memory. Both are pure: the same class gives the same bytes.
 
-use crate::bulk::gradebook::Row;
-use crate::bulk::journal::{CaseColumn, Outcome, RunHeader, StudentRecord};
+use crate::outcome::class::{CaseColumn, Outcome, Row, RunHeader, StudentRecord};
 use crate::outcome::{CaseResult, Status};
 use crate::report::{plain, text};
 use base64::Engine;
@@ -191,8 +190,8 @@ fn csp() -> String {
 fn head(header: &RunHeader, rows: &[Row]) -> String {
     let mut o = String::new();
     let n = rows.len();
-    let full = rows.iter().filter(|r| r.status == "passed").count();
-    let errors = rows.iter().filter(|r| r.status == "error").count();
+    let full = rows.iter().filter(|r| r.status == Status::Passed).count();
+    let errors = rows.iter().filter(|r| r.status == Status::Error).count();
     let mean = if n == 0 {
         0.0
     } else {
@@ -439,17 +438,8 @@ fn table(header: &RunHeader, rows: &[Row]) -> String {
 fn student(header: &RunHeader, index: usize, r: &StudentRecord) -> String {
     let mut s = String::new();
     let (score, status) = match &r.outcome {
-        Outcome::Graded(res) => {
-            let status = if res.errors > 0 {
-                "error"
-            } else if res.all_passed() {
-                "passed"
-            } else {
-                "failed"
-            };
-            (format!("{}/{}", res.score, res.max_score), status)
-        }
-        Outcome::Error(_) => (format!("0/{}", header.max_score), "error"),
+        Outcome::Graded(res) => (format!("{}/{}", res.score, res.max_score), res.status()),
+        Outcome::Error(_) => (format!("0/{}", header.max_score), Status::Error),
     };
     let _ = writeln!(
         s,

@@ -8,6 +8,7 @@ pub mod gradescope;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod summary;
 pub mod text;
 
 /// Output formats of `sockgrade run`.

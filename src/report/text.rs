@@ -25,36 +25,13 @@ pub fn render(r: &SubmissionResult, verbose: bool) -> String {
     let _ = writeln!(out);
     let (graded, info): (Vec<&CaseResult>, Vec<&CaseResult>) =
         r.cases.iter().partition(|c| !c.informational);
-    let shared = |c: &CaseResult| {
-        if c.shared_process {
-            format!("  {}", "shared process".dimmed())
-        } else {
-            String::new()
-        }
-    };
     for c in &graded {
-        let _ = writeln!(
-            out,
-            "  {} {:<WIDTH$} {:>2}/{:<2} {}{}",
-            mark(c.status),
-            c.name,
-            c.score,
-            c.max_score,
-            c.target.dimmed(),
-            shared(c)
-        );
+        let _ = writeln!(out, "{}", case_line(c));
     }
     if !info.is_empty() {
         let _ = writeln!(out, "\n  {}", "informational (not scored)".dimmed());
         for c in &info {
-            let _ = writeln!(
-                out,
-                "  {} {:<WIDTH$}   –   {}{}",
-                mark(c.status),
-                c.name,
-                c.target.dimmed(),
-                shared(c)
-            );
+            let _ = writeln!(out, "{}", case_line(c));
         }
     }
     if r.cases.iter().any(|c| c.shared_process) {
@@ -124,6 +101,33 @@ pub fn render(r: &SubmissionResult, verbose: bool) -> String {
     out
 }
 
+/// A case's line of the table: its mark, name, points (a dash when informational) and
+/// side. Also what a terminal shows live as each case finishes (`run`).
+pub fn case_line(c: &CaseResult) -> String {
+    let shared = if c.shared_process {
+        format!("  {}", "shared process".dimmed())
+    } else {
+        String::new()
+    };
+    if c.informational {
+        format!(
+            "  {} {:<WIDTH$}   –   {}{shared}",
+            mark(c.status),
+            c.name,
+            c.target.dimmed()
+        )
+    } else {
+        format!(
+            "  {} {:<WIDTH$} {:>2}/{:<2} {}{shared}",
+            mark(c.status),
+            c.name,
+            c.score,
+            c.max_score,
+            c.target.dimmed()
+        )
+    }
+}
+
 fn mark(s: Status) -> String {
     match s {
         Status::Passed => "✓".green().to_string(),
@@ -165,7 +169,7 @@ pub fn case_detail(c: &CaseResult, verbose: bool, transcript: bool) -> String {
             };
             if let Some(reason) = reason
                 .as_ref()
-                .filter(|r| !(r.starts_with(&f.action) && !f.action.is_empty()) && !rebuilt(r))
+                .filter(|r| (!r.starts_with(&f.action) || f.action.is_empty()) && !rebuilt(r))
             {
                 let _ = writeln!(out, "{} {}", label("because"), reason.red());
             }
@@ -219,7 +223,7 @@ pub fn case_detail(c: &CaseResult, verbose: bool, transcript: bool) -> String {
         }
     }
     if let Some(h) = &c.hint {
-        let _ = writeln!(out, "{} {}", label("hint").cyan().to_string(), h.cyan());
+        let _ = writeln!(out, "{} {}", label("hint").cyan(), h.cyan());
     }
     if transcript && !c.transcript.is_empty() {
         let _ = writeln!(out, "{} ", label("transcript"));

@@ -1,31 +1,22 @@
 //! Schedules the cases of a submission and reports what happens as events.
 //!
-//! The runner never formats anything: it sends [`RunEvent`]s, and reporters (text for
-//! a terminal, JSON, ...) consume them. Cases run at the same time when each has its own
+//! The runner never formats anything: it sends [`RunEvent`]s as cases start and finish
+//! (the contract with reporters, [`crate::outcome::events`]), and returns the result. Cases run at the same time when each has its own
 //! network namespace; on the host loopback they run one at a time, since student
 //! programs hardcode their ports.
 
+pub mod interpreter;
+
 use crate::engine;
+use crate::outcome::events::RunEvent;
 use crate::outcome::{CaseResult, SubmissionResult};
 use crate::plan::Plan;
 use crate::sandbox::Host;
-use crate::spec::Spec;
+use crate::spec::{Spec, Target};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
-
-#[derive(Debug, Clone)]
-pub enum RunEvent {
-    CaseStarted {
-        index: usize,
-        name: String,
-    },
-    CaseFinished {
-        index: usize,
-        result: Box<CaseResult>,
-    },
-}
 
 /// Cases run at once unless told otherwise: 32 per CPU, at most 64. A case spends most
 /// of its time waiting (for a reply, an idle window, a deadline that a buggy program lets
@@ -77,7 +68,7 @@ pub fn case_slots(host: &Host, jobs: usize) -> Arc<Semaphore> {
 /// Cases already running when `slots` is closed finish normally (their teardown kills
 /// the student's processes); cases still waiting do not start, and the result is
 /// [`Cancelled`].
-pub async fn grade(
+pub(crate) async fn grade(
     host: Arc<Host>,
     spec: Arc<Spec>,
     plan: &Plan,
@@ -198,7 +189,101 @@ async fn announced(
     result
 }
 
-/// Grades and wraps the results of one submission.
+/// What every submission graded by one command shares: the machine, the spec (its
+/// interpreters resolved once, see [`interpreter::resolve_spec`]), the cases planned and
+/// the limit of cases running at once.
+pub struct Grading {
+    pub host: Arc<Host>,
+    pub spec: Arc<Spec>,
+    /// How reports name the spec (its path as given).
+    pub spec_name: String,
+    pub plan: Plan,
+    /// Cases running at once, for every submission of the command.
+    pub slots: Arc<Semaphore>,
+}
+
+impl Grading {
+    /// At most `jobs` cases at once (one on the host's loopback).
+    pub fn new(
+        host: Arc<Host>,
+        spec: Arc<Spec>,
+        spec_name: String,
+        plan: Plan,
+        jobs: usize,
+    ) -> Self {
+        Grading {
+            slots: case_slots(&host, jobs),
+            host,
+            spec,
+            spec_name,
+            plan,
+        }
+    }
+
+    /// The sides (server, client) the planned cases start.
+    fn targets(&self) -> Vec<Target> {
+        let mut t: Vec<Target> = self
+            .plan
+            .cases
+            .iter()
+            .map(|&i| self.spec.cases[i].target)
+            .collect();
+        t.sort();
+        t.dedup();
+        t
+    }
+
+    /// Grades one submission: the one path of `run`, `check --against` and `grade`.
+    ///
+    /// Picks the interpreter of each side (Python 2 files run by the spec's
+    /// `fallback_command`, [`interpreter::choose`]), runs every planned case, and wraps
+    /// the results with the spec's visibility and the notes (`notes` from the caller,
+    /// such as files left out of an archive, then the interpreters picked). `dir` holds
+    /// the student's files; `name` is how reports name the submission. The duration is
+    /// the wall-clock time from queueing the cases to the end of the last (in a class
+    /// run, waits for a slot shared with other students included). [`Cancelled`] when
+    /// `slots` were closed before every case ran.
+    pub async fn grade(
+        &self,
+        dir: PathBuf,
+        name: String,
+        mut notes: Vec<String>,
+        events: Option<mpsc::UnboundedSender<RunEvent>>,
+    ) -> Result<SubmissionResult, Cancelled> {
+        let (spec, targets, d) = (self.spec.clone(), self.targets(), dir.clone());
+        // The choice compiles the student's files: blocking, so off the async threads.
+        let (spec, choices) =
+            tokio::task::spawn_blocking(move || interpreter::choose(&spec, &targets, &d))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        notes.extend(choices.into_iter().map(|c| c.note));
+        let t0 = std::time::Instant::now();
+        let cases = grade(
+            self.host.clone(),
+            Arc::new(spec),
+            &self.plan,
+            dir,
+            self.slots.clone(),
+            events,
+        )
+        .await?;
+        // The host's notes are the operator's (said once on stderr), not the student's.
+        let mut result = SubmissionResult::new(
+            name,
+            self.spec_name.clone(),
+            self.host.isolation.as_str().to_string(),
+            notes,
+            cases,
+        );
+        result.visibility = self.spec.defaults.visibility;
+        result.duration_ms = t0.elapsed().as_millis() as u64;
+        Ok(result)
+    }
+}
+
+/// Grades one submission alone, at most `jobs` cases at once: [`Grading::grade`] with
+/// slots of its own, which are never closed, and no one listening to its events. `spec` as given: resolve its interpreters
+/// first ([`interpreter::resolve_spec`]) to start them without shims.
 pub async fn grade_submission(
     host: Arc<Host>,
     spec: Arc<Spec>,
@@ -207,21 +292,13 @@ pub async fn grade_submission(
     submission: PathBuf,
     jobs: usize,
 ) -> SubmissionResult {
-    let t0 = std::time::Instant::now();
-    let visibility = spec.defaults.visibility;
-    let slots = case_slots(&host, jobs);
-    let cases = grade(host.clone(), spec, plan, submission.clone(), slots, None)
+    Grading::new(host, spec, spec_name, plan.clone(), jobs)
+        .grade(
+            submission.clone(),
+            submission.display().to_string(),
+            Vec::new(),
+            None,
+        )
         .await
-        .expect("these slots are never closed");
-    let mut result = SubmissionResult::new(
-        submission.display().to_string(),
-        spec_name,
-        host.isolation.as_str().to_string(),
-        // The host's notes are the operator's (said once on stderr), not the student's.
-        Vec::new(),
-        cases,
-    );
-    result.visibility = visibility;
-    result.duration_ms = t0.elapsed().as_millis() as u64;
-    result
+        .expect("these slots are never closed")
 }

@@ -2,8 +2,7 @@
 //! class got wrong (pass rate per case, worst first), and which submissions cost the most
 //! grading time (usually hangs that ran into a deadline).
 
-use super::gradebook::Row;
-use super::journal::RunHeader;
+use crate::outcome::class::{Row, RunHeader};
 use crate::outcome::Status;
 use std::fmt::Write;
 
@@ -13,8 +12,8 @@ const SLOWEST: usize = 5;
 pub fn render(header: &RunHeader, rows: &[Row]) -> String {
     let mut out = String::new();
     let n = rows.len();
-    let errors = rows.iter().filter(|r| r.status == "error").count();
-    let full = rows.iter().filter(|r| r.status == "passed").count();
+    let errors = rows.iter().filter(|r| r.status == Status::Error).count();
+    let full = rows.iter().filter(|r| r.status == Status::Passed).count();
     let _ = writeln!(
         out,
         "\n{} — {n} submissions: {full} full marks, {} with failures, {errors} with errors",

@@ -1,7 +1,7 @@
 //! Progress of a class run: a bar on a terminal (indicatif), one plain line per student
 //! otherwise (CI logs, `| tee`), so a log stays readable and greppable.
 
-use super::gradebook::Row;
+use crate::outcome::class::Row;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 
@@ -25,6 +25,13 @@ impl Progress {
             Progress::Bar(bar)
         } else {
             Progress::Lines { done, total }
+        }
+    }
+
+    /// A student's grading started: named on the bar (plain lines say only who finished).
+    pub fn started(&self, student: &str) {
+        if let Progress::Bar(b) = self {
+            b.set_message(format!("grading {student}"));
         }
     }
 

@@ -1,5 +1,10 @@
 //! What grading produces: the verdict of each case with its reason and transcript, and
-//! the result of a whole submission. Reports only read these; nothing here runs anything.
+//! the result of a whole submission; for a class, the records and rows that the journal,
+//! the gradebook and the class reports share ([`class`]). Reports only read these;
+//! nothing here runs anything.
+
+pub mod class;
+pub mod events;
 
 use crate::spec::{Show, Target, Visibility};
 use serde::{Deserialize, Serialize};
@@ -21,6 +26,12 @@ impl Status {
             Status::Failed => "failed",
             Status::Error => "error",
         }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -206,6 +217,18 @@ impl SubmissionResult {
             duration_ms,
             withheld: None,
             cases,
+        }
+    }
+
+    /// The submission's status: `error` when a case could not run, else `passed` when
+    /// every graded case passed, else `failed`.
+    pub fn status(&self) -> Status {
+        if self.errors > 0 {
+            Status::Error
+        } else if self.all_passed() {
+            Status::Passed
+        } else {
+            Status::Failed
         }
     }
 

@@ -1,0 +1,169 @@
+//! `sockgrade run SPEC SUBMISSION`: grade one submission and print its report.
+
+use super::{detect_host, runtime, usage, Error};
+use crate::outcome::events::RunEvent;
+use crate::plan::Plan;
+use crate::report::{self, Format};
+use crate::runner::Grading;
+use crate::sandbox::IsolationRequest;
+use crate::spec::{Spec, Target};
+use crate::visibility::Moment;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The spec file (TOML).
+    pub spec: PathBuf,
+    /// The submission: a folder with the student's files.
+    pub submission: PathBuf,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Run only this case (repeat for more).
+    #[arg(long = "case", value_name = "NAME")]
+    pub cases: Vec<String>,
+    /// Run only the cases of this side.
+    #[arg(long, value_enum)]
+    pub target: Option<TargetArg>,
+    /// How to isolate each case: auto picks the best this machine allows.
+    #[arg(long, value_enum, default_value_t = IsolationRequest::Auto)]
+    pub isolation: IsolationRequest,
+    /// Cases run at once (default: 32 per CPU, at most 64: cases mostly wait).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Show every case's transcript, passed ones too.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Show only what a student would see on Gradescope: hidden cases left out (and the
+    /// total with them), failures cut to the spec's `show`. WHEN: open (default),
+    /// after-due-date, published. The exit code then reflects the shown cases only.
+    #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, default_missing_value = "open", require_equals = true)]
+    pub student: Option<Moment>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TargetArg {
+    Server,
+    Client,
+}
+
+impl From<TargetArg> for Target {
+    fn from(t: TargetArg) -> Target {
+        match t {
+            TargetArg::Server => Target::Server,
+            TargetArg::Client => Target::Client,
+        }
+    }
+}
+
+pub(super) fn run(args: RunArgs) -> Result<ExitCode, Error> {
+    let spec = Spec::load(&args.spec)?;
+    if !args.submission.is_dir() {
+        return Err(usage(format!("the submission {} is not a folder\n  = help: pass the folder that holds the student's files", args.submission.display())));
+    }
+    let plan = Plan::new(&spec, &args.cases, args.target.map(Into::into)).map_err(usage)?;
+    let host = detect_host(args.isolation)?;
+    let runtime = runtime()?;
+    let jobs = args.jobs.unwrap_or_else(crate::runner::default_jobs);
+    let spec_name = args.spec.display().to_string();
+    // Interpreters resolved once (past pyenv shims); the runner picks the Python 2
+    // fallback for the submission when its files need it.
+    let spec = crate::runner::interpreter::resolve_spec(&spec);
+    let grading = Grading::new(Arc::new(host), Arc::new(spec), spec_name, plan, jobs);
+    // On a terminal, the text report is preceded by each case's line as it finishes;
+    // those lines are erased before the report, which is then what a pipe would get.
+    let live = args.format == Format::Text && std::io::stdout().is_terminal();
+    let result = runtime.block_on(async {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shown = tokio::spawn(live_lines(rx, args.student, live));
+        let result = grading
+            .grade(
+                args.submission.clone(),
+                args.submission.display().to_string(),
+                Vec::new(),
+                Some(tx),
+            )
+            .await
+            .expect("these slots are never closed");
+        let lines = shown.await.unwrap_or(0);
+        if lines > 0 {
+            // Up over the live lines, and clear from there to the end of the screen
+            // (past anstream, which would strip it under NO_COLOR).
+            print!("\x1b[{lines}A\x1b[J");
+        }
+        result
+    });
+    let result = match args.student {
+        Some(at) => crate::visibility::student_view(&result, at),
+        None => result,
+    };
+    let text = match args.format {
+        Format::Text => report::text::render(&result, args.verbose),
+        Format::Json => report::json::render(&result),
+        Format::Gradescope => report::gradescope::render(&result),
+        Format::Junit => report::junit::render(&result),
+        Format::Github => {
+            if let Err(e) = write_github_files(&result) {
+                anstream::eprintln!("warning: {e}");
+            }
+            report::github::render(&result)
+        }
+    };
+    anstream::print!("{text}");
+    Ok(if result.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The live reporter of a text `run` on a terminal: each case's line as it finishes
+/// (only the cases a student may see, with `--student`). Returns the lines printed;
+/// when not `live`, it only drains the events.
+async fn live_lines(
+    mut events: mpsc::UnboundedReceiver<RunEvent>,
+    student: Option<Moment>,
+    live: bool,
+) -> usize {
+    let mut lines = 0;
+    while let Some(event) = events.recv().await {
+        let RunEvent::CaseFinished { result, .. } = event else {
+            continue;
+        };
+        if !live || student.is_some_and(|at| !crate::visibility::shown(result.visibility, at)) {
+            continue;
+        }
+        anstream::println!("{}", report::text::case_line(&result));
+        lines += 1;
+    }
+    lines
+}
+
+/// In GitHub Actions: append the job summary to `$GITHUB_STEP_SUMMARY` and the
+/// Classroom result to `$GITHUB_OUTPUT` (each only when its variable is set).
+fn write_github_files(result: &crate::outcome::SubmissionResult) -> Result<(), String> {
+    use std::io::Write;
+    let append = |var: &str, text: String| -> Result<(), String> {
+        let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) else {
+            return Ok(());
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| {
+                format!(
+                    "cannot open ${var} ({}): {e}",
+                    PathBuf::from(&path).display()
+                )
+            })?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| format!("cannot write ${var}: {e}"))
+    };
+    append("GITHUB_STEP_SUMMARY", report::github::summary(result))?;
+    append("GITHUB_OUTPUT", report::github::classroom_output(result))
+}
