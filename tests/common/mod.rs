@@ -161,5 +161,5 @@ pub fn assert_verdicts(report: &serde_json::Value, failing: &[&str]) {
 /// Whether the grader finds a `python2` here (pyenv gives it on the development
 /// machines; a fresh one may not have it, and tests that need it say they were skipped).
 pub fn has_python2() -> bool {
-    sockgrade::bulk::interpreter::resolve_program("python2").is_some()
+    sockgrade::runner::interpreter::resolve_program("python2").is_some()
 }
