@@ -164,7 +164,21 @@ class Conn:
     def send(self, data):
         if isinstance(data, str):
             data = data.encode()
-        self.s.sendall(data)
+        try:
+            self.s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError) as e:
+            # The student closed while we were sending: say so in the next expect's reason.
+            self.closed = self.closed or 'fin'
+            self._peek_reply()
+            raise CaseFailed('the connection closed while sending (%s); it had answered %r'
+                             % (e.strerror, bytes(self.buf[:200])))
+
+    def _peek_reply(self):
+        try:
+            self.s.setblocking(False)
+            self.buf.extend(self.s.recv(65536))
+        except OSError:
+            pass
 
     def send_pieces(self, pieces, delay):
         for i, p in enumerate(pieces):
