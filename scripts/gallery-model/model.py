@@ -226,6 +226,16 @@ class Conn:
         del self.buf[:i + len(marker)]
         return got
 
+    def expect_regex(self, pattern, label, within=2.0):
+        """Waits until what arrived so far matches; consumes nothing (like a contains)."""
+        import re
+        rx = re.compile(pattern.encode())
+        end = time.monotonic() + within
+        while not rx.search(self.buf) and not self.closed:
+            if not self._read(end - time.monotonic()) and time.monotonic() >= end:
+                break
+        check(rx.search(self.buf), 'expected %s, got %r%s' % (label, bytes(self.buf[:200]), ' then ' + self.closed if self.closed else ''))
+
     def expect_nothing(self, dur):
         """Nothing arrives (and no close) for `dur`."""
         end = time.monotonic() + dur
