@@ -42,7 +42,7 @@ def netns_setup(wmem_max=None):
 class Program:
     """A student program run in a throw-away copy of its folder, output drained."""
 
-    def __init__(self, folder, argv, files=None, stdin=True):
+    def __init__(self, folder, argv, files=None, stdin=True, build=None):
         self.dir = tempfile.mkdtemp(prefix='gallery-')
         for name in os.listdir(folder):
             src = os.path.join(folder, name)
@@ -53,6 +53,13 @@ class Program:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, 'wb') as f:
                 f.write(data)
+        if build:
+            # The proposed `build`: here once per case, in the throw-away copy.
+            b = subprocess.run(build, cwd=self.dir, capture_output=True, text=True, timeout=120)
+            if b.returncode != 0:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                first = next((l for l in b.stderr.splitlines() if 'error' in l), b.stderr[:200])
+                raise CaseFailed('build failed (%s): %s' % (' '.join(build), first))
         env = dict(os.environ, PYTHONUNBUFFERED='1')
         self.p = subprocess.Popen(argv, cwd=self.dir, env=env,
                                   stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
