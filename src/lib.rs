@@ -20,7 +20,9 @@
 //! - [`report`]: one module per output format (text, json, gradescope, junit, github);
 //! - [`check`]: `check --against`: a spec tested on reference solutions;
 //! - [`init`]: the starter spec;
-//! - [`text`]: showing bytes to people safely (UTF-8, GBK, binary);
+//! - [`text`]: showing bytes to people safely (UTF-8, GBK, binary), and bounded buffers
+//!   of received bytes;
+//! - `sys`: raw system calls used in more than one place (pidfd, poll, signals);
 //! - [`bulk`]: a whole class: discovery, archives, journal, gradebook, shards;
 //! - [`cli`]: the command line and exit codes.
 
@@ -36,5 +38,6 @@ pub mod report;
 pub mod runner;
 pub mod sandbox;
 pub mod spec;
+mod sys;
 pub mod text;
 pub mod visibility;

@@ -83,7 +83,7 @@ impl Connection {
     pub fn readable_now(&self) -> bool {
         self.stream
             .as_ref()
-            .is_some_and(|s| readable_now(std::os::fd::AsRawFd::as_raw_fd(s)))
+            .is_some_and(|s| crate::sys::readable_now(std::os::fd::AsRawFd::as_raw_fd(s)))
     }
 
     /// Bytes received and not consumed by a match.
@@ -112,7 +112,7 @@ impl Connection {
             Ok(n) => {
                 self.received_total += n as u64;
                 self.buf.extend_from_slice(&chunk[..n]);
-                crate::sandbox::capture::keep_last(&mut self.buf, MAX_BUFFER);
+                crate::text::keep_last(&mut self.buf, MAX_BUFFER);
                 true
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
@@ -225,15 +225,4 @@ impl Connection {
         }
         Ok(())
     }
-}
-
-/// Whether a descriptor is readable (data, a connection, or a close) right now.
-pub fn readable_now(fd: std::os::fd::RawFd) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN | libc::POLLRDHUP,
-        revents: 0,
-    };
-    // SAFETY: one pollfd we own, zero timeout.
-    unsafe { libc::poll(&mut p, 1, 0) == 1 && p.revents != 0 }
 }

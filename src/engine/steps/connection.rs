@@ -4,8 +4,9 @@ use super::super::context::Run;
 use super::super::deadline::{far_future, never};
 use super::StepCtx;
 use crate::outcome::{CloseHow, EventKind, Failure};
-use crate::peer::{readable_now, Connection, PeerClosed, ReadOutcome};
+use crate::peer::{Connection, PeerClosed, ReadOutcome};
 use crate::spec::{CloseKind, ConnName, ExpectedClose, Matcher};
+use crate::sys::readable_now;
 use crate::text::quote;
 use std::os::fd::AsRawFd;
 
