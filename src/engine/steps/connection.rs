@@ -15,14 +15,6 @@ use std::os::fd::AsRawFd;
 /// both sides burning CPU until the deadline, and the verdict is already clear.
 const CLOSE_FLOOD: u64 = 1 << 20;
 
-/// Whether the kernel already holds data or a close for the connection that the
-/// grader has not read (see [`Connection::readable_now`]); taken before a read borrows
-/// the connection.
-fn unread(c: &Connection) -> impl Fn() -> bool {
-    let fd = c.stream().map(|s| s.as_raw_fd());
-    move || fd.is_some_and(readable_now)
-}
-
 fn describe_io(e: &std::io::Error, who: &str) -> String {
     match e.kind() {
         std::io::ErrorKind::ConnectionReset => {
@@ -265,7 +257,7 @@ impl Run<'_> {
         let who = self.who();
         let c = self.conns.get_mut(conn);
         let far = far_future();
-        let late = unread(c);
+        let late = c.unread_check();
         let outcome = cx
             .deadline
             .race(c.read_until(matcher, far), late)
@@ -361,7 +353,7 @@ impl Run<'_> {
         let before = c.received_total;
         let pending_before = c.pending().len();
         let far = far_future();
-        let late = unread(c);
+        let late = c.unread_check();
         // A flood ends the wait (None) as the deadline does.
         let seen = cx
             .deadline
