@@ -42,6 +42,12 @@ pub(crate) struct Connection {
     /// Bytes received in all (for the transcript).
     pub(crate) received_total: u64,
     pub(crate) last_sent: Vec<u8>,
+    /// Bytes dropped from the front of the buffer since the last match (a flood), so
+    /// that reports count what arrived, not what was kept.
+    dropped: u64,
+    /// `read_rate`: at most this many bytes per second are read, from `rate_start`.
+    read_rate: Option<u64>,
+    rate_start: Option<(Instant, u64)>,
 }
 
 /// Received data beyond this, not yet consumed, is dropped from the front: a program
@@ -61,7 +67,27 @@ impl Connection {
             remote,
             received_total: 0,
             last_sent: Vec::new(),
+            dropped: 0,
+            read_rate: None,
+            rate_start: None,
         })
+    }
+
+    /// Reads at most `rate` bytes per second from now on (a slow reader).
+    pub(crate) fn set_read_rate(&mut self, rate: Option<u64>) {
+        self.read_rate = rate;
+    }
+
+    /// Bytes received and not consumed, counting those dropped from the front.
+    pub(crate) fn pending_total(&self) -> u64 {
+        self.buf.len() as u64 + self.dropped
+    }
+
+    /// Takes up to `max` pending bytes (the front of the buffer).
+    pub(crate) fn take_pending(&mut self, max: usize) -> Vec<u8> {
+        let n = max.min(self.buf.len());
+        self.dropped = 0;
+        self.buf.drain(..n).collect()
     }
 
     /// Whether the kernel holds data or a close for us that we have not read yet: on a
@@ -90,7 +116,23 @@ impl Connection {
             return false;
         };
         let mut chunk = [0u8; 16 << 10];
-        match stream.read(&mut chunk).await {
+        // A slow reader reads small pieces, each when the rate allows it: the delay is
+        // the behaviour under test (the student's sender must wait for room).
+        let want = match self.read_rate {
+            Some(rate) => {
+                let (start, base) = *self
+                    .rate_start
+                    .get_or_insert((Instant::now(), self.received_total));
+                let due = start
+                    + std::time::Duration::from_secs_f64(
+                        (self.received_total - base) as f64 / rate as f64,
+                    );
+                tokio::time::sleep_until(due).await;
+                ((rate / 50) as usize).clamp(512, chunk.len())
+            }
+            None => chunk.len(),
+        };
+        match stream.read(&mut chunk[..want]).await {
             Ok(0) => {
                 self.peer_closed = Some(PeerClosed::Fin);
                 false
@@ -98,6 +140,7 @@ impl Connection {
             Ok(n) => {
                 self.received_total += n as u64;
                 self.buf.extend_from_slice(&chunk[..n]);
+                self.dropped += self.buf.len().saturating_sub(MAX_BUFFER) as u64;
                 crate::text::keep_last(&mut self.buf, MAX_BUFFER);
                 true
             }
@@ -113,10 +156,17 @@ impl Connection {
     }
 
     /// Waits until the buffer matches, consuming the matched bytes.
+    /// A negative matcher (`not_contains`) reads until the text arrives (`Mismatch`)
+    /// and otherwise runs to the deadline, which is then its success.
     pub(crate) async fn read_until(&mut self, matcher: &Matcher, deadline: Instant) -> ReadOutcome {
         loop {
-            if !matcher.is_negative() {
+            if matcher.is_negative() {
+                if matcher.find(&self.buf).is_none() {
+                    return ReadOutcome::Mismatch;
+                }
+            } else {
                 if let Some(end) = matcher.find(&self.buf) {
+                    self.dropped = 0;
                     return ReadOutcome::Matched(self.buf.drain(..end).collect());
                 }
                 if matcher.impossible(&self.buf) {
@@ -161,6 +211,11 @@ impl Connection {
 
     /// Keeps reading until the deadline, so a program that writes to us never blocks
     /// on a full socket buffer while we watch it (e.g. during `expect_idle`).
+    /// Reads once more (see `fill`): false when the peer closed.
+    pub(crate) async fn read_more(&mut self) -> bool {
+        self.fill().await
+    }
+
     pub(crate) async fn absorb_until(&mut self, deadline: Instant) {
         while tokio::time::timeout_at(deadline, self.fill()).await == Ok(true) {}
     }

@@ -8,8 +8,12 @@
 //! connection to send on.
 
 pub mod error;
+pub mod extra;
+mod personalize;
 pub mod raw;
 pub mod validate;
+
+pub use extra::{ByteCheck, ConnOpts, DataFile, FileCheck, FileSource, LengthPrefix, RandomVar};
 
 pub use error::{SpecError, SpecErrors};
 
@@ -33,6 +37,10 @@ pub struct Spec {
     /// address usually, and the fallback when connections cannot be redirected).
     pub connects_to: SocketAddr,
     pub cases: Vec<Case>,
+    /// `[random]`: values drawn per student (see [`Spec::for_student`]).
+    pub random: Vec<RandomVar>,
+    /// Whether [`Spec::for_student`] has drawn this spec's random values and files.
+    pub personalized: bool,
 }
 
 impl Spec {
@@ -250,6 +258,9 @@ pub struct Limits {
     /// read and dropped so that a flood never blocks or bloats anything.
     pub output_bytes: u64,
     pub file_size_bytes: u64,
+    /// The largest TCP send buffer a student's socket may grow to (the case's network
+    /// gets `net.ipv4.tcp_wmem = "4096 16384 <this>"`), when the spec caps it.
+    pub send_buffer: Option<u64>,
 }
 
 impl Default for Limits {
@@ -261,6 +272,7 @@ impl Default for Limits {
             open_files: 256,
             output_bytes: 64 << 10,
             file_size_bytes: 16 << 20,
+            send_buffer: None,
         }
     }
 }
@@ -339,6 +351,15 @@ pub struct Case {
     /// whose steps leave the process running.
     pub share_process: bool,
     pub steps: Vec<Step>,
+    /// Arguments appended to the program's command for this case.
+    pub args: Vec<String>,
+    /// Environment variables for this case (over the program's).
+    pub env: BTreeMap<String, String>,
+    /// What the program reads on stdin, written as it starts (stdin then stays open).
+    pub stdin: Option<Vec<u8>>,
+    /// Files written into the program's folder before it starts: the spec's `[files]`,
+    /// the program's and the case's own, later ones winning.
+    pub files: Vec<DataFile>,
 }
 
 impl Case {
@@ -366,6 +387,12 @@ pub struct Step {
     pub within: Duration,
     /// 1-based line of the step in the spec, to point the reader at it.
     pub line: usize,
+    /// Shown instead of the case's hint when this step fails.
+    pub hint: Option<String>,
+    /// What a student reads instead of the matcher (a regex, hex) in "expected".
+    pub label: Option<String>,
+    /// With `clients = N`: the client (1..N) this step belongs to; 0 otherwise.
+    pub client: u32,
 }
 
 /// A connection's name inside one case ("main" unless the spec names it).
@@ -376,10 +403,12 @@ pub enum Action {
     /// Server targets: the reference client connects to the student's server.
     Connect {
         conn: ConnName,
+        opts: ConnOpts,
     },
     /// Client targets: the reference server accepts the student's connection.
     Accept {
         conn: ConnName,
+        opts: ConnOpts,
     },
     /// Server targets: the student's server has called accept() on every connection made so far.
     ExpectAccepted,
@@ -420,6 +449,47 @@ pub enum Action {
         stream: Stream,
         matcher: Matcher,
     },
+    /// One message as several writes with a delay between them.
+    SendPieces {
+        conn: ConnName,
+        pieces: Vec<Vec<u8>>,
+        delay: Duration,
+    },
+    /// A file of the case's `files`, optionally after its length, optionally in pieces.
+    SendFile {
+        conn: ConnName,
+        file: String,
+        length_prefix: Option<LengthPrefix>,
+        piece_size: Option<usize>,
+        delay: Duration,
+    },
+    /// Nothing arrives and the connection stays open for `window`.
+    ExpectNothing {
+        conn: ConnName,
+        window: Duration,
+    },
+    /// No FIN or RST for `window` (data may arrive: it is kept for the next expect).
+    ExpectOpen {
+        conn: ConnName,
+        window: Duration,
+    },
+    /// The reference does nothing for `window`.
+    Pause {
+        window: Duration,
+    },
+    /// Counts and hashes what arrives without keeping it.
+    ExpectBytes {
+        conn: ConnName,
+        check: ByteCheck,
+    },
+    /// A file the program wrote in its folder.
+    ExpectFile {
+        path: String,
+        check: FileCheck,
+    },
+    /// Server targets: every connection so far is accepted and the server is back
+    /// asleep waiting for the next one (every thread idle, one in accept/select/poll).
+    ExpectWaiting,
 }
 
 impl Action {
@@ -434,7 +504,28 @@ impl Action {
                 | Action::ExpectClose { .. }
                 | Action::ExpectExit(_)
                 | Action::ExpectOutput { .. }
+                | Action::ExpectBytes { .. }
+                | Action::ExpectWaiting
         )
+    }
+
+    /// The connection the step acts on, if any.
+    pub fn conn(&self) -> Option<&ConnName> {
+        match self {
+            Action::Connect { conn, .. }
+            | Action::Accept { conn, .. }
+            | Action::Send { conn, .. }
+            | Action::Expect { conn, .. }
+            | Action::Shutdown { conn }
+            | Action::Close { conn, .. }
+            | Action::ExpectClose { conn, .. }
+            | Action::SendPieces { conn, .. }
+            | Action::SendFile { conn, .. }
+            | Action::ExpectNothing { conn, .. }
+            | Action::ExpectOpen { conn, .. }
+            | Action::ExpectBytes { conn, .. } => Some(conn),
+            _ => None,
+        }
     }
 }
 
@@ -578,8 +669,8 @@ impl Step {
         let within = humantime::format_duration(self.within);
         let who = target.as_str();
         match &self.action {
-            Action::Connect { conn } => format!("connect to the server (connection {conn:?})"),
-            Action::Accept { conn } => {
+            Action::Connect { conn, .. } => format!("connect to the server (connection {conn:?})"),
+            Action::Accept { conn, .. } => {
                 format!("wait up to {within} for the client to connect (connection {conn:?})")
             }
             Action::ExpectAccepted => {
@@ -589,7 +680,8 @@ impl Step {
                 format!("send {} on {conn:?}", crate::text::quote(bytes))
             }
             Action::Expect { conn, matcher } => {
-                format!("wait up to {within} for {} on {conn:?}", matcher.describe())
+                let what = self.label.clone().unwrap_or_else(|| matcher.describe());
+                format!("wait up to {within} for {what} on {conn:?}")
             }
             Action::Shutdown { conn } => {
                 format!("half-close {conn:?} (shutdown SHUT_WR: the {who}'s recv() returns b'')")
@@ -620,9 +712,12 @@ impl Step {
             Action::CloseStdin => "close stdin (Ctrl-D: input() raises EOFError)".into(),
             Action::ExpectOutput { stream, matcher } => format!(
                 "wait up to {within} for {} on {}",
-                matcher.describe().replacen("data", "output", 1),
+                self.label
+                    .clone()
+                    .unwrap_or_else(|| matcher.describe().replacen("data", "output", 1)),
                 stream.as_str()
             ),
+            other => extra::describe(other, &within.to_string(), who),
         }
     }
 }

@@ -43,6 +43,40 @@ pub struct RawSpec {
     #[serde(default, rename = "case")]
     #[schemars(with = "Vec<RawCase>")]
     pub cases: Vec<Spanned<RawCase>>,
+    /// Files written into the program's folder before every case, by path relative to
+    /// it: { text }, { hex }, { from = "data/x.png" } (beside the spec) or
+    /// { random_bytes = "1MiB" } (drawn per student, like [random]).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawDataFile>")]
+    pub files: BTreeMap<String, Spanned<RawDataFile>>,
+    /// Values drawn per student (seeded by the submission's name and the spec's): the
+    /// same in every run for one student, different between students. `{name}` in a
+    /// step is the value; `{name|upper}`, `{name|lower}`, `{name|len}`, `{name|hex}`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawRandom>")]
+    pub random: BTreeMap<String, Spanned<RawRandom>>,
+}
+
+/// A data file: exactly one of `text`, `hex`, `from`, `random_bytes`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataFile {
+    pub text: Option<String>,
+    /// Bytes as pairs of hex digits, spaces allowed.
+    pub hex: Option<String>,
+    /// A file beside the spec (relative to the spec's folder).
+    pub from: Option<String>,
+    /// Random bytes of this size, e.g. "1MiB", drawn per student.
+    pub random_bytes: Option<String>,
+}
+
+/// A random value: `length` characters from `letters`, after `prefix`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRandom {
+    pub letters: String,
+    pub length: u32,
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -96,6 +130,12 @@ pub struct RawLimits {
     /// Largest file the program may write, e.g. "16MiB".
     #[schemars(with = "Option<String>")]
     pub file_size: Option<Spanned<String>>,
+    /// The largest TCP send buffer the program's sockets may grow to, e.g. "64KiB" (the
+    /// case's network gets net.ipv4.tcp_wmem = "4096 16384 <this>"): with it a send()
+    /// on a socket with a timeout returns short for large data, as it would on a slow
+    /// network, so send() instead of sendall() shows at 1 MiB.
+    #[schemars(with = "Option<String>")]
+    pub send_buffer: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -133,6 +173,10 @@ pub struct RawProgram {
     /// Default true; false starts every process cold.
     #[schemars(with = "Option<bool>")]
     pub warm_start: Option<Spanned<bool>>,
+    /// Files written beside the program before every case (as [files]).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawDataFile>")]
+    pub files: BTreeMap<String, Spanned<RawDataFile>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -188,6 +232,26 @@ pub struct RawCase {
     /// The steps, in order; each does exactly one thing.
     #[schemars(with = "Vec<RawStep>")]
     pub steps: Spanned<Vec<Spanned<RawStep>>>,
+    /// Arguments appended to the program's command for this case, e.g. ["big.bin"].
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment variables for this case (over the program's `env`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Text the program reads on stdin, written as it starts.
+    pub stdin: Option<String>,
+    /// Files written beside the program for this case (as [files]).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawDataFile>")]
+    pub files: BTreeMap<String, Spanned<RawDataFile>>,
+    /// Server cases: the steps run for N clients at once, each on its own connections,
+    /// in lockstep (step 1 for every client, then step 2 ...); `{client}` is 1..N and
+    /// [random] values are drawn per client. The case fails if any client does.
+    #[schemars(with = "Option<u32>")]
+    pub clients: Option<Spanned<u32>>,
+    /// One case per table: `{key}` in the name, steps, args and stdin is the table's value.
+    #[schemars(with = "Option<Vec<BTreeMap<String, String>>>")]
+    pub for_each: Option<Spanned<Vec<BTreeMap<String, String>>>>,
 }
 
 /// One step: exactly one action key plus optional modifiers (`within`, `conn`).
@@ -258,6 +322,68 @@ pub struct RawStep {
     /// The connection this step acts on (default: the last one opened).
     #[schemars(with = "Option<String>")]
     pub conn: Option<Spanned<String>>,
+    // Issue 13: timing, streams and files.
+    /// Nothing arrives and the connection stays open for the duration: "300ms" or { for = "300ms" }.
+    #[schemars(with = "Option<RawWindow>")]
+    pub expect_nothing: Option<Spanned<RawWindow>>,
+    /// No FIN or RST for the duration (data may arrive; it is kept for the next expect).
+    #[schemars(with = "Option<RawWindow>")]
+    pub expect_open: Option<Spanned<RawWindow>>,
+    /// The reference does nothing for the duration (a delay under test, never a wait).
+    #[schemars(with = "Option<RawWindow>")]
+    pub pause: Option<Spanned<RawWindow>>,
+    /// Counts and hashes what arrives without keeping it: { skip, count, at_least, sha256, equals_file }.
+    #[schemars(with = "Option<RawBytesCheck>")]
+    pub expect_bytes: Option<Spanned<RawBytesCheck>>,
+    /// A file the program wrote: { path, text | hex | sha256 | equals_file }.
+    #[schemars(with = "Option<RawFileCheck>")]
+    pub expect_file: Option<Spanned<RawFileCheck>>,
+    /// Server targets: every connection so far is accept()ed and the server waits for the next.
+    #[schemars(with = "Option<bool>")]
+    pub expect_waiting: Option<Spanned<bool>>,
+    /// Shown instead of the case's hint when this step fails.
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawWindow {
+    Window(String),
+    Table(RawWindowTable),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindowTable {
+    #[serde(rename = "for")]
+    pub window: String,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBytesCheck {
+    /// Leading bytes left out (a header).
+    pub skip: Option<u64>,
+    /// Exactly this many bytes.
+    pub count: Option<u64>,
+    /// At least this many bytes.
+    pub at_least: Option<u64>,
+    /// SHA-256 of the bytes, 64 hex digits.
+    pub sha256: Option<String>,
+    /// Equal to a file of [files] (its size is the count).
+    pub equals_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileCheck {
+    /// Path relative to the program's folder.
+    pub path: String,
+    pub text: Option<String>,
+    pub hex: Option<String>,
+    pub sha256: Option<String>,
+    /// Equal to a file of [files].
+    pub equals_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -271,6 +397,10 @@ pub enum RawConnName {
 #[serde(deny_unknown_fields)]
 pub struct RawConnTable {
     pub name: Option<String>,
+    /// The reference socket's receive buffer (SO_RCVBUF), e.g. "4KiB".
+    pub recv_buffer: Option<String>,
+    /// The reference reads at most this fast, e.g. "256KiB/s".
+    pub read_rate: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -287,6 +417,16 @@ pub struct RawPayloadTable {
     /// Bytes as pairs of hex digits, spaces allowed: "de ad be ef".
     pub hex: Option<String>,
     pub repeat: Option<u32>,
+    /// One message as several writes (each its own segment), `delay` apart.
+    pub pieces: Option<Vec<String>>,
+    /// Between pieces, e.g. "100ms".
+    pub delay: Option<String>,
+    /// A file of [files] (or the case's files).
+    pub file: Option<String>,
+    /// Put the file's length first: "u32be", "u16be", "u64be" or "u32le".
+    pub length_prefix: Option<String>,
+    /// Send the file in pieces of this size, e.g. "64KiB", `delay` apart.
+    pub piece_size: Option<String>,
 }
 
 /// Exactly one matcher.
@@ -300,6 +440,8 @@ pub struct RawMatcher {
     pub not_contains: Option<String>,
     /// Rust regex syntax (like Python's re, without look-around).
     pub regex: Option<String>,
+    /// What a student reads instead of the regex or hex in "expected".
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -3,10 +3,13 @@
 
 use super::raw::*;
 use super::*;
+use extra::REGEX_SIZE_LIMIT;
 use serde_spanned::Spanned;
 use std::collections::{BTreeSet, HashSet};
 use std::ops::Range;
 use std::str::FromStr;
+
+mod extra;
 
 /// Parses and validates spec text; `file` is only used in error messages.
 pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
@@ -18,6 +21,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
         file,
         text,
         errors: Vec::new(),
+        vars: Vec::new(),
+        file_refs: Vec::new(),
     };
     let spec = v.spec(raw);
     if v.errors.is_empty() {
@@ -147,9 +152,13 @@ struct Validator<'a> {
     file: &'a Path,
     text: &'a str,
     errors: Vec<SpecError>,
+    /// Names a `{name}` in a step may stand for: [random] values (and `client`).
+    vars: Vec<String>,
+    /// Files named by the steps of the case being checked: (name, where, key).
+    file_refs: Vec<(String, Range<usize>, String)>,
 }
 
-const STEP_ACTIONS: &str = "connect, accept, expect_accepted, send, expect, shutdown, close, expect_close, expect_idle, signal, expect_exit, expect_port_free, write_stdin, close_stdin, expect_stdout, expect_stderr";
+const STEP_ACTIONS: &str = "connect, accept, expect_accepted, send, expect, shutdown, close, expect_close, expect_idle, signal, expect_exit, expect_port_free, write_stdin, close_stdin, expect_stdout, expect_stderr, expect_nothing, expect_open, pause, expect_bytes, expect_file, expect_waiting";
 
 impl<'a> Validator<'a> {
     fn err(
@@ -335,6 +344,9 @@ impl<'a> Validator<'a> {
                     .duration(s, "limits.cpu_time")
                     .unwrap_or(limits.cpu_time);
             }
+            if let Some(s) = &l.send_buffer {
+                limits.send_buffer = self.send_buffer(s);
+            }
             if let Some(n) = &l.processes {
                 if *n.get_ref() == 0 {
                     self.err(
@@ -361,6 +373,18 @@ impl<'a> Validator<'a> {
             }
         }
 
+        let random = self.random(&raw.random);
+        let spec_files = self.data_files(&raw.files, "files");
+        let server_files = raw
+            .server
+            .as_ref()
+            .map(|p| self.data_files(&p.get_ref().files, "server.files"))
+            .unwrap_or_default();
+        let client_files = raw
+            .client
+            .as_ref()
+            .map(|p| self.data_files(&p.get_ref().files, "client.files"))
+            .unwrap_or_default();
         let server = raw.server.map(|p| self.program(p, Target::Server));
         let mut connects_to: SocketAddr = "127.0.0.1:8888".parse().unwrap();
         let client = raw.client.map(|p| {
@@ -394,7 +418,7 @@ impl<'a> Validator<'a> {
         let mut cases = Vec::new();
         for (i, c) in raw.cases.into_iter().enumerate() {
             let span = c.span();
-            let c = c.into_inner();
+            let mut c = c.into_inner();
             if !names.insert(c.name.get_ref().clone()) {
                 self.err(
                     Some(c.name.span()),
@@ -414,8 +438,18 @@ impl<'a> Validator<'a> {
                 .as_ref()
                 .and_then(|s| s.as_ref())
                 .is_some_and(|s| s.share_process);
-            if let Some(case) = self.case(i, span, c, &defaults, &has, share) {
-                cases.push(case);
+            let program_files = match c.target.get_ref().as_str() {
+                "client" => &client_files,
+                _ => &server_files,
+            };
+            let files = extra::merge_files(&spec_files, program_files);
+            let for_each = c.for_each.take();
+            let outer = self.vars.len();
+            self.vars.extend(extra::for_each_keys(&for_each));
+            let case = self.case(i, span, c, &defaults, &has, share, files);
+            self.vars.truncate(outer);
+            if let Some(case) = case {
+                cases.extend(self.for_each(case, for_each, i));
             }
         }
 
@@ -428,6 +462,8 @@ impl<'a> Validator<'a> {
             client: client.flatten(),
             connects_to,
             cases,
+            random,
+            personalized: false,
         })
     }
 
@@ -545,6 +581,7 @@ impl<'a> Validator<'a> {
         defaults: &Defaults,
         has: &dyn Fn(Target) -> bool,
         share_default: bool,
+        files: Vec<DataFile>,
     ) -> Option<Case> {
         let key = format!("case[{i}]");
         let target = match c.target.get_ref().as_str() {
@@ -609,7 +646,11 @@ impl<'a> Validator<'a> {
                 .unwrap_or_else(|| defaults.show.clone()),
             None => defaults.show.clone(),
         };
+        let clients = self.clients(c.clients.as_ref(), target, &key);
         let steps = StepChecker::new(self, &key, target, defaults).steps(raw_steps);
+        let steps = extra::for_clients(steps, clients);
+        let files = extra::merge_files(&files, &self.data_files(&c.files, &format!("{key}.files")));
+        self.check_file_refs(&files);
         let _ = span;
         let ends = super::ends_process(&steps);
         let share_process = match &c.fresh_process {
@@ -653,6 +694,10 @@ impl<'a> Validator<'a> {
             visibility,
             show,
             steps,
+            args: c.args,
+            env: c.env,
+            stdin: c.stdin.map(String::into_bytes),
+            files,
         })
     }
 }
@@ -805,11 +850,20 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             found.push(Matcher::NotContains(s.as_bytes().to_vec()));
         }
         if let Some(s) = &r.regex {
-            match regex::bytes::Regex::new(s) {
+            let s = &self.regex_template(s);
+            match regex::bytes::RegexBuilder::new(s)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .dfa_size_limit(REGEX_SIZE_LIMIT)
+                .build()
+            {
                 Ok(re) => found.push(Matcher::Regex(re)),
                 Err(e) => {
                     let msg = e.to_string();
                     let last = msg.lines().last().unwrap_or("").trim().to_string();
+                    if matches!(e, regex::Error::CompiledTooBig(_)) {
+                        self.err(span.clone(), &format!("{key}.regex"), format!("this regex is too large to compile (over {} MiB compiled)", REGEX_SIZE_LIMIT >> 20), Some("to check a count, a length or a whole stream, use { expect_bytes = { count = N } } (or at_least, sha256, equals_file): it checks as the bytes stream by".into()));
+                        return None;
+                    }
                     self.err(span.clone(), &format!("{key}.regex"), format!("{s:?} is not a valid regex: {last}"), Some("the syntax is Rust's regex crate (like Python's re, without look-around)".into()));
                     return None;
                 }
@@ -860,6 +914,12 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             ("close_stdin", s.close_stdin.is_some()),
             ("expect_stdout", s.expect_stdout.is_some()),
             ("expect_stderr", s.expect_stderr.is_some()),
+            ("expect_nothing", s.expect_nothing.is_some()),
+            ("expect_open", s.expect_open.is_some()),
+            ("pause", s.pause.is_some()),
+            ("expect_bytes", s.expect_bytes.is_some()),
+            ("expect_file", s.expect_file.is_some()),
+            ("expect_waiting", s.expect_waiting.is_some()),
         ]
         .into_iter()
         .filter_map(|(k, p)| p.then_some(k))
@@ -893,7 +953,12 @@ impl<'v, 'a> StepChecker<'v, 'a> {
         };
         let key_a = format!("{key}.{action_name}");
 
-        let server_only = ["connect", "expect_accepted", "expect_port_free"];
+        let server_only = [
+            "connect",
+            "expect_accepted",
+            "expect_port_free",
+            "expect_waiting",
+        ];
         let client_only = ["accept", "write_stdin", "close_stdin"];
         if self.target == Target::Client && server_only.contains(&action_name) {
             self.err(span, &key_a, format!("`{action_name}` is for server targets; this case grades a client"), Some("for clients the grader listens: use { accept = {} } to take the student's connection".into()));
@@ -933,10 +998,11 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                     return None;
                 }
                 self.open.push(name.clone());
+                let opts = self.conn_opts(raw, &key_a)?;
                 if action_name == "connect" {
-                    Action::Connect { conn: name }
+                    Action::Connect { conn: name, opts }
                 } else {
-                    Action::Accept { conn: name }
+                    Action::Accept { conn: name, opts }
                 }
             }
             "expect_accepted" => {
@@ -958,36 +1024,40 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                     return None;
                 }
                 let p = s.send.as_ref().unwrap();
-                let bytes = match p.get_ref() {
-                    RawPayload::Text(t) => t.as_bytes().to_vec(),
-                    RawPayload::Table(t) => {
-                        let base = match (&t.text, &t.hex) {
-                            (Some(text), None) => text.as_bytes().to_vec(),
-                            (None, Some(hex)) => match parse_hex(hex) {
-                                Some(b) => b,
-                                None => {
-                                    self.err(p.span(), &format!("{key_a}.hex"), format!("{hex:?} is not hex bytes"), Some("write pairs of hex digits, spaces allowed: \"de ad be ef\"".into()));
+                if let Some(action) = self.send_extra(p, &key_a, &conn) {
+                    action?
+                } else {
+                    let bytes = match p.get_ref() {
+                        RawPayload::Text(t) => t.as_bytes().to_vec(),
+                        RawPayload::Table(t) => {
+                            let base = match (&t.text, &t.hex) {
+                                (Some(text), None) => text.as_bytes().to_vec(),
+                                (None, Some(hex)) => match parse_hex(hex) {
+                                    Some(b) => b,
+                                    None => {
+                                        self.err(p.span(), &format!("{key_a}.hex"), format!("{hex:?} is not hex bytes"), Some("write pairs of hex digits, spaces allowed: \"de ad be ef\"".into()));
+                                        return None;
+                                    }
+                                },
+                                _ => {
+                                    self.err(
+                                        p.span(),
+                                        &key_a,
+                                        "give exactly one of `text` or `hex`",
+                                        None,
+                                    );
                                     return None;
                                 }
-                            },
-                            _ => {
-                                self.err(
-                                    p.span(),
-                                    &key_a,
-                                    "give exactly one of `text` or `hex`",
-                                    None,
-                                );
-                                return None;
-                            }
-                        };
-                        base.repeat(t.repeat.unwrap_or(1).max(1) as usize)
+                            };
+                            base.repeat(t.repeat.unwrap_or(1).max(1) as usize)
+                        }
+                    };
+                    if bytes.is_empty() {
+                        self.err(p.span(), &key_a, "sending nothing does nothing on a TCP socket", Some("send at least one byte; to close, use { shutdown = \"write\" } or { close = \"fin\" }".into()));
+                        return None;
                     }
-                };
-                if bytes.is_empty() {
-                    self.err(p.span(), &key_a, "sending nothing does nothing on a TCP socket", Some("send at least one byte; to close, use { shutdown = \"write\" } or { close = \"fin\" }".into()));
-                    return None;
+                    Action::Send { conn, bytes }
                 }
-                Action::Send { conn, bytes }
             }
             "expect" => {
                 let conn = self.conn(&span, &key_a, &s.conn, "waits for data", false)?;
@@ -1142,19 +1212,13 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 stream: Stream::Stderr,
                 matcher: self.matcher(s.expect_stderr.as_ref().unwrap(), &key_a)?,
             },
-            _ => unreachable!("every action name is listed above"),
+            other => self.extra_action(other, &s, &span, &key_a)?,
         };
 
         // Modifiers must make sense for the action.
         if let Some(c) = &s.conn {
-            let takes_conn = matches!(
-                action,
-                Action::Send { .. }
-                    | Action::Expect { .. }
-                    | Action::Shutdown { .. }
-                    | Action::Close { .. }
-                    | Action::ExpectClose { .. }
-            );
+            let takes_conn = action.conn().is_some()
+                && !matches!(action, Action::Connect { .. } | Action::Accept { .. });
             if !takes_conn {
                 self.err(
                     c.span(),
@@ -1167,6 +1231,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
         let within = match &s.within {
             Some(w) => {
                 let waits = action.waits() || matches!(action, Action::ExpectPortFree);
+                let waits = waits && !matches!(action, Action::ExpectFile { .. });
                 if !waits {
                     self.err(w.span(), &format!("{key}.within"), format!("`{action_name}` does not wait, so `within` has no effect"), Some("use `within` on connect, accept, expect*, expect_close and expect_exit steps".into()));
                 }
@@ -1178,10 +1243,17 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             None if matches!(action, Action::Accept { .. }) => self.defaults.startup,
             None => self.defaults.within,
         };
+        let label = [&s.expect, &s.expect_stdout, &s.expect_stderr]
+            .into_iter()
+            .flatten()
+            .find_map(|m| m.get_ref().label.clone());
         Some(Step {
             action,
             within,
             line,
+            hint: s.hint,
+            label,
+            client: 0,
         })
     }
 

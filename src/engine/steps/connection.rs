@@ -5,7 +5,7 @@ use super::super::deadline::{far_future, never};
 use super::StepCtx;
 use crate::outcome::{CloseHow, EventKind, Failure};
 use crate::peer::{Connection, PeerClosed, ReadOutcome};
-use crate::spec::{CloseKind, ConnName, ExpectedClose, Matcher};
+use crate::spec::{CloseKind, ConnName, ConnOpts, ExpectedClose, Matcher};
 use crate::sys::readable_now;
 use crate::text::quote;
 use std::os::fd::AsRawFd;
@@ -36,13 +36,25 @@ fn received(what: &[u8]) -> String {
     }
 }
 
+/// What arrived, counted in all: `kept` is the end of `total` bytes when a flood
+/// outgrew the buffer (the count is then what arrived, not what was kept).
+pub(super) fn received_of(kept: &[u8], total: u64) -> String {
+    if total > kept.len() as u64 {
+        format!("{total} bytes, ending with {}", quote(kept))
+    } else {
+        received(kept)
+    }
+}
+
 impl Run<'_> {
     /// Server targets: the reference client connects to the student's server.
     pub(super) async fn connect(
         &mut self,
         mut cx: StepCtx<'_>,
         conn: &ConnName,
+        opts: &ConnOpts,
     ) -> Result<(), Failure> {
+        let recv_buffer = opts.recv_buffer;
         let addr = self
             .listening()
             .expect("validated: connect is for servers, which listen before steps run")
@@ -55,6 +67,9 @@ impl Run<'_> {
                     socket2::Type::STREAM,
                     None,
                 )?;
+                if let Some(n) = recv_buffer {
+                    s.set_recv_buffer_size(n as usize)?;
+                }
                 s.set_nonblocking(true)?;
                 Ok(s.into())
             })
@@ -64,7 +79,8 @@ impl Run<'_> {
         let expected = || format!("the server to take a connection on {addr}");
         match cx.deadline.race(socket.connect(addr), never).await {
             Some(Ok(stream)) => {
-                let c = Connection::new(stream).map_err(|e| cx.fail("a connection", e.to_string()))?;
+                let mut c = Connection::new(stream).map_err(|e| cx.fail("a connection", e.to_string()))?;
+                c.set_read_rate(opts.read_rate);
                 self.event(EventKind::Connected { conn: conn.clone(), address: addr.to_string() });
                 self.conns.insert(conn, c);
                 Ok(())
@@ -82,6 +98,7 @@ impl Run<'_> {
         &mut self,
         mut cx: StepCtx<'_>,
         conn: &ConnName,
+        opts: &ConnOpts,
     ) -> Result<(), Failure> {
         enum Seen<T> {
             Accepted(T),
@@ -111,8 +128,9 @@ impl Run<'_> {
                 let meant = self
                     .sandbox
                     .meant_for(self.host, &stream, self.spec.connects_to);
-                let c =
+                let mut c =
                     Connection::new(stream).map_err(|e| cx.fail("a connection", e.to_string()))?;
+                c.set_read_rate(opts.read_rate);
                 self.event(EventKind::ClientConnected {
                     conn: conn.clone(),
                     from: from.to_string(),
@@ -180,6 +198,10 @@ impl Run<'_> {
     }
 
     /// How many of the grader's connections still wait in the server's listen queue.
+    pub(super) fn not_accepted_now(&self) -> usize {
+        self.not_accepted()
+    }
+
     fn not_accepted(&self) -> usize {
         match self.sandbox.sockets(self.proc()) {
             // Accepted: the program holds a socket whose peer is our end (or it
@@ -265,6 +287,12 @@ impl Run<'_> {
             .unwrap_or(ReadOutcome::TimedOut);
         let sent = (!c.last_sent.is_empty()).then(|| quote(&c.last_sent));
         let pending = c.pending().to_vec();
+        let total = c.pending_total();
+        // `not_contains` passes when the wait ends without the text (a close included:
+        // a close is no answer); what arrived stays for the next expect.
+        if matcher.is_negative() && !matches!(outcome, ReadOutcome::Mismatch) {
+            return Ok(());
+        }
         if matches!(outcome, ReadOutcome::Closed(_)) {
             self.settle_exit().await;
         }
@@ -277,28 +305,28 @@ impl Run<'_> {
                 });
                 return Ok(());
             }
-            ReadOutcome::Mismatch => format!("received {}", quote(&pending)),
+            ReadOutcome::Mismatch => format!("received {}", received_of(&pending, total)),
             ReadOutcome::TimedOut => format!(
                 "received {} within {}{}",
-                received(&pending),
+                received_of(&pending, total),
                 cx.within,
                 self.exit_suffix()
             ),
             ReadOutcome::Closed(PeerClosed::Fin) => format!(
                 "received {}, then the {who} closed the connection (FIN){}",
-                received(&pending),
+                received_of(&pending, total),
                 self.exit_suffix()
             ),
             ReadOutcome::Closed(PeerClosed::Rst) => format!(
                 "received {}, then the connection was reset (RST){}",
-                received(&pending),
+                received_of(&pending, total),
                 self.exit_suffix()
             ),
         };
         if !pending.is_empty() {
             self.event(EventKind::Received {
                 conn: conn.clone(),
-                bytes: pending.len(),
+                bytes: total as usize,
                 data: quote(&pending),
             });
         }

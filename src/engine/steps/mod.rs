@@ -8,6 +8,7 @@
 
 mod connection;
 mod process;
+mod stream;
 
 use super::context::{fail, Run};
 use super::deadline::{never, Deadline};
@@ -29,6 +30,11 @@ pub(super) struct StepCtx<'s> {
 impl StepCtx<'_> {
     /// The step's failure: what was expected, what came instead.
     fn fail(&self, expected: impl Into<String>, got: impl Into<String>) -> Failure {
+        // A matcher's `label` is what the student reads instead of a regex or hex.
+        let expected = match &self.step.label {
+            Some(label) => label.clone(),
+            None => expected.into(),
+        };
         fail(
             self.n,
             self.step.line,
@@ -88,8 +94,8 @@ impl Run<'_> {
             within: humantime::format_duration(step.within).to_string(),
         };
         match &step.action {
-            Action::Connect { conn } => self.connect(cx, conn).await,
-            Action::Accept { conn } => self.accept(cx, conn).await,
+            Action::Connect { conn, opts } => self.connect(cx, conn, opts).await,
+            Action::Accept { conn, opts } => self.accept(cx, conn, opts).await,
             Action::ExpectAccepted => self.expect_accepted(cx).await,
             Action::Send { conn, bytes } => self.send(cx, conn, bytes).await,
             Action::Expect { conn, matcher } => self.expect(cx, conn, matcher).await,
@@ -105,6 +111,7 @@ impl Run<'_> {
             Action::ExpectOutput { stream, matcher } => {
                 self.expect_output(cx, *stream, matcher).await
             }
+            other => self.stream_step(cx, other).await,
         }
     }
 }
