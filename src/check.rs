@@ -28,6 +28,13 @@ pub enum CheckError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{}:{line}: {problem}\n  = help: {help}", path.display())]
+    Expect {
+        path: PathBuf,
+        line: usize,
+        problem: String,
+        help: String,
+    },
     #[error("{}: {name:?} is not a case of the spec\n  = help: the spec's cases are: {known}", path.display())]
     UnknownCase {
         path: PathBuf,
@@ -135,6 +142,99 @@ pub fn discover(dir: &Path, spec: &Spec) -> Result<Vec<Reference>, CheckError> {
     Ok(refs)
 }
 
+/// The names of case lines (a case name a line, `#` comments), each with its line.
+fn case_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.split('#').next().unwrap_or("").trim()))
+        .filter(|(_, l)| !l.is_empty())
+}
+
+/// `check --against DIR --expect FILE`: every folder of DIR is a submission, and FILE
+/// says what each must do, one section per folder: `[name]`, then the cases it must
+/// fail (as in a sockgrade-expect.txt); an empty section must score full marks. A
+/// folder without a section, or a section without a folder, is an error.
+pub fn discover_expect(dir: &Path, file: &Path, spec: &Spec) -> Result<Vec<Reference>, CheckError> {
+    if !dir.is_dir() {
+        return Err(CheckError::NotADir(dir.to_path_buf()));
+    }
+    let text = std::fs::read_to_string(file).map_err(|source| CheckError::Io {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let bad = |line: usize, problem: String, help: String| CheckError::Expect {
+        path: file.to_path_buf(),
+        line,
+        problem,
+        help,
+    };
+    let mut sections: Vec<(String, usize, BTreeSet<String>)> = Vec::new();
+    for (line, l) in case_lines(&text) {
+        if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            let name = name.trim().to_string();
+            if sections.iter().any(|(n, _, _)| n == &name) {
+                return Err(bad(line, format!("a second section [{name}]"), "give each folder one section".into()));
+            }
+            sections.push((name, line, BTreeSet::new()));
+            continue;
+        }
+        let Some((_, _, cases)) = sections.last_mut() else {
+            return Err(bad(line, format!("{l:?} comes before any [folder] section"), "start with a section naming a folder, e.g. [good]".into()));
+        };
+        if !spec.cases.iter().any(|c| c.name == l) {
+            let known: Vec<String> = spec.cases.iter().map(|c| format!("{:?}", c.name)).collect();
+            return Err(bad(line, format!("{l:?} is not a case of the spec"), format!("the spec's cases are: {}", known.join(", "))));
+        }
+        cases.insert(l.to_string());
+    }
+    let mut folders: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|source| CheckError::Io { path: dir.to_path_buf(), source })?
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    folders.sort();
+    for f in &folders {
+        if !sections.iter().any(|(n, _, _)| n == f) {
+            return Err(bad(1, format!("the folder {f:?} of {} has no section", dir.display()), format!("add [{f}] with the cases it must fail (nothing under it: it must pass)")));
+        }
+    }
+    let mut refs = Vec::new();
+    for (name, line, cases) in sections {
+        if !folders.contains(&name) {
+            return Err(bad(line, format!("[{name}] names no folder of {}", dir.display()), format!("the folders are: {}", folders.join(", "))));
+        }
+        let (expect, must_fail) = match cases.is_empty() {
+            true => (Expect::Pass, None),
+            false => (Expect::Fail, Some(cases)),
+        };
+        refs.push(Reference { dir: dir.join(&name), name, expect, must_fail });
+    }
+    if refs.is_empty() {
+        return Err(CheckError::Empty(dir.to_path_buf()));
+    }
+    Ok(refs)
+}
+
+/// The cases of a result that did not go as expected, each with its reason: what a
+/// spec author needs to see to tell a loose check from a wrong solution.
+pub fn surprises(reference: &Reference, result: &SubmissionResult) -> Vec<String> {
+    let must = reference.must_fail.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for c in result.cases.iter().filter(|c| !c.informational) {
+        let failed = c.status != Status::Passed;
+        let should_fail = must.contains(&c.name) || (reference.expect == Expect::Fail && reference.must_fail.is_none());
+        if failed && !should_fail {
+            let why = c.reason.clone().unwrap_or_else(|| "no reason given".into());
+            out.push(format!("{:?} failed: {why}", c.name));
+        } else if !failed && must.contains(&c.name) {
+            out.push(format!("{:?} passed, but should fail", c.name));
+        }
+    }
+    out
+}
+
 /// Whether a result meets its expectation; None when it does, else why not.
 pub fn judge(reference: &Reference, result: &SubmissionResult) -> Option<String> {
     let failed: BTreeSet<String> = result
@@ -229,6 +329,11 @@ pub fn table(rows: &[Row]) -> String {
             "  {:<width$}  {expected:<9} {score:>7}  {verdict}",
             r.reference.name
         );
+        if r.wrong.is_some() {
+            for s in surprises(&r.reference, &r.result) {
+                let _ = writeln!(out, "  {:<width$}    ↳ {s}", "");
+            }
+        }
     }
     let wrong = rows.iter().filter(|r| r.wrong.is_some()).count();
     if wrong == 0 {

@@ -18,6 +18,10 @@ pub struct CheckArgs {
     /// ones that must lose points (or fail exactly the cases listed in their sockgrade-expect.txt).
     #[arg(long, value_name = "DIR")]
     pub against: Option<PathBuf>,
+    /// With --against: every folder of DIR is a submission, and FILE says which cases
+    /// each must fail, one `[folder]` section each (empty: full marks).
+    #[arg(long, value_name = "FILE", requires = "against")]
+    pub expect: Option<PathBuf>,
     /// How to isolate each case (with --against).
     #[arg(long, value_enum, default_value_t = IsolationRequest::Auto)]
     pub isolation: IsolationRequest,
@@ -34,7 +38,11 @@ pub(super) fn check(args: CheckArgs) -> Result<ExitCode, Error> {
         anstream::println!("\nthe spec is valid.");
         return Ok(ExitCode::SUCCESS);
     };
-    let refs = crate::check::discover(&dir, &spec).map_err(usage)?;
+    let refs = match &args.expect {
+        Some(file) => crate::check::discover_expect(&dir, file, &spec),
+        None => crate::check::discover(&dir, &spec),
+    }
+    .map_err(usage)?;
     let host = detect_host(args.isolation)?;
     let runtime = runtime()?;
     let jobs = args.jobs.unwrap_or_else(crate::runner::default_jobs);

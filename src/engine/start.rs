@@ -49,7 +49,13 @@ impl Run<'_> {
                 c.reference = Some(reference);
             }
         }
-        let program = self.spec.program(self.case.target).expect("validated");
+        let program = self
+            .spec
+            .program(self.case.target)
+            .expect("validated")
+            .for_case(self.case);
+        let program = &program;
+        self.prepare_case_files()?;
         let argv = self.sandbox.argv(program);
         let launched = self
             .sandbox
@@ -75,6 +81,14 @@ impl Run<'_> {
             warm,
         });
         self.proc = Some(proc);
+        if let Some(input) = &self.case.stdin {
+            let r = self.proc.as_mut().expect("just set").write_stdin(input).await;
+            if let Err(e) = r {
+                self.event(EventKind::Note {
+                    text: format!("the case's stdin could not be written: {e}"),
+                });
+            }
+        }
         if self.case.target == Target::Server {
             let deadline = self.fair_deadline(startup);
             let listening = self.wait_listening(deadline).await?;
@@ -90,6 +104,10 @@ impl Run<'_> {
 
     async fn open_reference_server(&mut self) -> Result<TcpListener, String> {
         let want = self.spec.connects_to;
+        let recv_buffer = self.case.steps.iter().find_map(|s| match &s.action {
+            crate::spec::Action::Accept { opts, .. } => opts.recv_buffer,
+            _ => None,
+        });
         // In a namespace every address is local, so listening on the wildcard address at
         // the spec's port takes the student's connection whatever IP it names; on the
         // host, only the exact address is ours to take.
@@ -106,6 +124,11 @@ impl Run<'_> {
                     None,
                 )?;
                 s.set_reuse_address(true)?;
+                // Accepted sockets inherit the buffer, and its window is set at the
+                // handshake: so it is set on the listener, before listen().
+                if let Some(n) = recv_buffer {
+                    s.set_recv_buffer_size(n as usize)?;
+                }
                 s.bind(&bind.into())?;
                 s.listen(64)?;
                 s.set_nonblocking(true)?;
@@ -117,6 +140,41 @@ impl Run<'_> {
             self.sandbox.redirect_clients_to(want.port()).await?;
         }
         TcpListener::from_std(listener).map_err(|e| e.to_string())
+    }
+
+    /// Writes the case's data files into the program's folder, and caps the send buffer
+    /// of the case's network (`limits.send_buffer`).
+    fn prepare_case_files(&mut self) -> Result<(), Failure> {
+        let dir = self.sandbox.workdir.path().to_path_buf();
+        for f in &self.case.files {
+            let path = dir.join(&f.path);
+            let bytes = f.bytes();
+            let r = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|_| std::fs::write(&path, &bytes[..]));
+            if let Err(e) = r {
+                self.grader_error = true;
+                return Err(fail(0, 0, "write the case's files".into(), format!("{:?} written", f.path), e.to_string()));
+            }
+        }
+        if let Some(max) = self.spec.limits.send_buffer {
+            let value = format!("4096 16384 {max}");
+            let set = match self.sandbox.own_network() {
+                true => self
+                    .sandbox
+                    .in_net(move || std::fs::write("/proc/sys/net/ipv4/tcp_wmem", value))
+                    .and_then(|r| r)
+                    .map_err(|e| e.to_string()),
+                false => Err("the case has no network of its own".to_string()),
+            };
+            if let Err(e) = set {
+                self.event(EventKind::Note {
+                    text: format!("limits.send_buffer not applied ({e}): the program's send buffer may grow to the machine's default"),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Waits until the server has a listening socket, or dies trying.

@@ -157,6 +157,12 @@ impl Run<'_> {
             });
         }
         let passed = status == Status::Passed;
+        // A step's own hint says more than the case's.
+        let step_hint = failure
+            .as_ref()
+            .and_then(|f| f.step.checked_sub(1))
+            .and_then(|i| self.case.steps.get(i))
+            .and_then(|s| s.hint.clone());
         CaseResult {
             name: self.case.name.clone(),
             target: self.case.target,
@@ -166,7 +172,11 @@ impl Run<'_> {
             informational: self.case.informational,
             reason,
             failure,
-            hint: if passed { None } else { self.case.hint.clone() },
+            hint: if passed {
+                None
+            } else {
+                step_hint.or_else(|| self.case.hint.clone())
+            },
             exit,
             stderr_tail: last_lines(&stderr.text(), STDERR_LINES)
                 .into_iter()

@@ -257,6 +257,8 @@ impl Grading {
                 .await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         notes.extend(choices.into_iter().map(|c| c.note));
+        // [random] values and random files are drawn per student.
+        let spec = spec.for_student(&name);
         let t0 = std::time::Instant::now();
         let cases = grade(
             self.host.clone(),

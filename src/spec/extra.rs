@@ -149,6 +149,19 @@ impl RandomVar {
     }
 }
 
+impl super::Program {
+    /// The program as `case` runs it: its `args` after the command, its `env` over
+    /// the program's.
+    pub fn for_case(&self, case: &super::Case) -> super::Program {
+        let mut p = self.clone();
+        p.command.extend(case.args.iter().cloned());
+        for (k, v) in &case.env {
+            p.env.insert(k.clone(), v.clone());
+        }
+        p
+    }
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
