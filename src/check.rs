@@ -173,22 +173,37 @@ pub fn discover_expect(dir: &Path, file: &Path, spec: &Spec) -> Result<Vec<Refer
         if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
             let name = name.trim().to_string();
             if sections.iter().any(|(n, _, _)| n == &name) {
-                return Err(bad(line, format!("a second section [{name}]"), "give each folder one section".into()));
+                return Err(bad(
+                    line,
+                    format!("a second section [{name}]"),
+                    "give each folder one section".into(),
+                ));
             }
             sections.push((name, line, BTreeSet::new()));
             continue;
         }
         let Some((_, _, cases)) = sections.last_mut() else {
-            return Err(bad(line, format!("{l:?} comes before any [folder] section"), "start with a section naming a folder, e.g. [good]".into()));
+            return Err(bad(
+                line,
+                format!("{l:?} comes before any [folder] section"),
+                "start with a section naming a folder, e.g. [good]".into(),
+            ));
         };
         if !spec.cases.iter().any(|c| c.name == l) {
             let known: Vec<String> = spec.cases.iter().map(|c| format!("{:?}", c.name)).collect();
-            return Err(bad(line, format!("{l:?} is not a case of the spec"), format!("the spec's cases are: {}", known.join(", "))));
+            return Err(bad(
+                line,
+                format!("{l:?} is not a case of the spec"),
+                format!("the spec's cases are: {}", known.join(", ")),
+            ));
         }
         cases.insert(l.to_string());
     }
     let mut folders: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|source| CheckError::Io { path: dir.to_path_buf(), source })?
+        .map_err(|source| CheckError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?
         .flatten()
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -197,19 +212,32 @@ pub fn discover_expect(dir: &Path, file: &Path, spec: &Spec) -> Result<Vec<Refer
     folders.sort();
     for f in &folders {
         if !sections.iter().any(|(n, _, _)| n == f) {
-            return Err(bad(1, format!("the folder {f:?} of {} has no section", dir.display()), format!("add [{f}] with the cases it must fail (nothing under it: it must pass)")));
+            return Err(bad(
+                1,
+                format!("the folder {f:?} of {} has no section", dir.display()),
+                format!("add [{f}] with the cases it must fail (nothing under it: it must pass)"),
+            ));
         }
     }
     let mut refs = Vec::new();
     for (name, line, cases) in sections {
         if !folders.contains(&name) {
-            return Err(bad(line, format!("[{name}] names no folder of {}", dir.display()), format!("the folders are: {}", folders.join(", "))));
+            return Err(bad(
+                line,
+                format!("[{name}] names no folder of {}", dir.display()),
+                format!("the folders are: {}", folders.join(", ")),
+            ));
         }
         let (expect, must_fail) = match cases.is_empty() {
             true => (Expect::Pass, None),
             false => (Expect::Fail, Some(cases)),
         };
-        refs.push(Reference { dir: dir.join(&name), name, expect, must_fail });
+        refs.push(Reference {
+            dir: dir.join(&name),
+            name,
+            expect,
+            must_fail,
+        });
     }
     if refs.is_empty() {
         return Err(CheckError::Empty(dir.to_path_buf()));
@@ -224,7 +252,8 @@ pub fn surprises(reference: &Reference, result: &SubmissionResult) -> Vec<String
     let mut out = Vec::new();
     for c in result.cases.iter().filter(|c| !c.informational) {
         let failed = c.status != Status::Passed;
-        let should_fail = must.contains(&c.name) || (reference.expect == Expect::Fail && reference.must_fail.is_none());
+        let should_fail = must.contains(&c.name)
+            || (reference.expect == Expect::Fail && reference.must_fail.is_none());
         if failed && !should_fail {
             let why = c.reason.clone().unwrap_or_else(|| "no reason given".into());
             out.push(format!("{:?} failed: {why}", c.name));

@@ -237,6 +237,24 @@ impl Connection {
         }
     }
 
+    /// Reads whatever has arrived into the buffer, without waiting (what a program
+    /// answered before it closed, to say so when a send fails).
+    pub(crate) fn read_ready(&mut self) {
+        let Some(stream) = self.stream.as_ref() else {
+            return;
+        };
+        let mut chunk = [0u8; 16 << 10];
+        while let Ok(n) = stream.try_read(&mut chunk) {
+            if n == 0 {
+                self.peer_closed.get_or_insert(PeerClosed::Fin);
+                return;
+            }
+            self.received_total += n as u64;
+            self.buf.extend_from_slice(&chunk[..n]);
+            crate::text::keep_last(&mut self.buf, MAX_BUFFER);
+        }
+    }
+
     /// Reads and drops whatever has arrived, without waiting: closing a socket with
     /// unread data would send an RST instead of a FIN.
     pub(crate) fn discard_ready(&mut self) {

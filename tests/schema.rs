@@ -19,7 +19,15 @@ fn shipped_schema_is_the_generated_one() {
 
 #[test]
 fn shipped_specs_start_with_their_schema_line() {
-    for spec in ["specs/tcp-basics.toml", "tests/specs/visibility.toml"] {
+    for spec in [
+        "specs/tcp-basics.toml",
+        "tests/specs/visibility.toml",
+        "specs/echo-quit.toml",
+        "specs/kv-store.toml",
+        "specs/file-transfer.toml",
+        "specs/http10.toml",
+        "specs/chat.toml",
+    ] {
         let first = std::fs::read_to_string(spec)
             .unwrap()
             .lines()

@@ -82,7 +82,12 @@ impl Run<'_> {
         });
         self.proc = Some(proc);
         if let Some(input) = &self.case.stdin {
-            let r = self.proc.as_mut().expect("just set").write_stdin(input).await;
+            let r = self
+                .proc
+                .as_mut()
+                .expect("just set")
+                .write_stdin(input)
+                .await;
             if let Err(e) = r {
                 self.event(EventKind::Note {
                     text: format!("the case's stdin could not be written: {e}"),
@@ -155,7 +160,13 @@ impl Run<'_> {
                 .and_then(|_| std::fs::write(&path, &bytes[..]));
             if let Err(e) = r {
                 self.grader_error = true;
-                return Err(fail(0, 0, "write the case's files".into(), format!("{:?} written", f.path), e.to_string()));
+                return Err(fail(
+                    0,
+                    0,
+                    "write the case's files".into(),
+                    format!("{:?} written", f.path),
+                    e.to_string(),
+                ));
             }
         }
         if let Some(max) = self.spec.limits.send_buffer {

@@ -217,23 +217,22 @@ pub(super) fn describe(action: &Action, within: &str, who: &str) -> String {
         ),
         Action::Pause { window: w } => format!("wait {} (do nothing)", window(w)),
         Action::ExpectBytes { conn, check } => {
-            let mut what = Vec::new();
+            let mut what = match (check.count, check.at_least, &check.equals_file) {
+                (Some(n), _, _) => format!("{n} bytes"),
+                (None, Some(n), _) => format!("at least {n} bytes"),
+                (None, None, Some(f)) => format!("the bytes of {f:?}"),
+                _ => "bytes".into(),
+            };
             if check.skip > 0 {
-                what.push(format!("after {} bytes", check.skip));
+                what.push_str(&format!(" (after the first {})", check.skip));
             }
-            if let Some(n) = check.count {
-                what.push(format!("exactly {n} bytes"));
-            }
-            if let Some(n) = check.at_least {
-                what.push(format!("at least {n} bytes"));
-            }
-            if let Some(f) = &check.equals_file {
-                what.push(format!("the content of {f:?}"));
+            if let (Some(f), true) = (&check.equals_file, check.count.is_some()) {
+                what.push_str(&format!(" equal to {f:?}"));
             }
             if let Some(h) = &check.sha256 {
-                what.push(format!("with SHA-256 {}", hex(h)));
+                what.push_str(&format!(" with SHA-256 {}", hex(h)));
             }
-            format!("wait up to {within} for {} on {conn:?}", what.join(", "))
+            format!("wait up to {within} on {conn:?} for {what} (counted as they arrive, not kept)")
         }
         Action::ExpectFile { path, .. } => {
             format!("check the file {path:?} the {who} wrote")

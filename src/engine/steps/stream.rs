@@ -123,13 +123,18 @@ impl Run<'_> {
                     data,
                 }),
                 Some(Err(e)) => {
+                    let c = self.conns.get_mut(conn);
+                    c.read_ready();
+                    let answered = c.pending().to_vec();
                     self.settle_exit().await;
                     let suffix = self.exit_suffix();
+                    let after = match answered.is_empty() {
+                        true => String::new(),
+                        false => format!(" after answering {}", quote(&answered)),
+                    };
                     return Err(cx.fail(
                         format!("to send piece {} of {n}, {data}", i + 1),
-                        format!(
-                            "send failed: {e} (the {who} closed or reset the connection){suffix}"
-                        ),
+                        format!("the {who} had closed the connection{after}: it did not wait for the rest ({e}){suffix}"),
                     ));
                 }
                 None => {
@@ -374,7 +379,12 @@ impl Run<'_> {
             _ => false,
         };
         if short {
-            let got = format!("only {} bytes{after}{ended}{}", st.got, self.exit_suffix());
+            let of = count.or(at_least).unwrap_or(0);
+            let got = format!(
+                "only {} of {of} bytes{after}{ended}{}",
+                st.got,
+                self.exit_suffix()
+            );
             return Err(Failure {
                 sent,
                 ..cx.fail(expected, got)
