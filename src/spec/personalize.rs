@@ -169,3 +169,128 @@ impl Spec {
         spec
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{validate, Action, Matcher};
+    use std::path::Path;
+
+    const SPEC: &str = r#"
+[assignment]
+name = "kv"
+[server]
+command = ["python3", "{file}"]
+file = "s.py"
+[random]
+word = { letters = "abc", length = 8 }
+[files]
+"big.bin" = { random_bytes = "1KiB" }
+[[case]]
+name = "stores {value}"
+target = "server"
+for_each = [{ value = "a b" }, { value = "c" }]
+steps = [{ connect = {} }, { send = "SET {value} {word}\n" }, { expect = { regex = "^{word|upper}$", label = "the word" } }]
+[[case]]
+name = "clients"
+target = "server"
+clients = 3
+steps = [{ connect = {} }, { send = "{word}\n" }, { expect = { exact = "{word}\n" } }]
+"#;
+
+    fn sent(case: &super::Case) -> Vec<String> {
+        case.steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Send { bytes, .. } => Some(String::from_utf8_lossy(bytes).into_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn for_each_makes_one_case_per_table() {
+        let spec = validate::parse(Path::new("t.toml"), SPEC).unwrap();
+        let names: Vec<&str> = spec.cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["stores a b", "stores c", "clients"]);
+        assert_eq!(sent(&spec.cases[0]), ["SET a b {word}\n"]);
+    }
+
+    #[test]
+    fn random_values_are_the_same_per_student_and_differ_between_students() {
+        let spec = validate::parse(Path::new("t.toml"), SPEC).unwrap();
+        let (a1, a2, b) = (
+            spec.for_student("alice"),
+            spec.for_student("x/alice"),
+            spec.for_student("bob"),
+        );
+        assert_eq!(sent(&a1.cases[0]), sent(&a2.cases[0]));
+        assert_ne!(sent(&a1.cases[0]), sent(&b.cases[0]));
+        let word = sent(&a1.cases[0])[0]
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string();
+        assert_eq!(word.len(), 8);
+        // The regex template is filled with the value (upper-cased), the label kept.
+        let re = a1.cases[0].steps.iter().find_map(|s| match &s.action {
+            Action::Expect {
+                matcher: Matcher::Regex(re),
+                ..
+            } => Some(re.clone()),
+            _ => None,
+        });
+        assert!(re.unwrap().is_match(word.to_uppercase().as_bytes()));
+        assert_eq!(a1.cases[0].steps[2].label.as_deref(), Some("the word"));
+        // Random files too.
+        let bytes = |s: &super::Spec| s.cases[0].files[0].bytes();
+        assert_eq!(bytes(&a1), bytes(&a2));
+        assert_ne!(bytes(&a1), bytes(&b));
+        assert_eq!(bytes(&a1).len(), 1024);
+    }
+
+    #[test]
+    fn clients_get_their_own_connections_and_values() {
+        let spec = validate::parse(Path::new("t.toml"), SPEC)
+            .unwrap()
+            .for_student("alice");
+        let c = &spec.cases[2];
+        assert_eq!(c.steps.len(), 9);
+        let words = sent(c);
+        assert_eq!(words.len(), 3);
+        assert!(words[0] != words[1] || words[1] != words[2], "{words:?}");
+        assert_eq!(c.steps[1].action.conn().unwrap(), "client 2");
+    }
+
+    #[test]
+    fn a_huge_regex_compiles_and_a_larger_one_points_to_expect_bytes() {
+        let spec = |re: &str| {
+            format!("[assignment]\nname = \"x\"\n[server]\ncommand = [\"python3\", \"{{file}}\"]\nfile = \"s.py\"\n[[case]]\nname = \"c\"\ntarget = \"server\"\nsteps = [{{ connect = {{}} }}, {{ expect = {{ regex = '{re}' }} }}]\n")
+        };
+        // Over the regex crate's default 10 MiB limit, under ours.
+        let big = "(?s-u)^.{700000}";
+        assert!(
+            regex::bytes::Regex::new(big).is_err(),
+            "over the default limit"
+        );
+        assert!(validate::parse(Path::new("t.toml"), &spec(big)).is_ok());
+        let err = validate::parse(Path::new("t.toml"), &spec("(?s)^\\w{1048576}\\w{1048576}"))
+            .unwrap_err();
+        assert!(err.to_string().contains("expect_bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_step_naming_a_missing_file_is_an_error() {
+        let text = SPEC.replace(
+            "{ send = \"{word}\\n\" }",
+            "{ send = { file = \"nope.bin\" } }",
+        );
+        let err = validate::parse(Path::new("t.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"nope.bin\" is not a file of this case") && err.contains("big.bin"),
+            "{err}"
+        );
+    }
+}
