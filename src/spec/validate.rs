@@ -573,6 +573,7 @@ impl<'a> Validator<'a> {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn case(
         &mut self,
         i: usize,
@@ -1282,7 +1283,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
 /// "de ad BE ef" or "deadbeef" → bytes.
 pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
     let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     digits

@@ -197,7 +197,7 @@ impl Validator<'_> {
                     None => {
                         self.err(
                             Some(f.span()),
-                            &format!("{key}.hex"),
+                            format!("{key}.hex"),
                             format!("{h:?} is not hex bytes"),
                             Some(
                                 "write pairs of hex digits, spaces allowed: \"de ad be ef\"".into(),
@@ -223,7 +223,7 @@ impl Validator<'_> {
                     Err(e) => {
                         self.err(
                             Some(f.span()),
-                            &format!("{key}.from"),
+                            format!("{key}.from"),
                             format!("cannot read {}: {e}", full.display()),
                             Some("`from` is relative to the spec's folder".into()),
                         );
@@ -238,7 +238,7 @@ impl Validator<'_> {
                 if size > MAX_DATA_FILE {
                     self.err(
                         Some(f.span()),
-                        &format!("{key}.random_bytes"),
+                        format!("{key}.random_bytes"),
                         format!("at most {} MiB of random bytes", MAX_DATA_FILE >> 20),
                         None,
                     );
