@@ -200,27 +200,6 @@ pub(crate) fn waiting_for_clients(pids: &[u32]) -> bool {
     waiting
 }
 
-/// Time the threads of these processes spent runnable but waiting for a CPU, from
-/// `/proc/<pid>/task/<tid>/schedstat` (its second field, in nanoseconds).
-pub fn cpu_wait(pids: &[u32]) -> std::time::Duration {
-    let mut ns: u64 = 0;
-    for pid in pids {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for t in tasks.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-                ns += s
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-    }
-    std::time::Duration::from_nanos(ns)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,4 +222,25 @@ mod tests {
         let mine = socket_inodes(&[pid]);
         assert!(listeners(pid, Some(&mine)).iter().any(|e| e.local == addr));
     }
+}
+
+/// Time the threads of these processes spent runnable but waiting for a CPU, from
+/// `/proc/<pid>/task/<tid>/schedstat` (its second field, in nanoseconds).
+pub fn cpu_wait(pids: &[u32]) -> std::time::Duration {
+    let mut ns: u64 = 0;
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+                ns += s
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    std::time::Duration::from_nanos(ns)
 }
