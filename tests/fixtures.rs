@@ -164,6 +164,28 @@ fn python2_server_printing_chinese() {
     let report = grade("python2_unicode", "server", &[]);
     assert_verdicts(&report, &[TWO_AT_ONCE]);
 }
+// It accepts, then closes at once: it did call accept(), and every reply is missing.
+#[test]
+fn server_closing_each_connection_at_once() {
+    let report = grade("server_accept_close", "server", &[]);
+    assert_verdicts(&report, &ALL_SERVER[1..]);
+    let replies = &report["cases"][1]["reason"];
+    assert!(
+        replies
+            .as_str()
+            .unwrap()
+            .contains("closed the connection (FIN)"),
+        "{replies}"
+    );
+}
+// Answers each 5-byte piece with a pause between answers: the grader closes only once
+// it has finished answering, as a person would, so it never crashes on a reset.
+fixture!(
+    server_answering_in_slow_pieces,
+    "server_recv5_slow",
+    "server",
+    ["prints each message it receives", TWO_AT_ONCE]
+);
 fixture!(
     server_polling_accept_with_a_timeout,
     "server_accept_timeout",

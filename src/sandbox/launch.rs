@@ -143,6 +143,12 @@ impl Sandbox {
         proc_net::waiting_for_clients(&self.pids(proc))
     }
 
+    /// Whether the program has done all it can by itself and waits for the outside
+    /// world (see [`proc_net::settled`]).
+    pub(crate) fn settled(&self, proc: &StudentProcess) -> bool {
+        proc_net::settled(&self.pids(proc))
+    }
+
     /// Whether the program ran into the memory limit of its cgroup.
     pub(crate) fn memory_limit_hit(&self) -> bool {
         self.cgroup.as_ref().is_some_and(|cg| cg.memory_limit_hit())

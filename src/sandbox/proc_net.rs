@@ -169,16 +169,35 @@ pub fn ticks_per_second() -> u64 {
     }
 }
 
-/// Whether these processes wait for the next client and do nothing else: no thread
-/// running or waiting for a CPU, none blocked writing (a full pipe or socket buffer
-/// puts a busy loop to sleep too), and one asleep where a server waits for
-/// connections (`accept()`, or `select`/`poll`/`epoll` on the listening socket), as the
-/// kernel names it in `/proc/PID/task/TID/wchan`. Where that cannot be read, the answer
-/// is no: the next case then gets a fresh process, as without `share_process`.
-pub(crate) fn waiting_for_clients(pids: &[u32]) -> bool {
-    const WAITING: &[&str] = &["inet_csk_accept", "do_select", "do_sys_poll", "ep_poll"];
-    const WRITING: &[&str] = &["pipe_write", "sk_stream_wait_memory"];
-    let mut waiting = false;
+/// What one thread of the program is doing, as `/proc/PID/task/TID/{stat,wchan}` say.
+struct ThreadState {
+    /// `R` running or runnable, `D` in the kernel uninterruptibly, `S` asleep, ...
+    state: Option<char>,
+    /// Where it sleeps, without the compiler's suffix (`poll_schedule_timeout`, not
+    /// `poll_schedule_timeout.constprop.0`): the names differ between kernels.
+    wchan: String,
+}
+
+/// Sleeps that are the program writing: a full pipe or socket buffer puts a busy loop
+/// to sleep too.
+const WRITING: &[&str] = &["pipe_write", "sk_stream_wait_memory"];
+/// Sleeps that are the program's own pause (`time.sleep`, `nanosleep`): it will act
+/// again by itself.
+const PAUSING: &[&str] = &["hrtimer_nanosleep", "do_nanosleep", "clock_nanosleep"];
+/// Sleeps where a server waits for connections (`accept()`, or `select`/`poll`/`epoll`
+/// on the listening socket), as different kernels name them.
+const WAITING_FOR_CLIENTS: &[&str] = &[
+    "inet_csk_accept",
+    "do_select",
+    "do_sys_poll",
+    "poll_schedule_timeout",
+    "ep_poll",
+    "do_epoll_wait",
+];
+
+/// Every thread of `pids`; a process that is gone has none.
+fn threads(pids: &[u32]) -> Vec<ThreadState> {
+    let mut out = Vec::new();
     for pid in pids {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
             continue;
@@ -187,22 +206,86 @@ pub(crate) fn waiting_for_clients(pids: &[u32]) -> bool {
             let state = std::fs::read_to_string(t.path().join("stat"))
                 .ok()
                 .and_then(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()));
-            if state == Some('R') {
-                return false;
+            let mut wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
+            if let Some(dot) = wchan.find('.') {
+                wchan.truncate(dot);
             }
-            let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
-            if WRITING.contains(&wchan.as_str()) {
-                return false;
-            }
-            waiting |= WAITING.contains(&wchan.as_str());
+            out.push(ThreadState { state, wchan });
         }
     }
-    waiting
+    out
+}
+
+/// Whether these processes wait for the next client and do nothing else: no thread
+/// running or waiting for a CPU, none blocked writing, and one asleep where a server
+/// waits for connections. Where that cannot be read, the answer is no: the next case
+/// then gets a fresh process, as without `share_process`.
+pub(crate) fn waiting_for_clients(pids: &[u32]) -> bool {
+    let threads = threads(pids);
+    threads
+        .iter()
+        .all(|t| t.state != Some('R') && !WRITING.contains(&t.wchan.as_str()))
+        && threads
+            .iter()
+            .any(|t| WAITING_FOR_CLIENTS.contains(&t.wchan.as_str()))
+}
+
+/// Whether the program has done all it can by itself and now waits for the outside
+/// world (a connection, data, stdin, a child): no thread running, waiting for a CPU or
+/// in the kernel uninterruptibly, none writing, none in a pause of its own. A program
+/// that is gone is settled too.
+pub(crate) fn settled(pids: &[u32]) -> bool {
+    threads(pids).iter().all(|t| {
+        // A sleeping thread read at the instant it goes to sleep or wakes has no wchan
+        // yet ("0"): that is not a wait, and taking it for one acted too early.
+        let known = !t.wchan.is_empty() && t.wchan != "0";
+        matches!(t.state, Some('S') | Some('T') | Some('t') | Some('Z'))
+            && (known || t.state == Some('Z'))
+            && !WRITING.contains(&t.wchan.as_str())
+            && !PAUSING.contains(&t.wchan.as_str())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pause_is_not_settled_and_a_blocking_read_is() {
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let mut reader = std::process::Command::new("cat")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (s, r) = (sleeper.id(), reader.id());
+        // Each reaches its sleep in a moment: wait for that, not for a time.
+        let asleep = |pid: u32| {
+            threads(&[pid])
+                .iter()
+                .all(|t| t.state == Some('S') && !t.wchan.is_empty() && t.wchan != "0")
+        };
+        while !asleep(s) || !asleep(r) {
+            std::thread::yield_now();
+        }
+        assert!(
+            !settled(&[s]),
+            "{:?}",
+            threads(&[s]).iter().map(|t| &t.wchan).collect::<Vec<_>>()
+        );
+        assert!(
+            settled(&[r]),
+            "{:?}",
+            threads(&[r]).iter().map(|t| &t.wchan).collect::<Vec<_>>()
+        );
+        assert!(!settled(&[s, r]));
+        sleeper.kill().unwrap();
+        reader.kill().unwrap();
+        sleeper.wait().unwrap();
+        reader.wait().unwrap();
+    }
 
     #[test]
     fn parses_a_listening_line() {

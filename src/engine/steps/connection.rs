@@ -182,13 +182,14 @@ impl Run<'_> {
     /// How many of the grader's connections still wait in the server's listen queue.
     fn not_accepted(&self) -> usize {
         match self.sandbox.sockets(self.proc()) {
-            // Accepted: the program holds a socket whose peer is our end (or it
-            // already closed the connection, which only an accepted one can be).
+            // Accepted: the program holds a socket whose peer is our end, or has
+            // already sent on it or closed it, which only an accepted one can be.
             Ok(list) => self
                 .conns
                 .iter()
                 .filter(|c| {
                     c.peer_closed().is_none()
+                        && !c.heard_from_peer()
                         && !list.iter().any(|s| !s.listening && s.peer == Some(c.local))
                 })
                 .count(),
@@ -198,12 +199,13 @@ impl Run<'_> {
                 self.conns
                     .iter()
                     .filter(|c| {
-                        table.iter().any(|e| {
-                            e.local == c.remote
-                                && e.remote == c.local
-                                && e.inode == 0
-                                && e.state == crate::sandbox::proc_net::TCP_ESTABLISHED
-                        })
+                        !c.heard_from_peer()
+                            && table.iter().any(|e| {
+                                e.local == c.remote
+                                    && e.remote == c.local
+                                    && e.inode == 0
+                                    && e.state == crate::sandbox::proc_net::TCP_ESTABLISHED
+                            })
                     })
                     .count()
             }
