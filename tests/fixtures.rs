@@ -186,6 +186,51 @@ fixture!(
     "server",
     ["prints each message it receives", TWO_AT_ONCE]
 );
+// A new listening socket for each client: for an instant nothing listens, and the
+// reference client tries again as a person would.
+fixture!(
+    server_making_a_new_listener_per_client,
+    "server_reopens_listener",
+    "server",
+    [TWO_AT_ONCE]
+);
+// It closes each connection first, so its port has TIME_WAIT connections when it
+// exits: with SO_REUSEADDR a restart binds at once; without, S8 says why it cannot.
+const CLOSES_FIRST: [&str; 4] = [
+    "several messages on one connection",
+    "closes after the client closes",
+    "does not busy-loop after the client closes",
+    TWO_AT_ONCE,
+];
+fixture!(
+    server_closing_first_with_so_reuseaddr,
+    "server_closes_first",
+    "server",
+    [
+        CLOSES_FIRST[0],
+        CLOSES_FIRST[1],
+        CLOSES_FIRST[2],
+        TWO_AT_ONCE
+    ]
+);
+#[test]
+fn server_closing_first_without_so_reuseaddr() {
+    let report = grade("server_closes_first_no_reuseaddr", "server", &[]);
+    let mut failing = CLOSES_FIRST.to_vec();
+    failing.push("exits on Ctrl-C and frees the port");
+    assert_verdicts(&report, &failing);
+    let s8 = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "exits on Ctrl-C and frees the port")
+        .unwrap();
+    let reason = s8["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("no process holds the port") && reason.contains("SO_REUSEADDR"),
+        "{reason}"
+    );
+}
 fixture!(
     server_polling_accept_with_a_timeout,
     "server_accept_timeout",

@@ -16,7 +16,7 @@
 pub mod capture;
 pub mod cgroup;
 pub mod confine;
-mod launch;
+pub(crate) mod launch;
 pub mod netns;
 pub mod proc_net;
 pub mod process;

@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 /// TCP states as the kernel numbers them (include/net/tcp_states.h).
 pub const TCP_ESTABLISHED: u8 = 0x01;
 pub const TCP_LISTEN: u8 = 0x0A;
+pub const TCP_TIME_WAIT: u8 = 0x06;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpEntry {
@@ -100,6 +101,21 @@ pub fn socket_inodes(pids: &[u32]) -> HashSet<u64> {
         }
     }
     out
+}
+
+/// Which of these processes holds the socket `inode`, and its command line.
+pub(crate) fn socket_holder(pids: &[u32], inode: u64) -> Option<(u32, String)> {
+    pids.iter().find_map(|&pid| {
+        socket_inodes(&[pid]).contains(&inode).then(|| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let words: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            (pid, words.join(" "))
+        })
+    })
 }
 
 /// Listening sockets. With `owned_by`, only those whose inode is in the set (needed on

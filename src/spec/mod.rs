@@ -437,12 +437,13 @@ impl Action {
         )
     }
 
-    /// Whether the step delivers something to the program (data, a close, a signal,
-    /// input): the grader first waits until the program waits for it.
+    /// Whether the step delivers something to the program (a connection, data, a close,
+    /// a signal, input): the grader first waits until the program waits for it.
     pub fn delivers(&self) -> bool {
         matches!(
             self,
-            Action::Send { .. }
+            Action::Connect { .. }
+                | Action::Send { .. }
                 | Action::Shutdown { .. }
                 | Action::Close { .. }
                 | Action::Signal { .. }
