@@ -375,3 +375,19 @@ fn a_missing_file_is_an_error_naming_what_the_submission_holds() {
         "{reason}"
     );
 }
+
+/// A program that exits without writing to stderr is not sent to read its stderr.
+#[test]
+fn a_silent_exit_is_not_sent_to_an_empty_stderr() {
+    let report = grade(
+        "server_one_shot",
+        "server",
+        &["--case", "several messages on one connection"],
+    );
+    let reason = report["cases"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("exited with code 0 without a word on stderr")
+            && !reason.contains("see its last stderr"),
+        "{reason}"
+    );
+}

@@ -171,7 +171,7 @@ impl Run<'_> {
                     action(),
                     expected(),
                     format!(
-                        "the server {} before it listened{why}",
+                        "the server {} during start-up, before it could take a connection{why}",
                         describe_status(status)
                     ),
                 ))
