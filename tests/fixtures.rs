@@ -391,3 +391,25 @@ fn a_silent_exit_is_not_sent_to_an_empty_stderr() {
         "{reason}"
     );
 }
+
+/// With `listen` set, a server on another port is told where it does listen.
+#[test]
+fn a_server_on_another_port_than_the_spec_says_is_told_where_it_listens() {
+    let report = common::grade_json(
+        "tests/specs/listen-port.toml",
+        "fixtures/server_port_9999",
+        &["--target", "server"],
+    );
+    assert_verdicts(&report, &["accepts a connection"]);
+    let reason = report["cases"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("listens on 127.0.0.1:9999, not on port 8888"),
+        "{reason}"
+    );
+    let good = common::grade_json(
+        "tests/specs/listen-port.toml",
+        "fixtures/good",
+        &["--target", "server"],
+    );
+    assert_verdicts(&good, &[]);
+}
