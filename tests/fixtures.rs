@@ -17,6 +17,15 @@ const ALL_SERVER: [&str; 9] = [
     TWO_AT_ONCE,
 ];
 
+const ALL_CLIENT: [&str; 6] = [
+    "connects to the server",
+    "sends what the user typed",
+    "prints the server's reply",
+    "ends on an empty line and closes",
+    "copes with the server closing first",
+    "handles end of input (Ctrl-D)",
+];
+
 macro_rules! fixture {
     ($test:ident, $fixture:literal, $target:literal, [$($failing:expr),* $(,)?]) => {
         #[test]
@@ -72,7 +81,18 @@ fixture!(
         "copes with the server closing first"
     ]
 );
-fixture!(client_to_another_port, "client_wrong_port", "client", []);
+// Port 9999, not the assignment's 8888: refused, as on any machine (the spec's
+// must_match = "port" takes any address, not any port), and told where to connect.
+#[test]
+fn client_to_another_port() {
+    let report = grade("client_wrong_port", "client", &[]);
+    assert_verdicts(&report, &ALL_CLIENT);
+    let reason = report["cases"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("Connection refused") && reason.contains("port 8888"),
+        "{reason}"
+    );
+}
 fixture!(
     client_to_a_classroom_ip,
     "client_classroom_ip",
@@ -349,15 +369,35 @@ fn the_close_kinds_are_named_apart() {
     );
 }
 
+/// With must_match = "nothing", the grader's network takes a client's connection to
+/// any port to the reference server (nft), and the transcript says where it was meant
+/// to go. Where `nft` is missing the same spec grades the same program as failing, and
+/// the case says plainly why: tested in both states.
 #[test]
 fn a_redirected_client_is_told_where_it_connected() {
-    let report = grade(
-        "client_wrong_port",
-        "client",
-        &["--case", "connects to the server"],
+    let report = common::grade_json(
+        "tests/specs/any-port.toml",
+        "fixtures/client_wrong_port",
+        &[],
     );
-    let t = report["cases"][0]["transcript"].to_string();
-    assert!(t.contains("127.0.0.1:9999"), "{t}");
+    if !sockgrade::sandbox::netns::nft_available() {
+        eprintln!("skipped the nft state: `nft` is not installed (apt-get install -y nftables)");
+    } else {
+        assert_verdicts(&report, &[]);
+        let t = report["cases"][0]["transcript"].to_string();
+        assert!(t.contains("127.0.0.1:9999"), "{t}");
+    }
+    // Without a redirect (no nft on this machine): told plainly, never graded by luck.
+    let r = common::grade_in_process_on(
+        "tests/specs/any-port.toml",
+        "fixtures/client_wrong_port",
+        &[],
+        |host| host.redirect = false,
+    );
+    let case = &r.cases[0];
+    assert_eq!(case.status, sockgrade::outcome::Status::Failed);
+    let t = serde_json::to_string(&case.transcript).unwrap();
+    assert!(t.contains("`nft` is not installed"), "{t}");
 }
 
 #[test]

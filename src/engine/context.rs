@@ -197,6 +197,16 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Where a student client may connect, as the spec's `must_match` says, for reasons.
+    pub(super) fn where_clients_connect(&self) -> String {
+        let at = self.spec.connects_to;
+        match self.spec.must_match {
+            crate::spec::MustMatch::Port => format!("port {} of any address ({at})", at.port()),
+            crate::spec::MustMatch::AddressAndPort => at.to_string(),
+            crate::spec::MustMatch::Nothing => format!("{at} (and any address and port)"),
+        }
+    }
+
     /// Pids of the student's processes (for CPU use and the host-loopback socket search).
     pub(super) fn pids(&self) -> Vec<u32> {
         self.sandbox.pids(self.proc())

@@ -7,7 +7,7 @@ use super::deadline::Deadline;
 use super::{GRACE, POLL};
 use crate::outcome::{EventKind, Failure};
 use crate::sandbox::process::describe_status;
-use crate::spec::Target;
+use crate::spec::{MustMatch, Target};
 use crate::text::{last_lines, quote};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::net::TcpListener;
@@ -91,11 +91,16 @@ impl Run<'_> {
     async fn open_reference_server(&mut self) -> Result<TcpListener, String> {
         let want = self.spec.connects_to;
         // In a namespace every address is local, so listening on the wildcard address at
-        // the spec's port takes the student's connection whatever IP it names; on the
-        // host, only the exact address is ours to take.
-        let bind = match self.sandbox.own_network() {
-            true => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), want.port()),
-            false => want,
+        // the spec's port takes the student's connection whatever IP it names (unless the
+        // spec wants the exact address); on the host, only the exact address is ours to
+        // take. What a client must match does not depend on the isolation: where this
+        // machine cannot honour the spec, the case says so (below) rather than grading
+        // differently.
+        let bind = match (self.sandbox.own_network(), self.spec.must_match) {
+            (true, MustMatch::Port | MustMatch::Nothing) => {
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), want.port())
+            }
+            _ => want,
         };
         let listener = self
             .sandbox
@@ -113,8 +118,18 @@ impl Run<'_> {
             })
             .and_then(|r| r)
             .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
-        if self.host.redirect {
-            self.sandbox.redirect_clients_to(want.port()).await?;
+        if self.spec.must_match == MustMatch::Nothing {
+            if self.host.redirect && self.sandbox.own_network() {
+                self.sandbox.redirect_clients_to(want.port()).await?;
+            } else {
+                let why = match self.sandbox.own_network() {
+                    true => "`nft` is not installed (Debian: nftables)",
+                    false => "cases run on this machine's own network (no namespace)",
+                };
+                self.event(EventKind::Note {
+                    text: format!("the spec takes a client's connection to any address and port, but here {why}: only a connection to port {} reaches the reference server", want.port()),
+                });
+            }
         }
         TcpListener::from_std(listener).map_err(|e| e.to_string())
     }

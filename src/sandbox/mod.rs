@@ -165,7 +165,7 @@ impl Host {
         }
         let redirect = isolation != Isolation::None && netns::nft_available();
         if isolation != Isolation::None && !redirect {
-            notes.push("`nft` is not installed: student clients must connect to the spec's connects_to address and port (install Debian's nftables to redirect any address)".into());
+            notes.push("`nft` is not installed: a spec with `must_match = \"nothing\"` cannot take a student client's connection to another port here, and its cases say so (install Debian's nftables)".into());
         }
         Ok(Host {
             isolation,

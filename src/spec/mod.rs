@@ -12,6 +12,7 @@ pub mod raw;
 pub mod validate;
 
 pub use error::{SpecError, SpecErrors};
+pub use raw::MustMatch;
 
 use regex::bytes::Regex;
 use std::collections::BTreeMap;
@@ -32,6 +33,8 @@ pub struct Spec {
     /// Client targets: where the reference server listens (the student's hardcoded
     /// address usually, and the fallback when connections cannot be redirected).
     pub connects_to: SocketAddr,
+    /// What of `connects_to` a student client's connect() must match.
+    pub must_match: MustMatch,
     pub cases: Vec<Case>,
 }
 

@@ -133,6 +133,25 @@ pub struct RawProgram {
     /// Default true; false starts every process cold.
     #[schemars(with = "Option<bool>")]
     pub warm_start: Option<Spanned<bool>>,
+    /// Client only: what of `connects_to` the student's connect() must match. "port"
+    /// (the default): any address at that port (a classroom machine's IP works);
+    /// "address_and_port": exactly `connects_to`; "nothing": any address and port (the
+    /// grader takes every connection, which needs Debian's nftables where it runs).
+    #[schemars(with = "Option<MustMatch>")]
+    pub must_match: Option<Spanned<MustMatch>>,
+}
+
+/// What of `connects_to` a student client's connect() must match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MustMatch {
+    /// Any address, the spec's port.
+    #[default]
+    Port,
+    /// The spec's address and port.
+    AddressAndPort,
+    /// Any address and any port.
+    Nothing,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

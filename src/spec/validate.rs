@@ -363,9 +363,13 @@ impl<'a> Validator<'a> {
 
         let server = raw.server.map(|p| self.program(p, Target::Server));
         let mut connects_to: SocketAddr = "127.0.0.1:8888".parse().unwrap();
+        let mut must_match = MustMatch::default();
         let client = raw.client.map(|p| {
             let span = p.span();
             let p = p.into_inner();
+            if let Some(m) = &p.must_match {
+                must_match = *m.get_ref();
+            }
             match &p.connects_to {
                 Some(a) => {
                     if let Some(a) = self.addr(a, "client.connects_to") {
@@ -427,6 +431,7 @@ impl<'a> Validator<'a> {
             server: server.flatten(),
             client: client.flatten(),
             connects_to,
+            must_match,
             cases,
         })
     }
@@ -500,6 +505,14 @@ impl<'a> Validator<'a> {
             }
             (None, _) => None,
         };
+        if let (Some(m), Target::Server) = (&p.must_match, target) {
+            self.err(
+                Some(m.span()),
+                "server.must_match",
+                "`must_match` belongs in [client]: it says what of `connects_to` a client's connect() must match",
+                None,
+            );
+        }
         if let (Some(a), Target::Server) = (&p.connects_to, target) {
             self.err(
                 Some(a.span()),

@@ -175,11 +175,18 @@ impl Run<'_> {
                 format!("accept() failed in the grader: {e}"),
             )),
             Some(Seen::Exited(status)) => {
-                let got = format!(
-                    "the client {} without connecting",
+                self.note_exit();
+                let last = self.last_stderr_line().await;
+                let mut got = format!(
+                    "the client {} without connecting{last}",
                     crate::sandbox::process::describe_status(status)
                 );
-                self.note_exit();
+                if last.contains("refused") {
+                    got.push_str(&format!(
+                        "; the reference server listens at {}",
+                        self.where_clients_connect()
+                    ));
+                }
                 Err(cx.fail(expected(), got))
             }
             None => {
@@ -191,7 +198,7 @@ impl Run<'_> {
                 };
                 Err(cx.fail(
                     expected(),
-                    format!("no connection within {within}; {printed}"),
+                    format!("no connection within {within}; {printed}; the reference server listens at {}", self.where_clients_connect()),
                 ))
             }
         }
