@@ -67,6 +67,9 @@ impl Run<'_> {
                     let port = Some(addr.port());
                     let listens_again = async {
                         let mut tick = tokio::time::interval(super::super::POLL);
+                        // Delay, not burst: a loop that fell behind would otherwise be
+                        // ready at every poll and starve the deadline it races.
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                         loop {
                             tick.tick().await;
                             if self.proc().is_dead()
