@@ -3,6 +3,7 @@
 //! runs anything, reads the clock or the environment (the CLI writes the files that CI
 //! systems read, such as `$GITHUB_STEP_SUMMARY`).
 
+pub mod changes;
 pub mod github;
 pub mod gradescope;
 pub mod html;
