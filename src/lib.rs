@@ -28,15 +28,17 @@
 //!   the class's html and summary); reports read results, never run anything;
 //! - [`check`]: `check --against`: a spec tested on reference solutions;
 //! - [`init`]: the starter spec;
-//! - [`text`]: showing bytes to people safely (UTF-8, GBK, binary);
+//! - [`text`]: showing bytes to people safely (UTF-8, GBK, binary), and bounded buffers
+//!   of received bytes;
+//! - `sys`: raw system calls used in more than one place (pidfd, poll, signals);
 //! - [`bulk`]: a whole class, as a library: discovery, archives, journal, gradebook,
 //!   shards, merge;
 //! - [`cli`]: one module per command: arguments, printing, and errors turned into exit
 //!   codes in one place.
 //!
-//! Layering (a module imports only modules of its layer or below): `text`, `spec` →
-//! `outcome`, `visibility`, `plan` → `sandbox`, `peer` → `engine` → `runner` → `report`,
-//! `check`, `init` → `bulk` → `cli`.
+//! Layering (a module imports only modules of its layer or below): `text`, `sys`, `spec`
+//! → `outcome`, `visibility`, `plan` → `sandbox`, `peer` → `engine` → `runner` →
+//! `report`, `check`, `init` → `bulk` → `cli`.
 
 pub mod bulk;
 pub mod check;
@@ -50,5 +52,6 @@ pub mod report;
 pub mod runner;
 pub mod sandbox;
 pub mod spec;
+mod sys;
 pub mod text;
 pub mod visibility;

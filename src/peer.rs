@@ -16,23 +16,14 @@ use tokio::time::Instant;
 
 /// How the student's side ended the connection, as seen from ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerClosed {
+pub(crate) enum PeerClosed {
     Fin,
     Rst,
 }
 
-impl PeerClosed {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PeerClosed::Fin => "fin",
-            PeerClosed::Rst => "rst",
-        }
-    }
-}
-
 /// How a wait for data ended.
 #[derive(Debug)]
-pub enum ReadOutcome {
+pub(crate) enum ReadOutcome {
     Matched(Vec<u8>),
     /// The data can no longer match (an `exact` that diverged).
     Mismatch,
@@ -41,16 +32,16 @@ pub enum ReadOutcome {
     TimedOut,
 }
 
-pub struct Connection {
+pub(crate) struct Connection {
     stream: Option<TcpStream>,
     buf: Vec<u8>,
     /// Set once the student's side closed (we saw FIN or RST).
     peer_closed: Option<PeerClosed>,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
     /// Bytes received in all (for the transcript).
-    pub received_total: u64,
-    pub last_sent: Vec<u8>,
+    pub(crate) received_total: u64,
+    pub(crate) last_sent: Vec<u8>,
 }
 
 /// Received data beyond this, not yet consumed, is dropped from the front: a program
@@ -58,7 +49,7 @@ pub struct Connection {
 const MAX_BUFFER: usize = 256 << 10;
 
 impl Connection {
-    pub fn new(stream: TcpStream) -> io::Result<Connection> {
+    pub(crate) fn new(stream: TcpStream) -> io::Result<Connection> {
         let local = stream.local_addr()?;
         let remote = stream.peer_addr()?;
         stream.set_nodelay(true)?;
@@ -73,25 +64,20 @@ impl Connection {
         })
     }
 
-    pub fn stream(&self) -> Option<&TcpStream> {
-        self.stream.as_ref()
-    }
-
     /// Whether the kernel holds data or a close for us that we have not read yet: on a
     /// busy machine the grader can be slower than the program, and that is not the
-    /// program's delay.
-    pub fn readable_now(&self) -> bool {
-        self.stream
-            .as_ref()
-            .is_some_and(|s| readable_now(std::os::fd::AsRawFd::as_raw_fd(s)))
+    /// program's delay. A check to call later, while a read borrows the connection.
+    pub(crate) fn unread_check(&self) -> impl Fn() -> bool + 'static {
+        let fd = self.stream.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+        move || fd.is_some_and(crate::sys::readable_now)
     }
 
     /// Bytes received and not consumed by a match.
-    pub fn pending(&self) -> &[u8] {
+    pub(crate) fn pending(&self) -> &[u8] {
         &self.buf
     }
 
-    pub fn peer_closed(&self) -> Option<PeerClosed> {
+    pub(crate) fn peer_closed(&self) -> Option<PeerClosed> {
         self.peer_closed
     }
 
@@ -112,7 +98,7 @@ impl Connection {
             Ok(n) => {
                 self.received_total += n as u64;
                 self.buf.extend_from_slice(&chunk[..n]);
-                crate::sandbox::capture::keep_last(&mut self.buf, MAX_BUFFER);
+                crate::text::keep_last(&mut self.buf, MAX_BUFFER);
                 true
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
@@ -127,7 +113,7 @@ impl Connection {
     }
 
     /// Waits until the buffer matches, consuming the matched bytes.
-    pub async fn read_until(&mut self, matcher: &Matcher, deadline: Instant) -> ReadOutcome {
+    pub(crate) async fn read_until(&mut self, matcher: &Matcher, deadline: Instant) -> ReadOutcome {
         loop {
             if !matcher.is_negative() {
                 if let Some(end) = matcher.find(&self.buf) {
@@ -151,7 +137,11 @@ impl Connection {
     /// Returns None when nothing closed before the deadline.
     /// Waits for the peer's FIN or RST, reading (and keeping the end of) what comes
     /// before it; gives up early once `budget` bytes have come instead.
-    pub async fn wait_close(&mut self, deadline: Instant, budget: u64) -> Option<PeerClosed> {
+    pub(crate) async fn wait_close(
+        &mut self,
+        deadline: Instant,
+        budget: u64,
+    ) -> Option<PeerClosed> {
         let start = self.received_total;
         loop {
             if let Some(how) = self.peer_closed {
@@ -171,11 +161,11 @@ impl Connection {
 
     /// Keeps reading until the deadline, so a program that writes to us never blocks
     /// on a full socket buffer while we watch it (e.g. during `expect_idle`).
-    pub async fn absorb_until(&mut self, deadline: Instant) {
+    pub(crate) async fn absorb_until(&mut self, deadline: Instant) {
         while tokio::time::timeout_at(deadline, self.fill()).await == Ok(true) {}
     }
 
-    pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         let stream = self
             .stream
             .as_mut()
@@ -185,7 +175,7 @@ impl Connection {
         Ok(())
     }
 
-    pub async fn shutdown_write(&mut self) -> io::Result<()> {
+    pub(crate) async fn shutdown_write(&mut self) -> io::Result<()> {
         match self.stream.as_mut() {
             Some(s) => s.shutdown().await,
             None => Ok(()),
@@ -194,7 +184,7 @@ impl Connection {
 
     /// Reads and drops whatever has arrived, without waiting: closing a socket with
     /// unread data would send an RST instead of a FIN.
-    pub fn discard_ready(&mut self) {
+    pub(crate) fn discard_ready(&mut self) {
         let Some(stream) = self.stream.as_ref() else {
             return;
         };
@@ -216,7 +206,7 @@ impl Connection {
     }
 
     /// Closes our side: FIN (close), or RST (SO_LINGER 0, then close).
-    pub fn close(&mut self, kind: CloseKind) -> io::Result<()> {
+    pub(crate) fn close(&mut self, kind: CloseKind) -> io::Result<()> {
         if let Some(stream) = self.stream.take() {
             if kind == CloseKind::Rst {
                 socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO))?;
@@ -225,15 +215,4 @@ impl Connection {
         }
         Ok(())
     }
-}
-
-/// Whether a descriptor is readable (data, a connection, or a close) right now.
-pub fn readable_now(fd: std::os::fd::RawFd) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN | libc::POLLRDHUP,
-        revents: 0,
-    };
-    // SAFETY: one pollfd we own, zero timeout.
-    unsafe { libc::poll(&mut p, 1, 0) == 1 && p.revents != 0 }
 }

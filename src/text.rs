@@ -100,6 +100,18 @@ pub fn last_lines(bytes: &[u8], n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Keeps at least the last `max` bytes of `buf`, dropping older ones in batches: the
+/// buffer may grow by half of `max` before the front is cut, so a flood of small chunks
+/// costs two bytes moved per byte received instead of a whole buffer per chunk (which,
+/// for a program that prints a few bytes in a busy loop, was a quarter of the grader's
+/// CPU time).
+pub(crate) fn keep_last(buf: &mut Vec<u8>, max: usize) {
+    if buf.len() > max + max / 2 {
+        let cut = buf.len() - max;
+        buf.drain(..cut);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

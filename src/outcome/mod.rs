@@ -84,18 +84,18 @@ pub enum EventKind {
     },
     Closed {
         conn: String,
-        how: String,
+        how: CloseHow,
     },
     PeerClosed {
         conn: String,
-        how: String,
+        how: CloseHow,
     },
     Stdin {
         data: String,
     },
     StdinClosed,
     Output {
-        stream: String,
+        stream: crate::spec::Stream,
         data: String,
     },
     Signal {
@@ -117,6 +117,35 @@ pub enum EventKind {
     Note {
         text: String,
     },
+}
+
+/// How a connection was closed, by the grader ([`EventKind::Closed`]) or by the
+/// student's side ([`EventKind::PeerClosed`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CloseHow {
+    /// An orderly close.
+    Fin,
+    /// A reset.
+    Rst,
+}
+
+impl From<crate::spec::CloseKind> for CloseHow {
+    fn from(k: crate::spec::CloseKind) -> CloseHow {
+        match k {
+            crate::spec::CloseKind::Fin => CloseHow::Fin,
+            crate::spec::CloseKind::Rst => CloseHow::Rst,
+        }
+    }
+}
+
+impl From<crate::peer::PeerClosed> for CloseHow {
+    fn from(k: crate::peer::PeerClosed) -> CloseHow {
+        match k {
+            crate::peer::PeerClosed::Fin => CloseHow::Fin,
+            crate::peer::PeerClosed::Rst => CloseHow::Rst,
+        }
+    }
 }
 
 /// Why a case failed, in the words a student needs: the step, what was sent, what was

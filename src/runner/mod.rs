@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, Semaphore};
 /// pass), and with warm starts (`sandbox::warm`) little of it on a CPU, so many overlap
 /// on few CPUs. Measured on a 100-student class on 2 CPUs: 16 per CPU took 21.4 s, 32
 /// per CPU 15.5 s, with identical gradebooks (deadlines do not count the CPU waits that
-/// this causes, see `engine::Deadline`), and 57 MB of grader memory at 64.
+/// this causes, see `engine::deadline`), and 57 MB of grader memory at 64.
 pub fn default_jobs() -> usize {
     (32 * std::thread::available_parallelism()
         .map(|n| n.get())

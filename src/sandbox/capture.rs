@@ -6,6 +6,7 @@
 //! kept for the report. Besides that, a bounded window of output not yet matched by an
 //! `expect_stdout` step is kept, so matching works across chunk boundaries.
 
+use crate::text::keep_last;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Notify;
@@ -20,18 +21,6 @@ struct State {
     total: u64,
     window: Vec<u8>,
     closed: bool,
-}
-
-/// Keeps at least the last `max` bytes of `buf`, dropping older ones in batches: the
-/// buffer may grow by half of `max` before the front is cut, so a flood of small chunks
-/// costs two bytes moved per byte received instead of a whole buffer per chunk (which,
-/// for a program that prints a few bytes in a busy loop, was a quarter of the grader's
-/// CPU time).
-pub(crate) fn keep_last(buf: &mut Vec<u8>, max: usize) {
-    if buf.len() > max + max / 2 {
-        let cut = buf.len() - max;
-        buf.drain(..cut);
-    }
 }
 
 /// One captured stream, shared between its reader task and the engine.

@@ -23,7 +23,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::{panic, thread};
@@ -350,14 +350,7 @@ fn find_program(name: &str, path_var: Option<&OsStr>, fallbacks: &[&str]) -> Opt
         .map(|dir| dir.join(name));
     in_path
         .chain(fallbacks.iter().map(PathBuf::from))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+        .find(|p| crate::sys::is_executable(p))
 }
 
 /// The nf_tables ruleset for [`NetNs::redirect_tcp_to`]. The `table` +

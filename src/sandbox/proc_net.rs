@@ -169,6 +169,37 @@ pub fn ticks_per_second() -> u64 {
     }
 }
 
+/// Whether these processes wait for the next client and do nothing else: no thread
+/// running or waiting for a CPU, none blocked writing (a full pipe or socket buffer
+/// puts a busy loop to sleep too), and one asleep where a server waits for
+/// connections (`accept()`, or `select`/`poll`/`epoll` on the listening socket), as the
+/// kernel names it in `/proc/PID/task/TID/wchan`. Where that cannot be read, the answer
+/// is no: the next case then gets a fresh process, as without `share_process`.
+pub(crate) fn waiting_for_clients(pids: &[u32]) -> bool {
+    const WAITING: &[&str] = &["inet_csk_accept", "do_select", "do_sys_poll", "ep_poll"];
+    const WRITING: &[&str] = &["pipe_write", "sk_stream_wait_memory"];
+    let mut waiting = false;
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let state = std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()));
+            if state == Some('R') {
+                return false;
+            }
+            let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
+            if WRITING.contains(&wchan.as_str()) {
+                return false;
+            }
+            waiting |= WAITING.contains(&wchan.as_str());
+        }
+    }
+    waiting
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

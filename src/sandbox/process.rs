@@ -72,7 +72,7 @@ impl StudentProcess {
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                clean_signal_state();
+                crate::sys::clean_signal_state();
                 if let Some(cg) = &join_cgroup {
                     cg.join()?;
                 }
@@ -303,24 +303,6 @@ impl Launch<'_> {
             out.push((libc::RLIMIT_AS, self.limits.memory_bytes));
         }
         out
-    }
-}
-
-/// A clean start whatever the grader inherited: an empty signal mask and every
-/// disposition the default. A grader started in the background of a script has SIGINT
-/// ignored, and a Python child would inherit that and never see the "Ctrl-C" a case
-/// sends. Async-signal-safe: for use between fork and exec.
-///
-/// # Safety
-/// Only between fork and exec (it changes the calling process's signal state).
-pub(crate) unsafe fn clean_signal_state() {
-    let mut empty: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut empty);
-    libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-    for sig in 1..libc::SIGRTMAX() {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            libc::signal(sig, libc::SIG_DFL);
-        }
     }
 }
 

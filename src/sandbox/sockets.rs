@@ -58,7 +58,7 @@ pub fn sockets_of(pids: &[u32]) -> io::Result<Vec<SocketInfo>> {
         let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
             continue;
         };
-        let Some(pidfd) = pidfd_open(pid)? else {
+        let Some(pidfd) = crate::sys::pidfd_open(pid)? else {
             continue;
         };
         for entry in dir.flatten() {
@@ -111,20 +111,6 @@ pub fn sockets_of(pids: &[u32]) -> io::Result<Vec<SocketInfo>> {
         }
     }
     Ok(out)
-}
-
-fn pidfd_open(pid: u32) -> io::Result<Option<OwnedFd>> {
-    // SAFETY: pidfd_open returns a new descriptor we own, or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ESRCH) => Ok(None),
-            _ => Err(e),
-        };
-    }
-    // SAFETY: a fresh descriptor owned by nobody else.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -252,7 +252,7 @@ fn spawn_server(
         cmd.pre_exec(move || {
             // Its own session: Ctrl-C in the grader's terminal is the grader's to handle.
             libc::setsid();
-            super::process::clean_signal_state();
+            crate::sys::clean_signal_state();
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             // dup2 clears close-on-exec on the new descriptor.
             if libc::dup2(theirs_fd, 3) < 0 {
@@ -263,16 +263,16 @@ fn spawn_server(
     }
     let mut child = cmd.spawn()?;
     drop(theirs);
-    // SAFETY: a plain system call; the child is ours and not reaped yet.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
-    if raw < 0 {
-        let e = io::Error::last_os_error();
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(e);
-    }
-    // SAFETY: pidfd_open just returned this descriptor.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+    // The child is ours and not reaped yet: it exists.
+    let pidfd = match crate::sys::pidfd_open(child.id()) {
+        Ok(Some(fd)) => fd,
+        Ok(None) => Err(io::Error::from_raw_os_error(libc::ESRCH))?,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().expect("piped");
@@ -336,17 +336,7 @@ fn spawn_server(
 
 /// Waits up to `timeout` for one message. `Ok(None)`: the server closed the socket.
 fn recv_timeout(fd: &OwnedFd, timeout: Duration) -> io::Result<Option<serde_json::Value>> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one pollfd on the stack.
-    let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if n == 0 {
+    if crate::sys::poll_one(fd.as_raw_fd(), libc::POLLIN, timeout)? == 0 {
         return Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!("no answer within {timeout:?}"),

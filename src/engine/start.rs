@@ -1,0 +1,196 @@
+//! Start-up of a case: the reference server (client cases), the program, and for a
+//! server the wait until it listens. A shared server that is already listening only
+//! has its output segment begun.
+
+use super::context::{fail, Listening, Run, Side};
+use super::deadline::Deadline;
+use super::{GRACE, POLL};
+use crate::outcome::{EventKind, Failure};
+use crate::sandbox::process::describe_status;
+use crate::spec::Target;
+use crate::text::{last_lines, quote};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use tokio::net::TcpListener;
+use tokio::time::MissedTickBehavior;
+
+impl Run<'_> {
+    /// Starts the program; for a server, waits until it listens.
+    pub(super) async fn start(&mut self) -> Result<(), Failure> {
+        if let Side::Server(s) = &self.side {
+            if let (Some(proc), Some(l), Some(first)) = (&self.proc, s.listening, &s.started_for) {
+                // A shared server: already listening, and back in accept() (checked when
+                // the previous case ended). Only what it prints from now on is this case's.
+                proc.stdout.begin_segment();
+                proc.stderr.begin_segment();
+                let text = format!(
+                    "shared server process (pid {}, started for case {first:?}): no new start, fresh connections (the spec's share_process)",
+                    proc.pid
+                );
+                self.event(EventKind::Note { text });
+                self.event(EventKind::Listening {
+                    address: l.addr.to_string(),
+                });
+                return Ok(());
+            }
+        }
+        let startup = self.spec.defaults.startup;
+        if self.case.target == Target::Client {
+            let reference = self.open_reference_server().await.map_err(|e| {
+                self.grader_error = true;
+                fail(
+                    0,
+                    0,
+                    "start the reference server".into(),
+                    "a free port for the reference server",
+                    e,
+                )
+            })?;
+            if let Side::Client(c) = &mut self.side {
+                c.reference = Some(reference);
+            }
+        }
+        let program = self.spec.program(self.case.target).expect("validated");
+        let argv = self.sandbox.argv(program);
+        let launched = self
+            .sandbox
+            .launch(self.host, program, &self.spec.limits)
+            .await;
+        if let Some(text) = launched.note {
+            self.event(EventKind::Note { text });
+        }
+        let (proc, warm) = launched.result.map_err(|e| {
+            // The command is the spec's and the machine's, not the student's doing.
+            self.grader_error = true;
+            fail(
+                0,
+                0,
+                format!("start the {}", self.who()),
+                format!("`{}` to start", argv.join(" ")),
+                e,
+            )
+        })?;
+        self.event(EventKind::Started {
+            command: argv,
+            pid: proc.pid,
+            warm,
+        });
+        self.proc = Some(proc);
+        if self.case.target == Target::Server {
+            let deadline = self.fair_deadline(startup);
+            let listening = self.wait_listening(deadline).await?;
+            if let Side::Server(s) = &mut self.side {
+                s.listening = Some(listening);
+            }
+            self.event(EventKind::Listening {
+                address: listening.addr.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn open_reference_server(&mut self) -> Result<TcpListener, String> {
+        let want = self.spec.connects_to;
+        // In a namespace every address is local, so listening on the wildcard address at
+        // the spec's port takes the student's connection whatever IP it names; on the
+        // host, only the exact address is ours to take.
+        let bind = match self.sandbox.own_network() {
+            true => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), want.port()),
+            false => want,
+        };
+        let listener = self
+            .sandbox
+            .in_net(move || -> std::io::Result<std::net::TcpListener> {
+                let s = socket2::Socket::new(
+                    socket2::Domain::for_address(bind),
+                    socket2::Type::STREAM,
+                    None,
+                )?;
+                s.set_reuse_address(true)?;
+                s.bind(&bind.into())?;
+                s.listen(64)?;
+                s.set_nonblocking(true)?;
+                Ok(s.into())
+            })
+            .and_then(|r| r)
+            .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+        if self.host.redirect {
+            self.sandbox.redirect_clients_to(want.port()).await?;
+        }
+        TcpListener::from_std(listener).map_err(|e| e.to_string())
+    }
+
+    /// Waits until the server has a listening socket, or dies trying.
+    async fn wait_listening(&mut self, mut deadline: Deadline) -> Result<Listening, Failure> {
+        let want_port = self
+            .spec
+            .server
+            .as_ref()
+            .and_then(|s| s.listen)
+            .map(|a| a.port());
+        let startup = humantime::format_duration(self.spec.defaults.startup).to_string();
+        let action = || "start the server and wait until it listens".to_string();
+        let expected = || format!("a listening TCP socket within {startup}");
+        let (sandbox, proc) = (&self.sandbox, self.proc());
+        let listens = async {
+            let mut tick = tokio::time::interval(POLL);
+            tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    biased;
+                    status = proc.exited() => return Err(status),
+                    // Before the deadline: a socket that appeared while a busy grader was
+                    // late to look still counts.
+                    _ = tick.tick() => {
+                        if let Some(local) = sandbox.listening_socket(proc, want_port) {
+                            return Ok(local);
+                        }
+                    }
+                }
+            }
+        };
+        match deadline.race(listens, super::deadline::never).await {
+            Some(Ok(bound)) => {
+                let ip = match bound.ip() {
+                    IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    IpAddr::V6(v) if v.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                    ip => ip,
+                };
+                Ok(Listening {
+                    addr: SocketAddr::new(ip, bound.port()),
+                    bound,
+                })
+            }
+            Some(Err(status)) => {
+                self.note_exit();
+                self.proc().output_settled(GRACE).await;
+                let last = last_lines(&self.proc().stderr.snapshot().text(), 1).pop();
+                let why = last.map(|l| format!(": {l}")).unwrap_or_default();
+                Err(fail(
+                    0,
+                    0,
+                    action(),
+                    expected(),
+                    format!(
+                        "the server {} before it listened{why}",
+                        describe_status(status)
+                    ),
+                ))
+            }
+            None => {
+                let out = self.proc().stdout.snapshot();
+                let printed = if out.total == 0 {
+                    String::new()
+                } else {
+                    format!("; it printed {}", quote(&out.text()))
+                };
+                Err(fail(
+                    0,
+                    0,
+                    action(),
+                    expected(),
+                    format!("no listening socket after {startup}: the server never reached listen(){printed}"),
+                ))
+            }
+        }
+    }
+}

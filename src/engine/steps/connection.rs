@@ -1,0 +1,403 @@
+//! Steps on the reference peer's TCP connections.
+
+use super::super::context::Run;
+use super::super::deadline::{far_future, never};
+use super::StepCtx;
+use crate::outcome::{CloseHow, EventKind, Failure};
+use crate::peer::{Connection, PeerClosed, ReadOutcome};
+use crate::spec::{CloseKind, ConnName, ExpectedClose, Matcher};
+use crate::sys::readable_now;
+use crate::text::quote;
+use std::os::fd::AsRawFd;
+
+/// Bytes a program may send while `expect_close` waits for it to close: one that sends
+/// more keeps sending (a loop that answers every empty `recv`), so waiting on is only
+/// both sides burning CPU until the deadline, and the verdict is already clear.
+const CLOSE_FLOOD: u64 = 1 << 20;
+
+fn describe_io(e: &std::io::Error, who: &str) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionReset => {
+            format!("the connection was reset (RST) by the {who}")
+        }
+        std::io::ErrorKind::BrokenPipe => {
+            format!("the {who} had closed the connection (broken pipe)")
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// "nothing" or the bytes quoted.
+fn received(what: &[u8]) -> String {
+    if what.is_empty() {
+        "nothing".to_string()
+    } else {
+        quote(what)
+    }
+}
+
+impl Run<'_> {
+    /// Server targets: the reference client connects to the student's server.
+    pub(super) async fn connect(
+        &mut self,
+        mut cx: StepCtx<'_>,
+        conn: &ConnName,
+    ) -> Result<(), Failure> {
+        let addr = self
+            .listening()
+            .expect("validated: connect is for servers, which listen before steps run")
+            .addr;
+        let socket = self
+            .sandbox
+            .in_net(move || -> std::io::Result<std::net::TcpStream> {
+                let s = socket2::Socket::new(
+                    socket2::Domain::for_address(addr),
+                    socket2::Type::STREAM,
+                    None,
+                )?;
+                s.set_nonblocking(true)?;
+                Ok(s.into())
+            })
+            .and_then(|r| r)
+            .map_err(|e| cx.fail("a socket for the reference client", e.to_string()))?;
+        let socket = tokio::net::TcpSocket::from_std_stream(socket);
+        let expected = || format!("the server to take a connection on {addr}");
+        match cx.deadline.race(socket.connect(addr), never).await {
+            Some(Ok(stream)) => {
+                let c = Connection::new(stream).map_err(|e| cx.fail("a connection", e.to_string()))?;
+                self.event(EventKind::Connected { conn: conn.clone(), address: addr.to_string() });
+                self.conns.insert(conn, c);
+                Ok(())
+            }
+            Some(Err(e)) => Err(cx.fail(expected(), format!("connect() failed: {e}{}", self.exit_suffix()))),
+            None => Err(cx.fail(
+                expected(),
+                format!("connect() did not complete within {}: the listen queue is full or the server stopped listening{}", cx.within, self.exit_suffix()),
+            )),
+        }
+    }
+
+    /// Client targets: the reference server accepts the student's connection.
+    pub(super) async fn accept(
+        &mut self,
+        mut cx: StepCtx<'_>,
+        conn: &ConnName,
+    ) -> Result<(), Failure> {
+        enum Seen<T> {
+            Accepted(T),
+            Exited(std::process::ExitStatus),
+        }
+        let crate::engine::context::Side::Client(side) = &self.side else {
+            unreachable!("validated: accept is for clients")
+        };
+        let listener = side
+            .reference
+            .as_ref()
+            .expect("client cases have a reference server");
+        let proc = self.proc();
+        let event = async {
+            tokio::select! {
+                biased;
+                r = listener.accept() => Seen::Accepted(r),
+                status = proc.exited() => Seen::Exited(status),
+            }
+        };
+        let fd = listener.as_raw_fd();
+        let accepted = cx.deadline.race(event, || readable_now(fd)).await;
+        let within = &cx.within;
+        let expected = || format!("a connection from the client within {within}");
+        match accepted {
+            Some(Seen::Accepted(Ok((stream, from)))) => {
+                let meant = self
+                    .sandbox
+                    .meant_for(self.host, &stream, self.spec.connects_to);
+                let c =
+                    Connection::new(stream).map_err(|e| cx.fail("a connection", e.to_string()))?;
+                self.event(EventKind::ClientConnected {
+                    conn: conn.clone(),
+                    from: from.to_string(),
+                    meant_for: meant.to_string(),
+                });
+                if meant != self.spec.connects_to {
+                    self.event(EventKind::Note { text: format!("the client connected to {meant}, not {}; the grader's network took it to the reference server", self.spec.connects_to) });
+                }
+                self.conns.insert(conn, c);
+                Ok(())
+            }
+            Some(Seen::Accepted(Err(e))) => Err(cx.fail(
+                "a connection from the client",
+                format!("accept() failed in the grader: {e}"),
+            )),
+            Some(Seen::Exited(status)) => {
+                let got = format!(
+                    "the client {} without connecting",
+                    crate::sandbox::process::describe_status(status)
+                );
+                self.note_exit();
+                Err(cx.fail(expected(), got))
+            }
+            None => {
+                let out = self.proc().stdout.snapshot();
+                let printed = if out.total == 0 {
+                    "it printed nothing".to_string()
+                } else {
+                    format!("it printed {}", quote(&out.text()))
+                };
+                Err(cx.fail(
+                    expected(),
+                    format!("no connection within {within}; {printed}"),
+                ))
+            }
+        }
+    }
+
+    /// Server targets: every connection made so far has been taken by accept(): the
+    /// program holds a socket connected to our end, which a connection waiting in the
+    /// listen queue is not.
+    pub(super) async fn expect_accepted(&mut self, mut cx: StepCtx<'_>) -> Result<(), Failure> {
+        let all_taken = async {
+            let mut tick = tokio::time::interval(super::super::POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if self.not_accepted() == 0 {
+                    return;
+                }
+            }
+        };
+        if cx.deadline.race(all_taken, never).await.is_some() {
+            return Ok(());
+        }
+        // One last look, after the deadline.
+        let waiting = self.not_accepted();
+        if waiting == 0 {
+            return Ok(());
+        }
+        Err(cx.fail(
+            "the server to accept() the connection",
+            format!("{waiting} connection(s) still waited in the listen queue after {}: the server did not call accept(){}", cx.within, self.exit_suffix()),
+        ))
+    }
+
+    /// How many of the grader's connections still wait in the server's listen queue.
+    fn not_accepted(&self) -> usize {
+        match self.sandbox.sockets(self.proc()) {
+            // Accepted: the program holds a socket whose peer is our end (or it
+            // already closed the connection, which only an accepted one can be).
+            Ok(list) => self
+                .conns
+                .iter()
+                .filter(|c| {
+                    c.peer_closed().is_none()
+                        && !list.iter().any(|s| !s.listening && s.peer == Some(c.local))
+                })
+                .count(),
+            // No pidfd_getfd here: a queued connection has no inode in the table.
+            Err(_) => {
+                let table = self.sandbox.tcp_table();
+                self.conns
+                    .iter()
+                    .filter(|c| {
+                        table.iter().any(|e| {
+                            e.local == c.remote
+                                && e.remote == c.local
+                                && e.inode == 0
+                                && e.state == crate::sandbox::proc_net::TCP_ESTABLISHED
+                        })
+                    })
+                    .count()
+            }
+        }
+    }
+
+    pub(super) async fn send(
+        &mut self,
+        mut cx: StepCtx<'_>,
+        conn: &ConnName,
+        bytes: &[u8],
+    ) -> Result<(), Failure> {
+        let who = self.who();
+        let c = self.conns.get_mut(conn);
+        let r = cx.deadline.race(c.send(bytes), never).await;
+        let data = quote(bytes);
+        if matches!(r, Some(Err(_))) {
+            self.settle_exit().await;
+        }
+        let suffix = self.exit_suffix();
+        match r {
+            Some(Ok(())) => {
+                self.event(EventKind::Sent {
+                    conn: conn.clone(),
+                    bytes: bytes.len(),
+                    data,
+                });
+                Ok(())
+            }
+            Some(Err(e)) => Err(cx.fail(
+                format!("to send {data}"),
+                format!("send failed: {}{suffix}", describe_io(&e, who)),
+            )),
+            None => Err(cx.fail(
+                format!("to send {data}"),
+                format!(
+                    "the {who} did not read: the data could not be sent within {}",
+                    cx.within
+                ),
+            )),
+        }
+    }
+
+    /// Waits for data that matches, however the program's writes are cut into segments.
+    pub(super) async fn expect(
+        &mut self,
+        mut cx: StepCtx<'_>,
+        conn: &ConnName,
+        matcher: &Matcher,
+    ) -> Result<(), Failure> {
+        let who = self.who();
+        let c = self.conns.get_mut(conn);
+        let far = far_future();
+        let late = c.unread_check();
+        let outcome = cx
+            .deadline
+            .race(c.read_until(matcher, far), late)
+            .await
+            .unwrap_or(ReadOutcome::TimedOut);
+        let sent = (!c.last_sent.is_empty()).then(|| quote(&c.last_sent));
+        let pending = c.pending().to_vec();
+        if matches!(outcome, ReadOutcome::Closed(_)) {
+            self.settle_exit().await;
+        }
+        let got = match outcome {
+            ReadOutcome::Matched(bytes) => {
+                self.event(EventKind::Received {
+                    conn: conn.clone(),
+                    bytes: bytes.len(),
+                    data: quote(&bytes),
+                });
+                return Ok(());
+            }
+            ReadOutcome::Mismatch => format!("received {}", quote(&pending)),
+            ReadOutcome::TimedOut => format!(
+                "received {} within {}{}",
+                received(&pending),
+                cx.within,
+                self.exit_suffix()
+            ),
+            ReadOutcome::Closed(PeerClosed::Fin) => format!(
+                "received {}, then the {who} closed the connection (FIN){}",
+                received(&pending),
+                self.exit_suffix()
+            ),
+            ReadOutcome::Closed(PeerClosed::Rst) => format!(
+                "received {}, then the connection was reset (RST){}",
+                received(&pending),
+                self.exit_suffix()
+            ),
+        };
+        if !pending.is_empty() {
+            self.event(EventKind::Received {
+                conn: conn.clone(),
+                bytes: pending.len(),
+                data: quote(&pending),
+            });
+        }
+        Err(Failure {
+            sent,
+            ..cx.fail(matcher.describe(), got)
+        })
+    }
+
+    /// Half-close: `shutdown(SHUT_WR)`, we keep reading.
+    pub(super) async fn shutdown(
+        &mut self,
+        cx: StepCtx<'_>,
+        conn: &ConnName,
+    ) -> Result<(), Failure> {
+        let who = self.who();
+        self.conns
+            .get_mut(conn)
+            .shutdown_write()
+            .await
+            .map_err(|e| cx.fail("to half-close the connection", describe_io(&e, who)))?;
+        self.event(EventKind::Shutdown { conn: conn.clone() });
+        Ok(())
+    }
+
+    pub(super) fn close(
+        &mut self,
+        cx: StepCtx<'_>,
+        conn: &ConnName,
+        kind: CloseKind,
+    ) -> Result<(), Failure> {
+        self.conns
+            .get_mut(conn)
+            .close(kind)
+            .map_err(|e| cx.fail("to close the connection", e.to_string()))?;
+        self.event(EventKind::Closed {
+            conn: conn.clone(),
+            how: CloseHow::from(kind),
+        });
+        Ok(())
+    }
+
+    /// Waits for the program to close the connection (FIN or RST, as the spec says),
+    /// reading what it sends meanwhile.
+    pub(super) async fn expect_close(
+        &mut self,
+        mut cx: StepCtx<'_>,
+        conn: &ConnName,
+        kind: ExpectedClose,
+    ) -> Result<(), Failure> {
+        let c = self.conns.get_mut(conn);
+        let before = c.received_total;
+        let pending_before = c.pending().len();
+        let far = far_future();
+        let late = c.unread_check();
+        // A flood ends the wait (None) as the deadline does.
+        let seen = cx
+            .deadline
+            .race(c.wait_close(far, CLOSE_FLOOD), late)
+            .await
+            .flatten();
+        let extra = c.pending()[pending_before.min(c.pending().len())..].to_vec();
+        let more = c.received_total - before;
+        let sent = (!c.last_sent.is_empty()).then(|| quote(&c.last_sent));
+        if !extra.is_empty() {
+            self.event(EventKind::Received {
+                conn: conn.clone(),
+                bytes: more as usize,
+                data: quote(&extra),
+            });
+        }
+        if let Some(how) = seen {
+            self.event(EventKind::PeerClosed {
+                conn: conn.clone(),
+                how: how.into(),
+            });
+        }
+        if seen == Some(PeerClosed::Rst) {
+            self.settle_exit().await;
+        }
+        // Of a flood only the end is kept: say which part is quoted.
+        let data_note = match more {
+            0 => String::new(),
+            n if (extra.len() as u64) < n => format!(
+                " (meanwhile it sent {more} more bytes, ending with: {})",
+                quote(&extra)
+            ),
+            _ => format!(" (meanwhile it sent {more} more bytes: {})", quote(&extra)),
+        };
+        let got = match (seen, kind) {
+            (Some(PeerClosed::Fin), ExpectedClose::Fin | ExpectedClose::Any) | (Some(PeerClosed::Rst), ExpectedClose::Rst | ExpectedClose::Any) => return Ok(()),
+            (Some(PeerClosed::Rst), _) => format!("the connection was reset (RST) instead{data_note}{}", self.exit_suffix()),
+            (Some(PeerClosed::Fin), _) => format!("an orderly close (FIN) instead{data_note}"),
+            (None, _) if more > CLOSE_FLOOD => format!("the connection stayed open: it kept sending instead of closing (the grader stopped reading after {} KiB){data_note}", CLOSE_FLOOD >> 10),
+            (None, _) => format!("the connection stayed open: neither FIN nor RST within {}{data_note}", cx.within),
+        };
+        Err(Failure {
+            sent,
+            ..cx.fail(kind.describe(), got)
+        })
+    }
+}

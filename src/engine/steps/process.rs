@@ -1,0 +1,259 @@
+//! Steps on the student's process itself: signals, its exit, its port, its stdin and
+//! output, and its CPU use.
+
+use super::super::context::Run;
+use super::super::deadline::{never, MIN_CREDIT};
+use super::StepCtx;
+use crate::outcome::{EventKind, Failure};
+use crate::sandbox::process::describe_status;
+use crate::spec::{ExitExpectation, Matcher, Signal, Stream};
+use crate::text::quote;
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Bytes an idle program may print or send while `expect_idle` watches it.
+const IDLE_WRITES: u64 = 4096;
+
+impl Run<'_> {
+    pub(super) fn signal(&mut self, signal: Signal) -> Result<(), Failure> {
+        if self.proc().status().is_some() {
+            self.event(EventKind::Note {
+                text: format!("the {} had already exited; {signal} not sent", self.who()),
+            });
+            return Ok(());
+        }
+        let _ = self.proc().signal(signal.0);
+        self.event(EventKind::Signal {
+            signal: signal.to_string(),
+        });
+        Ok(())
+    }
+
+    pub(super) async fn expect_exit(
+        &mut self,
+        mut cx: StepCtx<'_>,
+        exp: &ExitExpectation,
+    ) -> Result<(), Failure> {
+        let who = self.who();
+        let proc = self.proc();
+        // A busy grader may see its timer before the exit it reaps: a process already
+        // dead (a zombie) has exited in time.
+        let status = cx.deadline.race(proc.exited(), || proc.is_dead()).await;
+        self.note_exit();
+        let Some(status) = status else {
+            return Err(cx.fail(
+                exp.to_string(),
+                format!("the {who} was still running after {}", cx.within),
+            ));
+        };
+        let ok = match exp {
+            ExitExpectation::Any => true,
+            ExitExpectation::Code(c) => status.code() == Some(*c),
+            ExitExpectation::Success => status.success(),
+            ExitExpectation::Signal(s) => status.signal() == Some(s.0 as i32),
+        };
+        if ok {
+            return Ok(());
+        }
+        let last = self.last_stderr_line().await;
+        Err(cx.fail(
+            exp.to_string(),
+            format!("the {who} {}{last}", describe_status(status)),
+        ))
+    }
+
+    /// The server's port can be bound again: nothing of the program still holds it.
+    pub(super) fn expect_port_free(&mut self, cx: StepCtx<'_>) -> Result<(), Failure> {
+        let Some(bound) = self.listening().map(|l| l.bound) else {
+            return Err(cx.fail(
+                "a port to check",
+                "the server's listening address is unknown",
+            ));
+        };
+        let free = self
+            .sandbox
+            .in_net(move || -> std::io::Result<()> {
+                let s = socket2::Socket::new(
+                    socket2::Domain::for_address(bound),
+                    socket2::Type::STREAM,
+                    None,
+                )?;
+                s.set_reuse_address(true)?;
+                s.bind(&bound.into())?;
+                s.listen(1)
+            })
+            .and_then(|r| r);
+        self.event(EventKind::PortFree {
+            address: bound.to_string(),
+            free: free.is_ok(),
+        });
+        free.map_err(|e| cx.fail(
+            format!("{bound} to be free once the server exited"),
+            format!("binding {bound} failed ({e}): a process of the program (a child it started?) still holds the listening socket"),
+        ))
+    }
+
+    pub(super) async fn write_stdin(
+        &mut self,
+        mut cx: StepCtx<'_>,
+        bytes: &[u8],
+    ) -> Result<(), Failure> {
+        self.last_stdin = bytes.to_vec();
+        let who = self.who();
+        let proc = self
+            .proc
+            .as_mut()
+            .expect("steps run only once the program started");
+        match cx.deadline.race(proc.write_stdin(bytes), never).await {
+            Some(Ok(())) => self.event(EventKind::Stdin { data: quote(bytes) }),
+            _ => self.event(EventKind::Note {
+                text: format!(
+                    "could not type {} on stdin: the {who} no longer reads it",
+                    quote(bytes)
+                ),
+            }),
+        }
+        Ok(())
+    }
+
+    pub(super) fn close_stdin(&mut self) -> Result<(), Failure> {
+        if let Some(p) = self.proc.as_mut() {
+            p.close_stdin();
+        }
+        self.event(EventKind::StdinClosed);
+        Ok(())
+    }
+
+    /// Waits for output that matches (or, for `not_contains`, for none that does).
+    pub(super) async fn expect_output(
+        &mut self,
+        mut cx: StepCtx<'_>,
+        stream: Stream,
+        matcher: &Matcher,
+    ) -> Result<(), Failure> {
+        let cap = match stream {
+            Stream::Stdout => self.proc().stdout.clone(),
+            Stream::Stderr => self.proc().stderr.clone(),
+        };
+        let negative = matcher.is_negative();
+        let wanted = match matcher {
+            Matcher::NotContains(b) => Matcher::Contains(b.clone()),
+            m => m.clone(),
+        };
+        // Output already written but not yet read by the grader counts.
+        let found = cx
+            .deadline
+            .race(cap.wait_for(|w| wanted.find(w)), || cap.lagging())
+            .await
+            .flatten();
+        let sent = if self.last_stdin.is_empty() {
+            self.conns
+                .iter()
+                .filter(|c| !c.last_sent.is_empty())
+                .map(|c| quote(&c.last_sent))
+                .last()
+        } else {
+            Some(quote(&self.last_stdin))
+        };
+        if let Some(bytes) = &found {
+            self.event(EventKind::Output {
+                stream,
+                data: quote(bytes),
+            });
+        }
+        if found.is_some() != negative {
+            return Ok(());
+        }
+        let so_far = cap.unmatched();
+        let tail = &so_far[so_far.len().saturating_sub(300)..];
+        let got = if negative {
+            format!("it printed {}", quote(&found.unwrap_or_default()))
+        } else if tail.is_empty() {
+            format!(
+                "nothing more on {} within {}{}",
+                stream.as_str(),
+                cx.within,
+                self.exit_suffix()
+            )
+        } else {
+            format!(
+                "{} so far: {}{}",
+                stream.as_str(),
+                quote(tail),
+                self.exit_suffix()
+            )
+        };
+        Err(Failure {
+            sent,
+            ..cx.fail(matcher.describe().replacen("data", "output", 1), got)
+        })
+    }
+
+    /// Watches the program's CPU use over a window while draining every connection, so
+    /// a program that writes to us is not blocked (and so made idle) by a full buffer.
+    pub(super) async fn expect_idle(
+        &mut self,
+        cx: StepCtx<'_>,
+        window: Duration,
+        max_cpu: f64,
+    ) -> Result<(), Failure> {
+        if self.proc().status().is_some() {
+            self.event(EventKind::Note {
+                text: format!("the {} had exited: it uses no CPU", self.who()),
+            });
+            return Ok(());
+        }
+        let cpu_before = self.cpu_time();
+        // What the program writes meanwhile: a loop spinning on b'' that prints or
+        // sends is busy however little CPU a loaded machine gives it.
+        let written = |run: &Self| {
+            run.proc().stdout.snapshot().total
+                + run.proc().stderr.snapshot().total
+                + run.conns.iter().map(|c| c.received_total).sum::<u64>()
+        };
+        let written_before = written(self);
+        let pids = self.pids();
+        let wait_before = crate::sandbox::proc_net::cpu_wait(&pids);
+        let started = Instant::now();
+        // The window is the program's own time: it is extended by the time the program
+        // waited for a CPU, so on a loaded machine a spinning loop still shows its full
+        // appetite and a correct program still gets to finish its work and block.
+        let mut end = started + window;
+        loop {
+            futures::future::join_all(self.conns.iter_mut().map(|c| c.absorb_until(end))).await;
+            tokio::time::sleep_until(end).await;
+            let waited = crate::sandbox::proc_net::cpu_wait(&pids)
+                .saturating_sub(wait_before)
+                .min(window * 20);
+            let due = started + window + waited;
+            if due <= end + MIN_CREDIT {
+                break;
+            }
+            end = due;
+        }
+        let elapsed = started.elapsed();
+        let waited = crate::sandbox::proc_net::cpu_wait(&pids).saturating_sub(wait_before);
+        let available = elapsed.saturating_sub(waited).max(window);
+        let used = self.cpu_time().saturating_sub(cpu_before);
+        self.event(EventKind::Idle {
+            window_ms: elapsed.as_millis() as u64,
+            cpu_ms: used.as_millis() as u64,
+            cpu_wait_ms: waited.as_millis() as u64,
+        });
+        let share = used.as_secs_f64() / available.as_secs_f64();
+        let wrote = written(self) - written_before;
+        if share > max_cpu || wrote > IDLE_WRITES {
+            return Err(cx.fail(
+                format!("the {} to wait idle (under {:.0} % of a CPU)", self.who(), max_cpu * 100.0),
+                format!(
+                    "it used {} ms of CPU time in {} ms ({:.0} % of a CPU) and wrote {wrote} bytes meanwhile: a busy loop",
+                    used.as_millis(),
+                    available.as_millis(),
+                    share * 100.0
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
