@@ -170,3 +170,130 @@ fn strip(s: &str) -> String {
     let re = regex::Regex::new(r"\x1b\[[0-9;?]*[@-~]").unwrap();
     re.replace_all(s, "").into_owned()
 }
+
+/// `tshark`'s fields of each packet in `file`: flags (e.g. `··········S·`), source port
+/// and payload as text. `None` where tshark is not installed.
+fn tshark_packets(file: &Path) -> Option<Vec<(String, u16, String)>> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .args(["-T", "fields", "-E", "separator=|"])
+        .args([
+            "-e",
+            "tcp.flags.str",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.payload",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "tshark could not read {}",
+        file.display()
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    Some(
+        text.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('|').collect();
+                let hex = f.get(2).copied().unwrap_or("").replace(':', "");
+                let bytes: Vec<u8> = (0..hex.len() / 2)
+                    .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                    .collect();
+                (
+                    f[0].to_string(),
+                    f[1].parse().unwrap_or(0),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A failing case's capture, read by Debian's `tshark`, shows what its report says: the
+/// SYN that opened the connection, the data sent, and the server's RST where a FIN was
+/// expected (the bug of fixtures/server_rst_on_close).
+#[test]
+fn run_pcap_shows_in_tshark_what_the_report_says() {
+    if Command::new("tshark").arg("--version").output().is_err() {
+        eprintln!("skipped: tshark is not installed (Debian: apt-get install -y tshark; .ci/run installs it)");
+        return;
+    }
+    if !sockgrade::sandbox::netns::available() {
+        eprintln!("skipped: captures need network namespaces (root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::cargo_bin("sockgrade")
+        .unwrap()
+        .args(["run", SPEC, "fixtures/server_rst_on_close", "--case", CASE])
+        .args(["--format", "json", "--pcap"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let case = &report["cases"][0];
+    let sent = case["failure"]["sent"].as_str().unwrap();
+    assert_eq!(sent, "\"bye\\n\"", "{case}");
+    assert!(
+        case["failure"]["got"].as_str().unwrap().contains("RST"),
+        "{case}"
+    );
+
+    let file = dir
+        .path()
+        .join("closes-after-the-client-closes-server.pcap");
+    let packets = tshark_packets(&file).expect("tshark ran");
+    let server_port = packets
+        .iter()
+        .find(|(flags, _, _)| flags.ends_with("A··S·"))
+        .map(|(_, port, _)| *port)
+        .expect("the server's SYN-ACK");
+    let syn = packets
+        .iter()
+        .position(|(f, _, _)| f.ends_with("··S·") && !f.contains('A'));
+    let data = packets
+        .iter()
+        .position(|(_, port, payload)| *port != server_port && payload == "bye\n");
+    let rst = packets
+        .iter()
+        .position(|(f, port, _)| *port == server_port && f.contains('R'));
+    let (Some(syn), Some(data), Some(rst)) = (syn, data, rst) else {
+        panic!("SYN {syn:?}, data {data:?}, RST {rst:?} in {packets:#?}");
+    };
+    assert!(syn < data && data < rst, "{packets:#?}");
+    // The server never sent a FIN: the RST is how it closed.
+    assert!(
+        !packets
+            .iter()
+            .any(|(f, port, _)| *port == server_port && f.contains('F')),
+        "{packets:#?}"
+    );
+}
+
+#[test]
+fn pcap_without_a_namespace_is_refused_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_cmd::Command::cargo_bin("sockgrade")
+        .unwrap()
+        .args([
+            "run",
+            SPEC,
+            "fixtures/good",
+            "--isolation",
+            "none",
+            "--pcap",
+        ])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "--pcap needs a network namespace per case",
+        ));
+}

@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// after-due-date, published. The exit code then reflects the shown cases only.
     #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, default_missing_value = "open", require_equals = true)]
     pub student: Option<Moment>,
+    /// Write a packet capture of each case into DIR (pcap: Wireshark, `tshark -r`,
+    /// `tcpdump -r`), taken in the case's own network namespace: its traffic only.
+    #[arg(long, value_name = "DIR")]
+    pub pcap: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -67,6 +71,9 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Error> {
     }
     let plan = Plan::new(&spec, &args.cases, args.target.map(Into::into)).map_err(usage)?;
     let host = detect_host(args.isolation)?;
+    if args.pcap.is_some() {
+        pcap_possible(&host)?;
+    }
     let runtime = runtime()?;
     let jobs = args.jobs.unwrap_or_else(crate::runner::default_jobs);
     let spec_name = args.spec.display().to_string();
@@ -86,6 +93,7 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Error> {
                 args.submission.display().to_string(),
                 Vec::new(),
                 Some(tx),
+                args.pcap.clone(),
             )
             .await
             .expect("these slots are never closed");
@@ -119,6 +127,19 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Error> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A capture is of a case's own network namespace: without one (isolation none) there
+/// is nothing to capture that is the case's alone.
+pub(super) fn pcap_possible(host: &crate::sandbox::Host) -> Result<(), Error> {
+    if host.isolation.parallel() {
+        return Ok(());
+    }
+    Err(usage(
+        "--pcap needs a network namespace per case, and this run has none (isolation: none): \
+         the host's loopback carries other programs' traffic too\n  = help: run as root \
+         (isolation netns or full), or leave out --pcap",
+    ))
 }
 
 /// The live reporter of a text `run` on a terminal: each case's line as it finishes

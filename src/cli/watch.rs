@@ -99,6 +99,7 @@ pub(super) fn watch(args: WatchArgs) -> Result<ExitCode, Error> {
             args.submission.display().to_string(),
             Vec::new(),
             None,
+            None,
         ));
         let result = result.expect("these slots are never closed");
         let mut text = String::new();
