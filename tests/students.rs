@@ -297,3 +297,39 @@ fn pcap_without_a_namespace_is_refused_plainly() {
             "--pcap needs a network namespace per case",
         ));
 }
+
+#[test]
+fn grade_pcap_writes_a_folder_per_student() {
+    if !sockgrade::sandbox::netns::available() {
+        eprintln!("skipped: captures need network namespaces (root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (student, fixture) in [("alice", "good"), ("bob", "server_rst_on_close")] {
+        let to = dir.path().join("class").join(student);
+        std::fs::create_dir_all(&to).unwrap();
+        copy_fixture(fixture, &to);
+    }
+    assert_cmd::Command::cargo_bin("sockgrade")
+        .unwrap()
+        .arg("grade")
+        .arg(std::fs::canonicalize(SPEC).unwrap())
+        .args(["class", "--out", "out", "--pcap", "pcap"])
+        .current_dir(dir.path())
+        .assert()
+        .code(0);
+    for student in ["alice", "bob"] {
+        let file = dir
+            .path()
+            .join("pcap")
+            .join(student)
+            .join("closes-after-the-client-closes-server.pcap");
+        let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!(&bytes[..4], &0xa1b2_c3d4u32.to_le_bytes(), "a pcap file");
+        if let Some(packets) = tshark_packets(&file) {
+            let resets = packets.iter().filter(|(f, _, _)| f.contains('R')).count();
+            // alice's server closes with a FIN, bob's resets.
+            assert_eq!(resets > 0, student == "bob", "{student}: {packets:#?}");
+        }
+    }
+}

@@ -114,6 +114,7 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Error> {
         Format::Json => report::json::render(&result),
         Format::Gradescope => report::gradescope::render(&result),
         Format::Junit => report::junit::render(&result),
+        Format::Html => report::submission::render(&result, None),
         Format::Github => {
             if let Err(e) = write_github_files(&result) {
                 anstream::eprintln!("warning: {e}");

@@ -9,6 +9,8 @@ pub mod gradescope;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod sequence;
+pub mod submission;
 pub mod summary;
 pub mod text;
 
@@ -25,6 +27,8 @@ pub enum Format {
     Junit,
     /// GitHub Actions: the text report plus `::error` annotations; writes the job summary and the Classroom result when run in Actions.
     Github,
+    /// One self-contained HTML page: each case with a sequence diagram of its connection.
+    Html,
 }
 
 /// Text without terminal colours, for formats read outside a terminal.
