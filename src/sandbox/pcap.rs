@@ -256,7 +256,7 @@ fn recv_packet(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<Option<Packe
                 _ => Err(e),
             };
         }
-        if addr.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+        if addr.sll_pkttype == libc::PACKET_OUTGOING {
             return Ok(Some(None));
         }
         let (mut sec, mut nsec) = (0u32, 0u32);
