@@ -164,6 +164,73 @@ fn python2_server_printing_chinese() {
     let report = grade("python2_unicode", "server", &[]);
     assert_verdicts(&report, &[TWO_AT_ONCE]);
 }
+// It accepts, then closes at once: it did call accept(), and every reply is missing.
+#[test]
+fn server_closing_each_connection_at_once() {
+    let report = grade("server_accept_close", "server", &[]);
+    assert_verdicts(&report, &ALL_SERVER[1..]);
+    let replies = &report["cases"][1]["reason"];
+    assert!(
+        replies
+            .as_str()
+            .unwrap()
+            .contains("closed the connection (FIN)"),
+        "{replies}"
+    );
+}
+// Answers each 5-byte piece with a pause between answers: the grader closes only once
+// it has finished answering, as a person would, so it never crashes on a reset.
+fixture!(
+    server_answering_in_slow_pieces,
+    "server_recv5_slow",
+    "server",
+    ["prints each message it receives", TWO_AT_ONCE]
+);
+// A new listening socket for each client: for an instant nothing listens, and the
+// reference client tries again as a person would.
+fixture!(
+    server_making_a_new_listener_per_client,
+    "server_reopens_listener",
+    "server",
+    [TWO_AT_ONCE]
+);
+// It closes each connection first, so its port has TIME_WAIT connections when it
+// exits: with SO_REUSEADDR a restart binds at once; without, S8 says why it cannot.
+const CLOSES_FIRST: [&str; 4] = [
+    "several messages on one connection",
+    "closes after the client closes",
+    "does not busy-loop after the client closes",
+    TWO_AT_ONCE,
+];
+fixture!(
+    server_closing_first_with_so_reuseaddr,
+    "server_closes_first",
+    "server",
+    [
+        CLOSES_FIRST[0],
+        CLOSES_FIRST[1],
+        CLOSES_FIRST[2],
+        TWO_AT_ONCE
+    ]
+);
+#[test]
+fn server_closing_first_without_so_reuseaddr() {
+    let report = grade("server_closes_first_no_reuseaddr", "server", &[]);
+    let mut failing = CLOSES_FIRST.to_vec();
+    failing.push("exits on Ctrl-C and frees the port");
+    assert_verdicts(&report, &failing);
+    let s8 = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "exits on Ctrl-C and frees the port")
+        .unwrap();
+    let reason = s8["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("no process holds the port") && reason.contains("SO_REUSEADDR"),
+        "{reason}"
+    );
+}
 fixture!(
     server_polling_accept_with_a_timeout,
     "server_accept_timeout",
@@ -307,4 +374,42 @@ fn a_missing_file_is_an_error_naming_what_the_submission_holds() {
         reason.contains("no file matches") && reason.contains("tcp_client.py"),
         "{reason}"
     );
+}
+
+/// A program that exits without writing to stderr is not sent to read its stderr.
+#[test]
+fn a_silent_exit_is_not_sent_to_an_empty_stderr() {
+    let report = grade(
+        "server_one_shot",
+        "server",
+        &["--case", "several messages on one connection"],
+    );
+    let reason = report["cases"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("exited with code 0 without a word on stderr")
+            && !reason.contains("see its last stderr"),
+        "{reason}"
+    );
+}
+
+/// With `listen` set, a server on another port is told where it does listen.
+#[test]
+fn a_server_on_another_port_than_the_spec_says_is_told_where_it_listens() {
+    let report = common::grade_json(
+        "tests/specs/listen-port.toml",
+        "fixtures/server_port_9999",
+        &["--target", "server"],
+    );
+    assert_verdicts(&report, &["accepts a connection"]);
+    let reason = report["cases"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("listens on 127.0.0.1:9999, not on port 8888"),
+        "{reason}"
+    );
+    let good = common::grade_json(
+        "tests/specs/listen-port.toml",
+        "fixtures/good",
+        &["--target", "server"],
+    );
+    assert_verdicts(&good, &[]);
 }

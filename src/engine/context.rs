@@ -179,9 +179,17 @@ impl<'a> Run<'a> {
     /// "; the server has exited with code 1" when it has: the usual explanation of a
     /// reset or of silence.
     pub(super) fn exit_suffix(&self) -> String {
-        match self.proc.as_ref().and_then(|p| p.status()) {
-            Some(s) => format!(
+        let Some(p) = self.proc.as_ref() else {
+            return String::new();
+        };
+        match p.status() {
+            Some(s) if p.stderr.snapshot().total > 0 => format!(
                 "; the {} {} (see its last stderr lines below)",
+                self.who(),
+                describe_status(s)
+            ),
+            Some(s) => format!(
+                "; the {} {} without a word on stderr",
                 self.who(),
                 describe_status(s)
             ),
@@ -220,6 +228,18 @@ impl<'a> Run<'a> {
             let peer_gone = self.conns.iter().any(|c| c.peer_closed().is_some());
             if p.status().is_none() && peer_gone {
                 let _ = tokio::time::timeout(SETTLE, p.exited()).await;
+            }
+        }
+        self.collect_exit().await;
+    }
+
+    /// Records an exit that has happened in the kernel but not reached the grader yet
+    /// (a zombie not reaped), so a report never says "still running" of a program that
+    /// is dead.
+    pub(super) async fn collect_exit(&mut self) {
+        if let Some(p) = &self.proc {
+            if p.status().is_none() && p.is_dead() {
+                let _ = tokio::time::timeout(GRACE, p.exited()).await;
             }
         }
         self.note_exit();

@@ -15,10 +15,13 @@
 //! - `start`: the reference server, the program's start, waiting until it listens;
 //! - `steps`: the steps in order against the case's timeout, one function per step
 //!   kind (`steps/connection.rs`, `steps/process.rs`);
+//! - `settle`: before the grader acts on the program, it waits until the program waits
+//!   for it (the lockstep a person at a terminal keeps without thinking);
 //! - `verdict`: stopping (or keeping) the program and building the case's result.
 
 mod context;
 mod deadline;
+mod settle;
 mod shared;
 mod start;
 mod steps;

@@ -171,7 +171,7 @@ impl Run<'_> {
                     action(),
                     expected(),
                     format!(
-                        "the server {} before it listened{why}",
+                        "the server {} during start-up, before it could take a connection{why}",
                         describe_status(status)
                     ),
                 ))
@@ -183,13 +183,20 @@ impl Run<'_> {
                 } else {
                     format!("; it printed {}", quote(&out.text()))
                 };
-                Err(fail(
-                    0,
-                    0,
-                    action(),
-                    expected(),
-                    format!("no listening socket after {startup}: the server never reached listen(){printed}"),
-                ))
+                // Listening, but elsewhere than the spec says: say where.
+                let elsewhere =
+                    want_port.and_then(|_| self.sandbox.listening_socket(self.proc(), None));
+                let got = match (elsewhere, want_port) {
+                    (Some(at), Some(port)) => format!(
+                        "the server listens on {at}, not on port {port} as the assignment says{printed}"
+                    ),
+                    _ => format!("no listening socket after {startup}: the server never reached listen(){printed}"),
+                };
+                let expected = match want_port {
+                    Some(port) => format!("a listening TCP socket on port {port} within {startup}"),
+                    None => expected(),
+                };
+                Err(fail(0, 0, action(), expected, got))
             }
         }
     }

@@ -46,6 +46,8 @@ impl Run<'_> {
         // the exit a moment to be reaped so the report says how it ended, not "running".
         if failure.is_some() {
             self.settle_exit().await;
+        } else {
+            self.collect_exit().await;
         }
         let exit_before = self.proc.as_ref().and_then(|p| p.status());
         if let Some(p) = self.proc.as_mut() {
@@ -69,6 +71,8 @@ impl Run<'_> {
     ) -> (CaseResult, Option<Kept>) {
         if failure.is_some() {
             self.settle_exit().await;
+        } else {
+            self.collect_exit().await;
         }
         let exit_before = self.proc.as_ref().and_then(|p| p.status());
         let stderr = self

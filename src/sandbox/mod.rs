@@ -17,7 +17,7 @@
 pub mod capture;
 pub mod cgroup;
 pub mod confine;
-mod launch;
+pub(crate) mod launch;
 pub mod netns;
 pub mod pcap;
 pub mod proc_net;

@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 /// TCP states as the kernel numbers them (include/net/tcp_states.h).
 pub const TCP_ESTABLISHED: u8 = 0x01;
 pub const TCP_LISTEN: u8 = 0x0A;
+pub const TCP_TIME_WAIT: u8 = 0x06;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpEntry {
@@ -102,6 +103,21 @@ pub fn socket_inodes(pids: &[u32]) -> HashSet<u64> {
     out
 }
 
+/// Which of these processes holds the socket `inode`, and its command line.
+pub(crate) fn socket_holder(pids: &[u32], inode: u64) -> Option<(u32, String)> {
+    pids.iter().find_map(|&pid| {
+        socket_inodes(&[pid]).contains(&inode).then(|| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let words: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            (pid, words.join(" "))
+        })
+    })
+}
+
 /// Listening sockets. With `owned_by`, only those whose inode is in the set (needed on
 /// a shared host loopback, where other programs listen too).
 pub fn listeners(pid: u32, owned_by: Option<&HashSet<u64>>) -> Vec<TcpEntry> {
@@ -169,16 +185,35 @@ pub fn ticks_per_second() -> u64 {
     }
 }
 
-/// Whether these processes wait for the next client and do nothing else: no thread
-/// running or waiting for a CPU, none blocked writing (a full pipe or socket buffer
-/// puts a busy loop to sleep too), and one asleep where a server waits for
-/// connections (`accept()`, or `select`/`poll`/`epoll` on the listening socket), as the
-/// kernel names it in `/proc/PID/task/TID/wchan`. Where that cannot be read, the answer
-/// is no: the next case then gets a fresh process, as without `share_process`.
-pub(crate) fn waiting_for_clients(pids: &[u32]) -> bool {
-    const WAITING: &[&str] = &["inet_csk_accept", "do_select", "do_sys_poll", "ep_poll"];
-    const WRITING: &[&str] = &["pipe_write", "sk_stream_wait_memory"];
-    let mut waiting = false;
+/// What one thread of the program is doing, as `/proc/PID/task/TID/{stat,wchan}` say.
+struct ThreadState {
+    /// `R` running or runnable, `D` in the kernel uninterruptibly, `S` asleep, ...
+    state: Option<char>,
+    /// Where it sleeps, without the compiler's suffix (`poll_schedule_timeout`, not
+    /// `poll_schedule_timeout.constprop.0`): the names differ between kernels.
+    wchan: String,
+}
+
+/// Sleeps that are the program writing: a full pipe or socket buffer puts a busy loop
+/// to sleep too.
+const WRITING: &[&str] = &["pipe_write", "sk_stream_wait_memory"];
+/// Sleeps that are the program's own pause (`time.sleep`, `nanosleep`): it will act
+/// again by itself.
+const PAUSING: &[&str] = &["hrtimer_nanosleep", "do_nanosleep", "clock_nanosleep"];
+/// Sleeps where a server waits for connections (`accept()`, or `select`/`poll`/`epoll`
+/// on the listening socket), as different kernels name them.
+const WAITING_FOR_CLIENTS: &[&str] = &[
+    "inet_csk_accept",
+    "do_select",
+    "do_sys_poll",
+    "poll_schedule_timeout",
+    "ep_poll",
+    "do_epoll_wait",
+];
+
+/// Every thread of `pids`; a process that is gone has none.
+fn threads(pids: &[u32]) -> Vec<ThreadState> {
+    let mut out = Vec::new();
     for pid in pids {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
             continue;
@@ -187,22 +222,86 @@ pub(crate) fn waiting_for_clients(pids: &[u32]) -> bool {
             let state = std::fs::read_to_string(t.path().join("stat"))
                 .ok()
                 .and_then(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()));
-            if state == Some('R') {
-                return false;
+            let mut wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
+            if let Some(dot) = wchan.find('.') {
+                wchan.truncate(dot);
             }
-            let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
-            if WRITING.contains(&wchan.as_str()) {
-                return false;
-            }
-            waiting |= WAITING.contains(&wchan.as_str());
+            out.push(ThreadState { state, wchan });
         }
     }
-    waiting
+    out
+}
+
+/// Whether these processes wait for the next client and do nothing else: no thread
+/// running or waiting for a CPU, none blocked writing, and one asleep where a server
+/// waits for connections. Where that cannot be read, the answer is no: the next case
+/// then gets a fresh process, as without `share_process`.
+pub(crate) fn waiting_for_clients(pids: &[u32]) -> bool {
+    let threads = threads(pids);
+    threads
+        .iter()
+        .all(|t| t.state != Some('R') && !WRITING.contains(&t.wchan.as_str()))
+        && threads
+            .iter()
+            .any(|t| WAITING_FOR_CLIENTS.contains(&t.wchan.as_str()))
+}
+
+/// Whether the program has done all it can by itself and now waits for the outside
+/// world (a connection, data, stdin, a child): no thread running, waiting for a CPU or
+/// in the kernel uninterruptibly, none writing, none in a pause of its own. A program
+/// that is gone is settled too.
+pub(crate) fn settled(pids: &[u32]) -> bool {
+    threads(pids).iter().all(|t| {
+        // A sleeping thread read at the instant it goes to sleep or wakes has no wchan
+        // yet ("0"): that is not a wait, and taking it for one acted too early.
+        let known = !t.wchan.is_empty() && t.wchan != "0";
+        matches!(t.state, Some('S') | Some('T') | Some('t') | Some('Z'))
+            && (known || t.state == Some('Z'))
+            && !WRITING.contains(&t.wchan.as_str())
+            && !PAUSING.contains(&t.wchan.as_str())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pause_is_not_settled_and_a_blocking_read_is() {
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let mut reader = std::process::Command::new("cat")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (s, r) = (sleeper.id(), reader.id());
+        // Each reaches its sleep in a moment: wait for that, not for a time.
+        let asleep = |pid: u32| {
+            threads(&[pid])
+                .iter()
+                .all(|t| t.state == Some('S') && !t.wchan.is_empty() && t.wchan != "0")
+        };
+        while !asleep(s) || !asleep(r) {
+            std::thread::yield_now();
+        }
+        assert!(
+            !settled(&[s]),
+            "{:?}",
+            threads(&[s]).iter().map(|t| &t.wchan).collect::<Vec<_>>()
+        );
+        assert!(
+            settled(&[r]),
+            "{:?}",
+            threads(&[r]).iter().map(|t| &t.wchan).collect::<Vec<_>>()
+        );
+        assert!(!settled(&[s, r]));
+        sleeper.kill().unwrap();
+        reader.kill().unwrap();
+        sleeper.wait().unwrap();
+        reader.wait().unwrap();
+    }
 
     #[test]
     fn parses_a_listening_line() {

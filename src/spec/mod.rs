@@ -436,6 +436,21 @@ impl Action {
                 | Action::ExpectOutput { .. }
         )
     }
+
+    /// Whether the step delivers something to the program (a connection, data, a close,
+    /// a signal, input): the grader first waits until the program waits for it.
+    pub fn delivers(&self) -> bool {
+        matches!(
+            self,
+            Action::Connect { .. }
+                | Action::Send { .. }
+                | Action::Shutdown { .. }
+                | Action::Close { .. }
+                | Action::Signal { .. }
+                | Action::WriteStdin { .. }
+                | Action::CloseStdin
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -91,16 +91,15 @@ pub fn sockgrade() -> Command {
 
 /// Grades one fixture for one target with the shipped spec; returns the JSON report.
 pub fn grade(fixture: &str, target: &str, extra: &[&str]) -> serde_json::Value {
+    let fixture = format!("fixtures/{fixture}");
+    let args = [&["--target", target][..], extra].concat();
+    grade_json("specs/tcp-basics.toml", &fixture, &args)
+}
+
+/// `run SPEC SUBMISSION --format json EXTRA...` (paths relative to the crate): the report.
+pub fn grade_json(spec: &str, submission: &str, extra: &[&str]) -> serde_json::Value {
     let out = sockgrade()
-        .args([
-            "run",
-            "specs/tcp-basics.toml",
-            &format!("fixtures/{fixture}"),
-            "--format",
-            "json",
-            "--target",
-            target,
-        ])
+        .args(["run", spec, submission, "--format", "json"])
         .args(extra)
         .output()
         .unwrap();

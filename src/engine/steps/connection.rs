@@ -47,6 +47,67 @@ impl Run<'_> {
             .listening()
             .expect("validated: connect is for servers, which listen before steps run")
             .addr;
+        let expected = || format!("the server to take a connection on {addr}");
+        // A refused connect while the program lives is a moment when nothing listened
+        // (a server that makes a new listening socket for each client, or the instant
+        // between the kernel marking a socket listening and taking connections on it): a
+        // person would simply run their client again, so the reference client tries
+        // again once the program listens, within the step's deadline.
+        let mut refused = 0;
+        let outcome = loop {
+            let socket = self
+                .client_socket(addr)
+                .map_err(|e| cx.fail("a socket for the reference client", e.to_string()))?;
+            match cx.deadline.race(socket.connect(addr), never).await {
+                Some(Err(e))
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused
+                        && !self.proc().is_dead() =>
+                {
+                    refused += 1;
+                    let port = Some(addr.port());
+                    let listens_again = async {
+                        let mut tick = tokio::time::interval(super::super::POLL);
+                        loop {
+                            tick.tick().await;
+                            if self.proc().is_dead()
+                                || self.sandbox.listening_socket(self.proc(), port).is_some()
+                            {
+                                return;
+                            }
+                        }
+                    };
+                    if cx.deadline.race(listens_again, never).await.is_none() {
+                        break Some(Err(e));
+                    }
+                }
+                other => break other,
+            }
+        };
+        if refused > 0 {
+            let text = format!("connect() to {addr} was refused {refused} time(s): the server was not listening at that moment; the reference client tried again");
+            self.event(EventKind::Note { text });
+        }
+        match outcome {
+            Some(Ok(stream)) => {
+                let c = Connection::new(stream).map_err(|e| cx.fail("a connection", e.to_string()))?;
+                self.event(EventKind::Connected { conn: conn.clone(), address: addr.to_string() });
+                self.conns.insert(conn, c);
+                Ok(())
+            }
+            Some(Err(e)) if refused > 0 => Err(cx.fail(
+                expected(),
+                format!("connect() failed: {e}: the server stopped listening on {addr} and did not listen again within {}{}", cx.within, self.exit_suffix()),
+            )),
+            Some(Err(e)) => Err(cx.fail(expected(), format!("connect() failed: {e}{}", self.exit_suffix()))),
+            None => Err(cx.fail(
+                expected(),
+                format!("connect() did not complete within {}: the listen queue is full or the server stopped listening{}", cx.within, self.exit_suffix()),
+            )),
+        }
+    }
+
+    /// A non-blocking socket of the reference client, in the case's network.
+    fn client_socket(&self, addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
         let socket = self
             .sandbox
             .in_net(move || -> std::io::Result<std::net::TcpStream> {
@@ -58,23 +119,8 @@ impl Run<'_> {
                 s.set_nonblocking(true)?;
                 Ok(s.into())
             })
-            .and_then(|r| r)
-            .map_err(|e| cx.fail("a socket for the reference client", e.to_string()))?;
-        let socket = tokio::net::TcpSocket::from_std_stream(socket);
-        let expected = || format!("the server to take a connection on {addr}");
-        match cx.deadline.race(socket.connect(addr), never).await {
-            Some(Ok(stream)) => {
-                let c = Connection::new(stream).map_err(|e| cx.fail("a connection", e.to_string()))?;
-                self.event(EventKind::Connected { conn: conn.clone(), address: addr.to_string() });
-                self.conns.insert(conn, c);
-                Ok(())
-            }
-            Some(Err(e)) => Err(cx.fail(expected(), format!("connect() failed: {e}{}", self.exit_suffix()))),
-            None => Err(cx.fail(
-                expected(),
-                format!("connect() did not complete within {}: the listen queue is full or the server stopped listening{}", cx.within, self.exit_suffix()),
-            )),
-        }
+            .and_then(|r| r)?;
+        Ok(tokio::net::TcpSocket::from_std_stream(socket))
     }
 
     /// Client targets: the reference server accepts the student's connection.
@@ -182,13 +228,14 @@ impl Run<'_> {
     /// How many of the grader's connections still wait in the server's listen queue.
     fn not_accepted(&self) -> usize {
         match self.sandbox.sockets(self.proc()) {
-            // Accepted: the program holds a socket whose peer is our end (or it
-            // already closed the connection, which only an accepted one can be).
+            // Accepted: the program holds a socket whose peer is our end, or has
+            // already sent on it or closed it, which only an accepted one can be.
             Ok(list) => self
                 .conns
                 .iter()
                 .filter(|c| {
                     c.peer_closed().is_none()
+                        && !c.heard_from_peer()
                         && !list.iter().any(|s| !s.listening && s.peer == Some(c.local))
                 })
                 .count(),
@@ -198,12 +245,13 @@ impl Run<'_> {
                 self.conns
                     .iter()
                     .filter(|c| {
-                        table.iter().any(|e| {
-                            e.local == c.remote
-                                && e.remote == c.local
-                                && e.inode == 0
-                                && e.state == crate::sandbox::proc_net::TCP_ESTABLISHED
-                        })
+                        !c.heard_from_peer()
+                            && table.iter().any(|e| {
+                                e.local == c.remote
+                                    && e.remote == c.local
+                                    && e.inode == 0
+                                    && e.state == crate::sandbox::proc_net::TCP_ESTABLISHED
+                            })
                     })
                     .count()
             }

@@ -76,6 +76,9 @@ impl Run<'_> {
 
     /// Plays one step.
     async fn step(&mut self, n: usize, step: &Step) -> Result<(), Failure> {
+        if step.action.delivers() {
+            self.settle().await;
+        }
         let pids = match step.action.waits() {
             true => self.pids(),
             false => Vec::new(),

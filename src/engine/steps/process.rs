@@ -88,9 +88,18 @@ impl Run<'_> {
             address: bound.to_string(),
             free: free.is_ok(),
         });
-        free.map_err(|e| cx.fail(
+        let Err(e) = free else { return Ok(()) };
+        use crate::sandbox::launch::PortUse;
+        let why = match self.sandbox.port_use(self.proc(), bound.port()) {
+            PortUse::Listening(Some((pid, cmd))) => format!("a listening socket on port {} is still open, held by process {pid} (`{cmd}`): a process the program started outlived it", bound.port()),
+            PortUse::Listening(None) => format!("a listening socket on port {} is still open, held by a process of the program", bound.port()),
+            PortUse::TimeWait(n) => format!("no process holds the port, but {n} connection(s) on it are in TIME_WAIT (the server closed them first), and a restarted server can bind the port then only if it sets SO_REUSEADDR before bind(): `s.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)`"),
+            PortUse::Connections(n) => format!("{n} connection(s) on port {} are still open", bound.port()),
+            PortUse::Unknown => "a process of the program (a child it started?) still holds the listening socket".to_string(),
+        };
+        Err(cx.fail(
             format!("{bound} to be free once the server exited"),
-            format!("binding {bound} failed ({e}): a process of the program (a child it started?) still holds the listening socket"),
+            format!("binding {bound} failed ({e}): {why}"),
         ))
     }
 
