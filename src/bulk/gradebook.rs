@@ -134,47 +134,40 @@ fn column_title(c: &CaseColumn) -> String {
     }
 }
 
-/// Writes `reports/<student>.json` and `reports/<student>.txt` (no colour).
+/// Writes `reports/<student>.json`, `reports/<student>.txt` (no colour) and
+/// `reports/<student>.html` (with a sequence diagram per case; the class report links it).
 pub fn write_reports(out: &Path, r: &StudentRecord) -> io::Result<()> {
     let dir = out.join(REPORTS);
     std::fs::create_dir_all(&dir)?;
-    let (json, text) = match &r.outcome {
+    let back = Some("../report.html");
+    let (json, text, html) = match &r.outcome {
         Outcome::Graded(result) => {
             // The result's notes already hold the record's (interpreter, skipped files).
             let text =
                 anstream::adapter::strip_str(&report::text::render(result, false)).to_string();
-            (report::json::render(result), text)
+            (
+                report::json::render(result),
+                text,
+                report::submission::render(result, back),
+            )
         }
         Outcome::Error(reason) => {
             let v = serde_json::json!({ "submission": r.source, "student": r.student, "error": reason, "notes": r.notes });
             (
                 serde_json::to_string_pretty(&v).map_err(io::Error::other)? + "\n",
                 format!("sockgrade  ·  {}\n\nnot graded: {reason}\n", r.source),
+                report::submission::not_graded(&r.source, reason, back),
             )
         }
     };
     // Not `with_extension`: an id such as `li.lei` has a dot of its own.
     let stem = file_stem(&r.student);
     std::fs::write(dir.join(format!("{stem}.json")), json)?;
-    std::fs::write(dir.join(format!("{stem}.txt")), text)
+    std::fs::write(dir.join(format!("{stem}.txt")), text)?;
+    std::fs::write(dir.join(format!("{stem}.html")), html)
 }
 
-/// A student id as a file name: ids come from file names already, but `.` prefixes and
-/// separators are neutralized in case a platform put them there.
+/// A student id as a file name ([`crate::outcome::class::file_stem`]).
 pub fn file_stem(student: &str) -> String {
-    let s: String = student
-        .chars()
-        .map(|c| {
-            if matches!(c, '/' | '\\' | '\0') || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    if s.starts_with('.') {
-        format!("_{s}")
-    } else {
-        s
-    }
+    crate::outcome::class::file_stem(student)
 }

@@ -51,6 +51,10 @@ pub struct GradeArgs {
     /// How to isolate each case: auto picks the best this machine allows.
     #[arg(long, value_enum, default_value_t = IsolationRequest::Auto)]
     pub isolation: IsolationRequest,
+    /// Write a packet capture of each case into DIR/STUDENT/ (pcap: Wireshark,
+    /// `tshark -r`, `tcpdump -r`), taken in the case's own network namespace.
+    #[arg(long, value_name = "DIR")]
+    pub pcap: Option<PathBuf>,
 }
 
 pub(super) fn grade(args: GradeArgs) -> Result<ExitCode, Error> {
@@ -80,13 +84,18 @@ pub(super) fn grade(args: GradeArgs) -> Result<ExitCode, Error> {
         );
     }
     let runtime = runtime()?;
-    let class = Arc::new(Class::new(
+    if args.pcap.is_some() {
+        super::run::pcap_possible(&host)?;
+    }
+    let mut class = Class::new(
         host,
         &spec,
         args.spec.display().to_string(),
         run.plan.clone(),
         jobs,
-    ));
+    );
+    class.pcap = args.pcap.clone();
+    let class = Arc::new(class);
     let todo = std::mem::take(&mut run.todo);
     let total = run.total() as u64;
     let (stopped, failure) = runtime.block_on(async {

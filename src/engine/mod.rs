@@ -30,6 +30,7 @@ mod verdict;
 pub use shared::SharedServer;
 
 use crate::outcome::CaseResult;
+use crate::sandbox::pcap::PacketCapture;
 use crate::sandbox::{Host, Sandbox};
 use crate::spec::{Case, Spec};
 use context::Run;
@@ -62,20 +63,66 @@ fn prepare_sandbox(
     })
 }
 
-/// Grades one case of one submission.
+/// Grades one case of one submission; with `pcap`, captures its traffic into that file.
 pub async fn run_case(
     host: &Host,
     spec: &Spec,
     case: &Case,
     submission: &Path,
     case_id: &str,
+    pcap: Option<&Path>,
 ) -> CaseResult {
     let t0 = Instant::now();
     let sandbox = match prepare_sandbox(host, spec, case, submission, case_id) {
         Ok(s) => s,
         Err(e) => return verdict::error_result(case, e.to_string(), t0),
     };
+    let capture = Capture::start(&sandbox, pcap);
     let mut run = Run::new(host, spec, case, t0, sandbox);
     let failure = run.play().await;
-    run.finish(failure).await
+    let mut result = run.finish(failure).await;
+    capture.stop(&mut result);
+    result
+}
+
+/// A case's packet capture (`--pcap`): started on its namespace before the program,
+/// stopped once the case is over and its connections closed. A capture that cannot be
+/// made costs the case nothing: its transcript says why there is no file.
+pub(crate) enum Capture {
+    Off,
+    On(PacketCapture),
+    Failed(String),
+}
+
+impl Capture {
+    pub(crate) fn start(sandbox: &Sandbox, to: Option<&Path>) -> Capture {
+        let Some(path) = to else { return Capture::Off };
+        let Some(ns) = &sandbox.netns else {
+            return Capture::Failed("no packet capture: it needs a network namespace per case (isolation netns or full)".into());
+        };
+        match tokio::task::block_in_place(|| PacketCapture::start(ns, path)) {
+            Ok(c) => Capture::On(c),
+            Err(e) => Capture::Failed(format!("no packet capture: {e}")),
+        }
+    }
+
+    /// Stops it (writing what is queued) and notes in the transcript what it wrote.
+    pub(crate) fn stop(self, result: &mut CaseResult) {
+        let text = match self {
+            Capture::Off => return,
+            Capture::Failed(why) => why,
+            Capture::On(c) => match tokio::task::block_in_place(|| c.stop()) {
+                Ok(s) if s.dropped > 0 || s.cut > 0 => format!(
+                    "packet capture: {} packets ({} cut to their headers, {} lost)",
+                    s.packets, s.cut, s.dropped
+                ),
+                Ok(_) => return,
+                Err(e) => format!("packet capture failed: {e}"),
+            },
+        };
+        result.transcript.push(crate::outcome::Event {
+            at_ms: result.duration_ms,
+            kind: crate::outcome::EventKind::Note { text },
+        });
+    }
 }

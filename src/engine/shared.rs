@@ -156,6 +156,7 @@ impl SharedServer {
         case: &Case,
         submission: &Path,
         case_id: &str,
+        pcap: Option<&Path>,
     ) -> CaseResult {
         let t0 = Instant::now();
         let mut notes = Vec::new();
@@ -190,8 +191,9 @@ impl SharedServer {
         for text in notes {
             run.event(EventKind::Note { text });
         }
+        let capture = super::Capture::start(&run.sandbox, pcap);
         let failure = run.play().await;
-        let (result, kept) = run.finish_shared(failure).await;
+        let (mut result, kept) = run.finish_shared(failure).await;
         match kept {
             Some(k) => match k.recycle().await {
                 Ok(k) => self.kept = Some(k),
@@ -207,6 +209,8 @@ impl SharedServer {
                     .map(|e| format!("{e} during the previous case"));
             }
         }
+        // After the recycle, which closes the case's connections (their FINs belong to it).
+        capture.stop(&mut result);
         result
     }
 

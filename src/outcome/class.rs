@@ -118,3 +118,24 @@ impl Row {
         }
     }
 }
+
+/// A student id as a file name (of their reports, `reports/<stem>.json` ...): ids come
+/// from file names already, but `.` prefixes and separators are neutralized in case a
+/// platform put them there.
+pub fn file_stem(student: &str) -> String {
+    let s: String = student
+        .chars()
+        .map(|c| {
+            if matches!(c, '/' | '\\' | '\0') || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if s.starts_with('.') {
+        format!("_{s}")
+    } else {
+        s
+    }
+}

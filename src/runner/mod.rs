@@ -75,6 +75,7 @@ pub(crate) async fn grade(
     submission: PathBuf,
     slots: Arc<Semaphore>,
     events: Option<mpsc::UnboundedSender<RunEvent>>,
+    pcap: Option<PathBuf>,
 ) -> Result<Vec<CaseResult>, Cancelled> {
     let mut set = tokio::task::JoinSet::new();
     // Server cases that share one started process run one after another in one task
@@ -88,12 +89,13 @@ pub(crate) async fn grade(
         alone.append(&mut shared);
     }
     if !shared.is_empty() {
-        let (host, spec, submission, slots, events) = (
+        let (host, spec, submission, slots, events, pcap) = (
             host.clone(),
             spec.clone(),
             submission.clone(),
             slots.clone(),
             events.clone(),
+            pcap.clone(),
         );
         set.spawn(async move {
             let Ok(_slot) = slots.clone().acquire_owned().await else {
@@ -108,11 +110,12 @@ pub(crate) async fn grade(
                 }
                 let case = &spec.cases[index];
                 let id = case_id();
+                let file = pcap_file(&pcap, case);
                 let result = announced(
                     &events,
                     index,
                     case,
-                    server.run_case(&host, &spec, case, &submission, &id),
+                    server.run_case(&host, &spec, case, &submission, &id, file.as_deref()),
                 )
                 .await;
                 done.push((index, result));
@@ -122,12 +125,13 @@ pub(crate) async fn grade(
         });
     }
     for index in alone {
-        let (host, spec, submission, slots, events) = (
+        let (host, spec, submission, slots, events, pcap) = (
             host.clone(),
             spec.clone(),
             submission.clone(),
             slots.clone(),
             events.clone(),
+            pcap.clone(),
         );
         set.spawn(async move {
             let Ok(_slot) = slots.acquire_owned().await else {
@@ -135,11 +139,12 @@ pub(crate) async fn grade(
             };
             let case = &spec.cases[index];
             let id = case_id();
+            let file = pcap_file(&pcap, case);
             let result = announced(
                 &events,
                 index,
                 case,
-                engine::run_case(&host, &spec, case, &submission, &id),
+                engine::run_case(&host, &spec, case, &submission, &id, file.as_deref()),
             )
             .await;
             Ok(vec![(index, result)])
@@ -159,6 +164,16 @@ pub(crate) async fn grade(
     }
     results.sort_by_key(|(i, _)| *i);
     Ok(results.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Where a case's capture goes, in the folder of `--pcap`: named by case and target.
+fn pcap_file(dir: &Option<PathBuf>, case: &crate::spec::Case) -> Option<PathBuf> {
+    dir.as_ref().map(|d| {
+        d.join(crate::sandbox::pcap::file_name(
+            &case.name,
+            &case.target.to_string(),
+        ))
+    })
 }
 
 /// A name for a case's resources (cgroups), unique in this process.
@@ -241,15 +256,22 @@ impl Grading {
     /// such as files left out of an archive, then the interpreters picked). `dir` holds
     /// the student's files; `name` is how reports name the submission. The duration is
     /// the wall-clock time from queueing the cases to the end of the last (in a class
-    /// run, waits for a slot shared with other students included). [`Cancelled`] when
-    /// `slots` were closed before every case ran.
+    /// run, waits for a slot shared with other students included). With `pcap`, each
+    /// case's traffic is captured into a file of that folder (created), named by case
+    /// ([`crate::sandbox::pcap`]). [`Cancelled`] when `slots` were closed before every
+    /// case ran.
     pub async fn grade(
         &self,
         dir: PathBuf,
         name: String,
         mut notes: Vec<String>,
         events: Option<mpsc::UnboundedSender<RunEvent>>,
+        pcap: Option<PathBuf>,
     ) -> Result<SubmissionResult, Cancelled> {
+        if let Some(p) = &pcap {
+            // A folder that cannot be made shows as each case's note (no file written).
+            let _ = std::fs::create_dir_all(p);
+        }
         let (spec, targets, d) = (self.spec.clone(), self.targets(), dir.clone());
         // The choice compiles the student's files: blocking, so off the async threads.
         let (spec, choices) =
@@ -265,6 +287,7 @@ impl Grading {
             dir,
             self.slots.clone(),
             events,
+            pcap,
         )
         .await?;
         // The host's notes are the operator's (said once on stderr), not the student's.
@@ -297,6 +320,7 @@ pub async fn grade_submission(
             submission.clone(),
             submission.display().to_string(),
             Vec::new(),
+            None,
             None,
         )
         .await

@@ -2,6 +2,7 @@
 //!
 //! - [`workdir`]: a throw-away copy of the submission, and finding the student's file;
 //! - [`netns`]: a network namespace per case (loopback, any address local, redirects);
+//! - [`pcap`]: a packet capture of a case's namespace (`--pcap`);
 //! - [`cgroup`]: a cgroup per case (limits, CPU accounting, kill everything);
 //! - [`confine`]: a read-only filesystem but the work folder, a uid of its own, no capabilities;
 //! - [`process`]: spawning with a clean start, output capture, signals, termination;
@@ -18,6 +19,7 @@ pub mod cgroup;
 pub mod confine;
 pub(crate) mod launch;
 pub mod netns;
+pub mod pcap;
 pub mod proc_net;
 pub mod process;
 pub mod sockets;
