@@ -15,8 +15,10 @@
 //! - `start`: the reference server, the program's start, waiting until it listens;
 //! - `steps`: the steps in order against the case's timeout, one function per step
 //!   kind (`steps/connection.rs`, `steps/process.rs`);
-//! - `verdict`: stopping (or keeping) the program and building the case's result.
+//! - `verdict`: stopping (or keeping) the program and building the case's result;
+//! - `build`: a side's build (the spec's `build`), once per submission before its cases.
 
+mod build;
 mod context;
 mod deadline;
 mod shared;
@@ -24,6 +26,7 @@ mod start;
 mod steps;
 mod verdict;
 
+pub(crate) use build::build;
 pub use shared::SharedServer;
 
 use crate::outcome::CaseResult;
