@@ -78,8 +78,15 @@ pub(crate) async fn build(
     };
     // A compiler reads no input: one that asks gets an end of file, never a wait.
     proc.close_stdin();
+    // The fair deadline does not charge the build for waiting for a CPU (a class
+    // compiling on a busy machine); a build busy on its own (a flood, a loop) competes
+    // with the grader for CPUs and would be credited without end: twice its time is
+    // the most it gets.
     let mut deadline = Deadline::new(build.limits.time, sandbox.pids(&proc));
-    let status = deadline.race(proc.exited(), never).await;
+    let status = tokio::time::timeout(build.limits.time * 2, deadline.race(proc.exited(), never))
+        .await
+        .ok()
+        .flatten();
     if status.is_some() {
         proc.output_settled(GRACE).await;
     }
@@ -167,7 +174,10 @@ fn first_error_first(text: &str) -> (Option<String>, Vec<String>) {
         out.push(format!("[… {left} more lines]"));
     }
     if start > 0 {
-        out.push(format!("[{start} lines before the first error not shown]"));
+        let s = if start == 1 { "" } else { "s" };
+        out.push(format!(
+            "[{start} line{s} before the first error not shown]"
+        ));
     }
     let first = match at {
         Some(i) => Some(lines[i].clone()),

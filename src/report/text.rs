@@ -121,10 +121,18 @@ pub fn build_line(b: &BuildResult) -> String {
     format!(
         "  {} {:<WIDTH$} {:>5.1} s {}",
         mark(b.status),
-        format!("build: {}", b.command.join(" ")),
+        cut(&format!("build: {}", b.command.join(" ")), WIDTH),
         b.duration_ms as f64 / 1000.0,
         b.target.dimmed()
     )
+}
+
+/// `s` cut to `width` characters, with "…" where it was cut.
+fn cut(s: &str, width: usize) -> String {
+    match s.char_indices().nth(width.saturating_sub(1)) {
+        Some((i, _)) if s.chars().count() > width => format!("{}…", &s[..i]),
+        _ => s.to_string(),
+    }
 }
 
 /// A failed build, shown once for its side: why, what the compiler said (its first error
