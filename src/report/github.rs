@@ -32,10 +32,8 @@ pub fn annotations(r: &SubmissionResult) -> String {
     // A failed build: one annotation (its cases did not run and get none of their own).
     for b in r.builds.iter().filter(|b| b.status != Status::Passed) {
         let title = format!("build ({}): {}", b.target, b.summary());
-        let mut message = b.reason.clone().unwrap_or_default();
-        for l in b.output.iter().take(12) {
-            message.push_str(&format!("\n{l}"));
-        }
+        // The reason carries the compiler's first error; its output is in the log above.
+        let message = b.reason.clone().unwrap_or_default();
         let _ = writeln!(
             out,
             "::error title={}::{}",
