@@ -302,3 +302,15 @@ fn a_build_that_floods_is_cut_and_stopped() {
     let bytes: usize = output.iter().map(|l| l.as_str().unwrap().len()).sum();
     assert!(bytes < 8 << 10, "{bytes} bytes kept");
 }
+
+#[test]
+fn mistakes_in_a_build_are_located_spec_errors() {
+    let out = sockgrade()
+        .args(["check", "tests/bad_specs/bad_build.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    redacted(|| insta::assert_snapshot!("spec_error_bad_build", stderr));
+}
