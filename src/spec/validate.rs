@@ -447,7 +447,7 @@ impl<'a> Validator<'a> {
                 format!("{section}.command"),
                 "the command never names the student's file",
                 Some(
-                    "put \"{file}\" where the student's file goes, e.g. [\"python3\", \"{file}\"] (or build it first: build = [\"gcc\", \"-o\", \"server\", \"{file}\"])"
+                    "put \"{file}\" where the student's file goes, e.g. [\"python3\", \"{file}\"]"
                         .into(),
                 ),
             );
