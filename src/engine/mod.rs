@@ -17,8 +17,10 @@
 //!   kind (`steps/connection.rs`, `steps/process.rs`);
 //! - `settle`: before the grader acts on the program, it waits until the program waits
 //!   for it (the lockstep a person at a terminal keeps without thinking);
-//! - `verdict`: stopping (or keeping) the program and building the case's result.
+//! - `verdict`: stopping (or keeping) the program and building the case's result;
+//! - `build`: a side's build (the spec's `build`), once per submission before its cases.
 
+mod build;
 mod context;
 mod deadline;
 mod settle;
@@ -27,6 +29,7 @@ mod start;
 mod steps;
 mod verdict;
 
+pub(crate) use build::build;
 pub use shared::SharedServer;
 
 use crate::outcome::CaseResult;

@@ -464,6 +464,25 @@ fn student(header: &RunHeader, index: usize, r: &StudentRecord) -> String {
             );
         }
         Outcome::Graded(res) => {
+            for b in &res.builds {
+                let (mark, class) = match b.status {
+                    Status::Passed => ("✓", "passed"),
+                    Status::Failed => ("✗", "failed"),
+                    Status::Error => ("!", "error"),
+                };
+                let detail = match b.status {
+                    Status::Passed => String::new(),
+                    _ => plain(&text::build_detail(res, b)),
+                };
+                let _ = writeln!(
+                    s,
+                    "<details class=\"case\"><summary><span class=\"mark {class}\">{mark}</span> build <span class=\"tag\">{}</span> <span class=\"note\">{} · {:.1} s</span></summary><pre>{}</pre></details>",
+                    esc(&b.target.to_string()),
+                    esc(&b.command.join(" ")),
+                    b.duration_ms as f64 / 1000.0,
+                    esc(detail.trim_end())
+                );
+            }
             let mut cases: Vec<(usize, &CaseResult)> = res
                 .cases
                 .iter()

@@ -9,7 +9,7 @@ pub mod interpreter;
 
 use crate::engine;
 use crate::outcome::events::RunEvent;
-use crate::outcome::{CaseResult, SubmissionResult};
+use crate::outcome::{BuildResult, CaseResult, Status, SubmissionResult};
 use crate::plan::Plan;
 use crate::sandbox::Host;
 use crate::spec::{Spec, Target};
@@ -176,6 +176,14 @@ fn pcap_file(dir: &Option<PathBuf>, case: &crate::spec::Case) -> Option<PathBuf>
     })
 }
 
+/// The sides the planned cases start, server first.
+fn targets_of(plan: &Plan, spec: &Spec) -> Vec<Target> {
+    let mut t: Vec<Target> = plan.cases.iter().map(|&i| spec.cases[i].target).collect();
+    t.sort();
+    t.dedup();
+    t
+}
+
 /// A name for a case's resources (cgroups), unique in this process.
 fn case_id() -> String {
     format!("case{}", CASE_SERIAL.fetch_add(1, Ordering::Relaxed))
@@ -237,15 +245,7 @@ impl Grading {
 
     /// The sides (server, client) the planned cases start.
     fn targets(&self) -> Vec<Target> {
-        let mut t: Vec<Target> = self
-            .plan
-            .cases
-            .iter()
-            .map(|&i| self.spec.cases[i].target)
-            .collect();
-        t.sort();
-        t.dedup();
-        t
+        targets_of(&self.plan, &self.spec)
     }
 
     /// Grades one submission: the one path of `run`, `check --against` and `grade`.
@@ -280,16 +280,56 @@ impl Grading {
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         notes.extend(choices.into_iter().map(|c| c.note));
         let t0 = std::time::Instant::now();
-        let cases = grade(
+        let (builds, tree) = self
+            .build(&spec, &targets_of(&self.plan, &spec), &dir)
+            .await?;
+        // Cases copy the built tree; a side that did not build runs none of its cases.
+        let source = tree.as_ref().map_or(dir, |t| t.path().to_path_buf());
+        let unbuilt = |t: Target| {
+            builds
+                .iter()
+                .any(|b| b.target == t && b.status != Status::Passed)
+        };
+        let plan = Plan {
+            cases: (self.plan.cases.iter().copied())
+                .filter(|&i| !unbuilt(spec.cases[i].target))
+                .collect(),
+        };
+        let spec = Arc::new(spec);
+        let ran = grade(
             self.host.clone(),
-            Arc::new(spec),
-            &self.plan,
-            dir,
+            spec.clone(),
+            &plan,
+            source,
             self.slots.clone(),
-            events,
+            events.clone(),
             pcap,
         )
         .await?;
+        let mut ran = ran.into_iter();
+        let mut cases = Vec::new();
+        for &index in &self.plan.cases {
+            let case = &spec.cases[index];
+            match builds
+                .iter()
+                .find(|b| b.target == case.target && unbuilt(b.target))
+            {
+                Some(b) => {
+                    let result = CaseResult::not_run(
+                        case,
+                        format!("not run: {} (see its build)", b.summary()),
+                    );
+                    if let Some(tx) = &events {
+                        let _ = tx.send(RunEvent::CaseFinished {
+                            index,
+                            result: Box::new(result.clone()),
+                        });
+                    }
+                    cases.push(result);
+                }
+                None => cases.extend(ran.next()),
+            }
+        }
         // The host's notes are the operator's (said once on stderr), not the student's.
         let mut result = SubmissionResult::new(
             name,
@@ -299,8 +339,40 @@ impl Grading {
             cases,
         );
         result.visibility = self.spec.defaults.visibility;
+        result.builds = builds;
         result.duration_ms = t0.elapsed().as_millis() as u64;
         Ok(result)
+    }
+
+    /// Builds each side of `targets` that has a `build`, one after the other, each from
+    /// the tree the one before left (so a client build sees the server's files), each
+    /// holding one of the case slots (a compiler is at least as heavy as a case).
+    /// Returns the builds and the tree the cases copy (`None`: the submission as it is).
+    async fn build(
+        &self,
+        spec: &Spec,
+        targets: &[Target],
+        submission: &std::path::Path,
+    ) -> Result<(Vec<BuildResult>, Option<tempfile::TempDir>), Cancelled> {
+        let mut builds = Vec::new();
+        let mut tree: Option<tempfile::TempDir> = None;
+        for &target in targets {
+            if spec.program(target).is_none_or(|p| p.build.is_none()) {
+                continue;
+            }
+            let Ok(_slot) = self.slots.acquire().await else {
+                return Err(Cancelled);
+            };
+            let source = tree.as_ref().map_or(submission, |t| t.path());
+            let id = format!("build{}", CASE_SERIAL.fetch_add(1, Ordering::Relaxed));
+            if let Some(built) = engine::build(&self.host, spec, target, source, &id).await {
+                builds.push(built.result);
+                if built.tree.is_some() {
+                    tree = built.tree;
+                }
+            }
+        }
+        Ok((builds, tree))
     }
 }
 

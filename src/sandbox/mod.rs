@@ -302,13 +302,23 @@ impl Sandbox {
         env
     }
 
-    /// The command line with `{file}` filled in.
+    /// The command line with `{file}` (the student's file) and `{stem}` (its name
+    /// without the extension: the class `java` runs) filled in.
     pub fn argv(&self, program: &Program) -> Vec<String> {
-        let file = self.file.display().to_string();
-        program
-            .command
-            .iter()
-            .map(|a| a.replace("{file}", &file))
-            .collect()
+        fill(&program.command, &self.file)
     }
+}
+
+/// `command` with `{file}` and `{stem}` filled in for the student's `file` (relative to
+/// the work folder).
+pub fn fill(command: &[String], file: &Path) -> Vec<String> {
+    let path = file.display().to_string();
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    command
+        .iter()
+        .map(|a| a.replace("{file}", &path).replace("{stem}", &stem))
+        .collect()
 }

@@ -286,6 +286,54 @@ pub struct Program {
     pub share_process: bool,
     /// Whether a Python 3 command may start from a fork server ([`crate::sandbox::warm`]).
     pub warm_start: bool,
+    /// Run once per submission before the side's cases (a compiler), if any.
+    pub build: Option<Build>,
+}
+
+/// A side's build step: `command` (with `{file}` and `{stem}` as in a program's command)
+/// run once per submission, in a case sandbox with the network off, under `limits`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Build {
+    pub command: Vec<String>,
+    pub limits: BuildLimits,
+}
+
+/// A build's own limits: all its processes together, as a case's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildLimits {
+    /// Wall-clock time (a hang is stopped there) and the bound of its CPU time.
+    pub time: Duration,
+    pub memory_bytes: u64,
+    pub processes: u64,
+    pub output_bytes: u64,
+}
+
+impl Default for BuildLimits {
+    /// A compiler's needs: javac starts ~30 threads and takes a few hundred MiB; gcc
+    /// takes less than a second for a homework file. A minute bounds a hang.
+    fn default() -> Self {
+        BuildLimits {
+            time: Duration::from_secs(60),
+            memory_bytes: 1 << 30,
+            processes: 64,
+            output_bytes: 64 << 10,
+        }
+    }
+}
+
+impl BuildLimits {
+    /// The limits a build's processes start with. Open files and file size are the
+    /// case's, raised to what a compiler needs (its temporary files, an object file).
+    pub fn as_limits(&self, case: &Limits) -> Limits {
+        Limits {
+            memory_bytes: self.memory_bytes,
+            processes: self.processes,
+            cpu_time: self.time,
+            open_files: case.open_files.max(256),
+            output_bytes: self.output_bytes,
+            file_size_bytes: case.file_size_bytes.max(64 << 20),
+        }
+    }
 }
 
 #[derive(

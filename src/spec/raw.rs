@@ -139,6 +139,33 @@ pub struct RawProgram {
     /// grader takes every connection, which needs Debian's nftables where it runs).
     #[schemars(with = "Option<MustMatch>")]
     pub must_match: Option<Spanned<MustMatch>>,
+    /// Builds the program once per submission, before any case: a command run in the
+    /// case sandbox with the network off, e.g. ["gcc", "-O2", "-Wall", "-o", "server", "{file}"]
+    /// or ["javac", "{file}"]. The files it makes are in every case's work folder. A failed
+    /// build is one result for the side, and its cases do not run.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub build: Option<Spanned<Vec<String>>>,
+    /// The build's own limits (the case limits of [limits] apply to the built program).
+    #[schemars(with = "Option<RawBuildLimits>")]
+    pub build_limits: Option<Spanned<RawBuildLimits>>,
+}
+
+/// Limits of a build (`build_limits`): all of its processes together.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBuildLimits {
+    /// How long the build may take, e.g. "60s" (default "60s"); its CPU time is bounded by it too.
+    #[schemars(with = "Option<String>")]
+    pub time: Option<Spanned<String>>,
+    /// Memory of the build's processes together, e.g. "1GiB" (default "1GiB").
+    #[schemars(with = "Option<String>")]
+    pub memory: Option<Spanned<String>>,
+    /// Processes and threads the build may start (default 64).
+    #[schemars(with = "Option<u64>")]
+    pub processes: Option<Spanned<u64>>,
+    /// Output of the build kept per stream for the report, e.g. "64KiB" (default "64KiB").
+    #[schemars(with = "Option<String>")]
+    pub output: Option<Spanned<String>>,
 }
 
 /// What of `connects_to` a student client's connect() must match.

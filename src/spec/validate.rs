@@ -446,7 +446,7 @@ impl<'a> Validator<'a> {
                 "the command is empty",
                 Some("e.g. command = [\"python3\", \"{file}\"]".into()),
             );
-        } else if !p.command.get_ref().iter().any(|a| a.contains("{file}")) {
+        } else if p.build.is_none() && !names_file(p.command.get_ref()) {
             self.err(
                 Some(p.command.span()),
                 format!("{section}.command"),
@@ -457,6 +457,7 @@ impl<'a> Validator<'a> {
                 ),
             );
         }
+        let build = self.build(&p.build, &p.build_limits, section);
         if let Some(fb) = &p.fallback_command {
             if fb.get_ref().is_empty() || !fb.get_ref().iter().any(|a| a.contains("{file}")) {
                 self.err(
@@ -547,6 +548,70 @@ impl<'a> Validator<'a> {
             files,
             listen,
             env: p.env,
+            build,
+        })
+    }
+
+    /// A side's `build` and `build_limits`: the build must name the student's file
+    /// (`{file}` or `{stem}`), and limits come only with a build.
+    fn build(
+        &mut self,
+        command: &Option<Spanned<Vec<String>>>,
+        limits: &Option<Spanned<super::raw::RawBuildLimits>>,
+        section: &str,
+    ) -> Option<super::Build> {
+        let key = format!("{section}.build_limits");
+        let Some(command) = command else {
+            if let Some(l) = limits {
+                self.err(
+                    Some(l.span()),
+                    key,
+                    "`build_limits` without a `build`",
+                    Some("add the build command, e.g. build = [\"gcc\", \"-o\", \"server\", \"{file}\"]".into()),
+                );
+            }
+            return None;
+        };
+        if !names_file(command.get_ref()) {
+            self.err(
+                Some(command.span()),
+                format!("{section}.build"),
+                "the build never names the student's file",
+                Some("put \"{file}\" where the student's file goes, e.g. [\"gcc\", \"-O2\", \"-o\", \"server\", \"{file}\"] or [\"javac\", \"{file}\"]".into()),
+            );
+        }
+        let mut out = super::BuildLimits::default();
+        if let Some(l) = limits {
+            let l = l.get_ref();
+            if let Some(t) = &l.time {
+                out.time = self.duration(t, &format!("{key}.time")).unwrap_or(out.time);
+            }
+            if let Some(m) = &l.memory {
+                out.memory_bytes = self
+                    .size(m, &format!("{key}.memory"))
+                    .unwrap_or(out.memory_bytes);
+            }
+            if let Some(o) = &l.output {
+                out.output_bytes = self
+                    .size(o, &format!("{key}.output"))
+                    .unwrap_or(out.output_bytes);
+            }
+            if let Some(n) = &l.processes {
+                if *n.get_ref() == 0 {
+                    self.err(
+                        Some(n.span()),
+                        format!("{key}.processes"),
+                        "at least 1 process is needed to run the build",
+                        None,
+                    );
+                } else {
+                    out.processes = *n.get_ref();
+                }
+            }
+        }
+        Some(super::Build {
+            command: command.get_ref().clone(),
+            limits: out,
         })
     }
 
@@ -1249,4 +1314,12 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(mult)
+}
+
+/// Whether a command names the student's file: `{file}`, or `{stem}` (its name without
+/// the extension, a Java class).
+fn names_file(command: &[String]) -> bool {
+    command
+        .iter()
+        .any(|a| a.contains("{file}") || a.contains("{stem}"))
 }
