@@ -34,7 +34,19 @@ impl Run<'_> {
             }
         }
         let startup = self.spec.defaults.startup;
-        if self.case.target == Target::Client {
+        let udp = self.protocol() == crate::spec::Protocol::Udp;
+        if self.case.target == Target::Client && udp {
+            self.open_udp_reference().await.map_err(|e| {
+                self.grader_error = true;
+                fail(
+                    0,
+                    0,
+                    "start the reference peer".into(),
+                    "a free UDP port for the reference peer",
+                    e,
+                )
+            })?;
+        } else if self.case.target == Target::Client {
             let reference = self.open_reference_server().await.map_err(|e| {
                 self.grader_error = true;
                 fail(
@@ -77,12 +89,20 @@ impl Run<'_> {
         self.proc = Some(proc);
         if self.case.target == Target::Server {
             let deadline = self.fair_deadline(startup);
-            let listening = self.wait_listening(deadline).await?;
+            let listening = match udp {
+                true => self.wait_bound(deadline).await?,
+                false => self.wait_listening(deadline).await?,
+            };
             if let Side::Server(s) = &mut self.side {
                 s.listening = Some(listening);
             }
-            self.event(EventKind::Listening {
-                address: listening.addr.to_string(),
+            self.event(match udp {
+                true => EventKind::Bound {
+                    address: listening.bound.to_string(),
+                },
+                false => EventKind::Listening {
+                    address: listening.addr.to_string(),
+                },
             });
         }
         Ok(())
@@ -183,13 +203,8 @@ impl Run<'_> {
                 } else {
                     format!("; it printed {}", quote(&out.text()))
                 };
-                Err(fail(
-                    0,
-                    0,
-                    action(),
-                    expected(),
-                    format!("no listening socket after {startup}: the server never reached listen(){printed}"),
-                ))
+                let got = self.other_protocol_note().unwrap_or_else(|| format!("no listening socket after {startup}: the server never reached listen(){printed}"));
+                Err(fail(0, 0, action(), expected(), got))
             }
         }
     }
