@@ -195,3 +195,35 @@ fn protocol_mismatch_in_a_spec_is_an_error() {
     );
     assert!(err.contains("datagrams are counted from 1"), "{err}");
 }
+
+/// The UDP specs validate against the shipped JSON Schema (tests/schema.rs checks
+/// the schema is the generated one).
+#[test]
+fn udp_specs_validate_against_the_schema() {
+    if !common::python_has("jsonschema") {
+        return;
+    }
+    let script = r#"
+import json, sys, tomllib, jsonschema
+v = jsonschema.Draft7Validator(json.load(open("schema/spec.schema.json")))
+bad = [(p, e.message) for p in sys.argv[1:] for e in v.iter_errors(tomllib.load(open(p, "rb")))]
+print(bad)
+sys.exit(1 if bad else 0)
+"#;
+    let out = std::process::Command::new("python3")
+        .current_dir(common::root())
+        .args([
+            "-c",
+            script,
+            "specs/udp-basics.toml",
+            "specs/stop-and-wait.toml",
+            "tests/specs/udp-faults.toml",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
