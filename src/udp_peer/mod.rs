@@ -96,7 +96,6 @@ impl PeerSocket {
                         }
                     }
                 }
-                drop(iov);
                 buf.truncate(n);
                 Ok(Datagram {
                     data: buf,
@@ -136,6 +135,8 @@ struct Held {
 pub(crate) struct UdpPeers {
     sockets: HashMap<String, PeerSocket>,
     plan: FaultPlan,
+    /// The student's datagrams a `drop` fault lost, by number.
+    pub(crate) dropped: Vec<u32>,
     /// What happened since the engine last took them (see the module doc).
     pub(crate) events: Vec<(tokio::time::Instant, EventKind)>,
 }
@@ -149,6 +150,14 @@ impl UdpPeers {
             },
             ..UdpPeers::default()
         }
+    }
+
+    /// The student's datagram lost by a `drop` fault, when nothing came after it.
+    pub(crate) fn last_lost(&self) -> Option<u32> {
+        self.dropped
+            .last()
+            .copied()
+            .filter(|n| *n == self.plan.received)
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&PeerSocket> {
@@ -271,6 +280,7 @@ impl UdpPeers {
             self.plan.received += 1;
             let n = self.plan.received;
             if self.plan.faults.contains(&Fault::Drop(n)) {
+                self.dropped.push(n);
                 self.events.push(now(EventKind::DatagramDropped {
                     peer: peer.to_string(),
                     from: d.from.to_string(),

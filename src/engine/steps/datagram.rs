@@ -98,10 +98,14 @@ impl Run<'_> {
                     ),
                     _ => String::new(),
                 };
+                let lost_by_fault = match self.udp.last_lost() {
+                    Some(n) => format!("; the {}'s datagram #{n} was dropped (this case's fault: as if lost on the network) and nothing came after it: it must be sent again after a timeout", self.who()),
+                    None => String::new(),
+                };
                 return Err(fail(
                     &cx,
                     format!(
-                        "no datagram within {}{lost}{}",
+                        "no datagram within {}{lost}{lost_by_fault}{}",
                         cx.within,
                         self.exit_suffix()
                     ),

@@ -105,7 +105,7 @@ impl Validator<'_> {
                     None => {
                         self.err(
                             Some(span),
-                            &format!("{key}.hex"),
+                            format!("{key}.hex"),
                             format!("{h:?} is not hex bytes"),
                             Some(
                                 "write pairs of hex digits, spaces allowed: \"de ad be ef\"".into(),
@@ -119,7 +119,7 @@ impl Validator<'_> {
                     _ => {
                         self.err(
                             Some(span),
-                            &format!("{key}.random_bytes"),
+                            format!("{key}.random_bytes"),
                             format!("{size:?} is not a size up to 64MiB"),
                             Some("e.g. random_bytes = \"2500B\" or \"1MiB\"".into()),
                         );
