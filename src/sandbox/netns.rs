@@ -197,7 +197,8 @@ impl NetNs {
     /// The UDP analogue of [`NetNs::redirect_tcp_to`]: every UDP datagram that starts a
     /// new flow in the namespace (a student client's first `sendto` to an address and
     /// port) goes to `port`; answers to it are un-NATed by conntrack. A table of its own,
-    /// so that it never replaces the TCP redirect.
+    /// so that it never replaces the TCP redirect. The reference socket's own datagrams
+    /// (source port `port`) are never redirected.
     pub fn redirect_udp_to(&self, port: u16) -> io::Result<()> {
         self.apply_ruleset(udp_redirect_ruleset(port))
     }
@@ -389,7 +390,7 @@ fn udp_redirect_ruleset(port: u16) -> String {
          table inet sockgrade_udp {{\n\
          \tchain redirect_out {{\n\
          \t\ttype nat hook output priority -100; policy accept;\n\
-         \t\tudp dport != {port} redirect to :{port}\n\
+         \t\tudp sport != {port} udp dport != {port} redirect to :{port}\n\
          \t}}\n\
          }}\n"
     )

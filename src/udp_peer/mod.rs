@@ -46,6 +46,11 @@ pub(crate) struct PeerSocket {
     pub(crate) student: Option<SocketAddr>,
     /// Where the student's last datagram to this socket came from: where an answer goes.
     pub(crate) last_from: Option<SocketAddr>,
+    /// The destination address of the student's last datagram: answers go out from it
+    /// (`IP_PKTINFO`), as from a socket bound to that address. A redirected datagram's
+    /// is 127.0.0.1, so conntrack turns the answer's source back into the address the
+    /// client sent to.
+    reply_from: Option<std::net::Ipv4Addr>,
 }
 
 impl PeerSocket {
@@ -57,6 +62,7 @@ impl PeerSocket {
             local,
             student: None,
             last_from: None,
+            reply_from: None,
         })
     }
 
@@ -293,6 +299,10 @@ impl UdpPeers {
             let s = self.sockets.get_mut(peer).expect("looked up above");
             s.student.get_or_insert(d.from);
             s.last_from = Some(d.from);
+            s.reply_from = match d.to {
+                Some(SocketAddr::V4(to)) => Some(*to.ip()),
+                _ => None,
+            };
             self.events.push(now(EventKind::DatagramReceived {
                 peer: peer.to_string(),
                 from: d.from.to_string(),
