@@ -33,6 +33,14 @@ pub(super) struct Run<'a> {
     /// command cannot start, the reference port is taken): an error, not a failure.
     pub(super) grader_error: bool,
     pub(super) last_stdin: Vec<u8>,
+    /// UDP cases: the reference sockets, with the case's faults.
+    pub(super) udp: crate::udp_peer::UdpPeers,
+    /// UDP cases with a protocol peer: how far its transfer got.
+    pub(super) saw: crate::udp_peer::stop_and_wait::SawState,
+    /// UDP: the last datagram the grader sent (for a failure's "sent").
+    pub(super) last_datagram: Vec<u8>,
+    /// UDP client cases: where the client meant to send was noted.
+    pub(super) udp_noted: bool,
 }
 
 /// What one target's case has of its own.
@@ -135,6 +143,10 @@ impl<'a> Run<'a> {
             exit_recorded: false,
             grader_error: false,
             last_stdin: Vec::new(),
+            udp: crate::udp_peer::UdpPeers::with_faults(case.udp.faults.clone()),
+            saw: Default::default(),
+            last_datagram: Vec::new(),
+            udp_noted: false,
         }
     }
 
@@ -143,6 +155,16 @@ impl<'a> Run<'a> {
             at_ms: self.t0.elapsed().as_millis() as u64,
             kind,
         });
+    }
+
+    /// Moves what the UDP sockets did into the transcript, at the time it happened.
+    pub(super) fn take_udp_events(&mut self) {
+        for (at, kind) in std::mem::take(&mut self.udp.events) {
+            self.transcript.push(Event {
+                at_ms: at.saturating_duration_since(self.t0).as_millis() as u64,
+                kind,
+            });
+        }
     }
 
     pub(super) fn proc(&self) -> &StudentProcess {

@@ -14,7 +14,9 @@
 //!   [`Deadline::race`](deadline::Deadline::race), the one wait every step uses;
 //! - `start`: the reference server, the program's start, waiting until it listens;
 //! - `steps`: the steps in order against the case's timeout, one function per step
-//!   kind (`steps/connection.rs`, `steps/process.rs`);
+//!   kind (`steps/connection.rs`, `steps/process.rs`, `steps/datagram.rs`);
+//! - `udp`: a UDP case's start-up (the bound socket, the reference socket) and the
+//!   reason for a program that speaks the other protocol;
 //! - `settle`: before the grader acts on the program, it waits until the program waits
 //!   for it (the lockstep a person at a terminal keeps without thinking);
 //! - `verdict`: stopping (or keeping) the program and building the case's result;
@@ -27,6 +29,7 @@ mod settle;
 mod shared;
 mod start;
 mod steps;
+mod udp;
 mod verdict;
 
 pub(crate) use build::build;
@@ -62,7 +65,20 @@ fn prepare_sandbox(
         .program(case.target)
         .expect("validation ensures the target's section exists");
     tokio::task::block_in_place(|| {
-        Sandbox::prepare(host, submission, program, &spec.limits, case_id)
+        let sandbox = Sandbox::prepare(host, submission, program, &spec.limits, case_id)?;
+        // The spec's [files], beside the student's (the file a sender sends).
+        for (name, bytes) in &spec.files {
+            let path = sandbox.workdir.path().join(name);
+            let written = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&path, bytes));
+            written.map_err(|source| crate::sandbox::SandboxError::Setup {
+                what: "spec's [files]",
+                source,
+            })?;
+        }
+        Ok(sandbox)
     })
 }
 

@@ -34,7 +34,19 @@ impl Run<'_> {
             }
         }
         let startup = self.spec.defaults.startup;
-        if self.case.target == Target::Client {
+        let udp = self.protocol() == crate::spec::Protocol::Udp;
+        if self.case.target == Target::Client && udp {
+            self.open_udp_reference().await.map_err(|e| {
+                self.grader_error = true;
+                fail(
+                    0,
+                    0,
+                    "start the reference peer".into(),
+                    "a free UDP port for the reference peer",
+                    e,
+                )
+            })?;
+        } else if self.case.target == Target::Client {
             let reference = self.open_reference_server().await.map_err(|e| {
                 self.grader_error = true;
                 fail(
@@ -77,12 +89,20 @@ impl Run<'_> {
         self.proc = Some(proc);
         if self.case.target == Target::Server {
             let deadline = self.fair_deadline(startup);
-            let listening = self.wait_listening(deadline).await?;
+            let listening = match udp {
+                true => self.wait_bound(deadline).await?,
+                false => self.wait_listening(deadline).await?,
+            };
             if let Side::Server(s) = &mut self.side {
                 s.listening = Some(listening);
             }
-            self.event(EventKind::Listening {
-                address: listening.addr.to_string(),
+            self.event(match udp {
+                true => EventKind::Bound {
+                    address: listening.bound.to_string(),
+                },
+                false => EventKind::Listening {
+                    address: listening.addr.to_string(),
+                },
             });
         }
         Ok(())
@@ -198,11 +218,13 @@ impl Run<'_> {
                 } else {
                     format!("; it printed {}", quote(&out.text()))
                 };
-                // Listening, but elsewhere than the spec says: say where.
+                // Listening, but elsewhere than the spec says (or on the other protocol):
+                // say where.
                 let elsewhere =
                     want_port.and_then(|_| self.sandbox.listening_socket(self.proc(), None));
-                let got = match (elsewhere, want_port) {
-                    (Some(at), Some(port)) => format!(
+                let got = match (self.other_protocol_note(), elsewhere, want_port) {
+                    (Some(note), _, _) => note,
+                    (None, Some(at), Some(port)) => format!(
                         "the server listens on {at}, not on port {port} as the assignment says{printed}"
                     ),
                     _ => format!("no listening socket after {startup}: the server never reached listen(){printed}"),

@@ -117,6 +117,34 @@ pub enum EventKind {
     Note {
         text: String,
     },
+    /// UDP: the reference socket `peer` sent a datagram (`fault`: what a fault did to it).
+    DatagramSent {
+        peer: String,
+        to: String,
+        bytes: usize,
+        data: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fault: Option<String>,
+    },
+    /// UDP: the reference socket `peer` received a datagram.
+    DatagramReceived {
+        peer: String,
+        from: String,
+        bytes: usize,
+        data: String,
+    },
+    /// UDP: a datagram of the student's that a fault dropped (as if lost).
+    DatagramDropped {
+        peer: String,
+        from: String,
+        bytes: usize,
+        data: String,
+        fault: String,
+    },
+    /// UDP: where the student's server is bound (it never listens).
+    Bound {
+        address: String,
+    },
 }
 
 /// How a connection was closed, by the grader ([`EventKind::Closed`]) or by the

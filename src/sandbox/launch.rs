@@ -150,6 +150,57 @@ impl Sandbox {
         }
     }
 
+    /// A bound UDP socket of the program (on `port` when given), or None yet: a UDP
+    /// server binds and never listens. Through copies of its descriptors, else the
+    /// kernel's UDP table.
+    pub(crate) fn bound_udp_socket(
+        &self,
+        proc: &StudentProcess,
+        port: Option<u16>,
+    ) -> Option<SocketAddr> {
+        let pids = self.pids(proc);
+        let wanted = |a: &SocketAddr| a.port() != 0 && port.is_none_or(|p| a.port() == p);
+        match sockets::sockets_of(&pids) {
+            Ok(list) => list
+                .into_iter()
+                .filter(|s| s.datagram && s.peer.is_none())
+                .filter_map(|s| s.local)
+                .find(wanted),
+            Err(_) => {
+                let owned = (self.netns.is_none()).then(|| proc_net::socket_inodes(&pids));
+                let mut all = proc_net::udp_bound(proc.pid, owned.as_ref());
+                all.retain(|e| e.remote.port() == 0);
+                all.into_iter().map(|e| e.local).find(wanted)
+            }
+        }
+    }
+
+    /// The UDP analogue of [`Sandbox::redirect_clients_to`]: every datagram a client
+    /// sends in the case's network, to any port, reaches the reference socket at `port`.
+    pub(crate) async fn redirect_udp_clients_to(&self, port: u16) -> Result<(), String> {
+        let Some(ns) = &self.netns else {
+            return Ok(());
+        };
+        let ns = ns.try_clone().map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || ns.redirect_udp_to(port))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot install the UDP redirect: {e}"))
+    }
+
+    /// Where a UDP client meant its datagram from `student` to go, when a redirect took
+    /// it to the reference socket at `reference` (conntrack of the case's network).
+    pub(crate) fn udp_meant_for(
+        &self,
+        student: SocketAddr,
+        reference: SocketAddr,
+    ) -> Option<SocketAddr> {
+        self.netns.as_ref()?;
+        self.in_net(move || proc_net::udp_original_dst("/proc/thread-self/net", student, reference))
+            .ok()
+            .flatten()
+    }
+
     /// The kernel's TCP table of the case's network.
     pub(crate) fn tcp_table(&self) -> Vec<proc_net::TcpEntry> {
         self.in_net(|| proc_net::tcp_table_of("/proc/thread-self/net"))

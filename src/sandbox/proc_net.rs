@@ -41,6 +41,64 @@ pub fn tcp_table_of(dir: &str) -> Vec<TcpEntry> {
     out
 }
 
+/// Every UDP socket listed in a `net` folder of /proc (same columns as TCP's; a bound
+/// socket has state 07, "closed", and no remote address unless connected).
+pub fn udp_table_of(dir: &str) -> Vec<TcpEntry> {
+    let mut out = Vec::new();
+    for file in ["udp", "udp6"] {
+        if let Ok(text) = std::fs::read_to_string(format!("{dir}/{file}")) {
+            out.extend(text.lines().skip(1).filter_map(parse_line));
+        }
+    }
+    out
+}
+
+/// Bound UDP sockets of the namespace `pid` is in; with `owned_by`, only those whose
+/// inode is in the set (on a shared host, other programs bind UDP too).
+pub fn udp_bound(pid: u32, owned_by: Option<&HashSet<u64>>) -> Vec<TcpEntry> {
+    udp_table_of(&format!("/proc/{pid}/net"))
+        .into_iter()
+        .filter(|e| e.local.port() != 0 && owned_by.is_none_or(|set| set.contains(&e.inode)))
+        .collect()
+}
+
+/// Where a UDP datagram that reached `reference` from `student` was sent before a
+/// redirect took it there: the original destination of its conntrack entry
+/// (`/proc/net/nf_conntrack` of the namespace `dir` names), the UDP analogue of TCP's
+/// `SO_ORIGINAL_DST`. None when conntrack has no such entry (nothing was redirected).
+pub fn udp_original_dst(
+    dir: &str,
+    student: SocketAddr,
+    reference: SocketAddr,
+) -> Option<SocketAddr> {
+    let text = std::fs::read_to_string(format!("{dir}/nf_conntrack")).ok()?;
+    text.lines().find_map(|line| {
+        if !line.contains(" udp ") {
+            return None;
+        }
+        // Two tuples: the original (as sent), then the reply (as answered).
+        let fields: Vec<(&str, &str)> = line
+            .split_whitespace()
+            .filter_map(|f| f.split_once('='))
+            .collect();
+        let get = |k: &str, nth: usize| {
+            fields
+                .iter()
+                .filter(|(key, _)| *key == k)
+                .nth(nth)
+                .map(|(_, v)| *v)
+        };
+        let addr = |ip: &str, port: &str| -> Option<SocketAddr> {
+            Some(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?))
+        };
+        let orig_src = addr(get("src", 0)?, get("sport", 0)?)?;
+        let orig_dst = addr(get("dst", 0)?, get("dport", 0)?)?;
+        let reply_src = addr(get("src", 1)?, get("sport", 1)?)?;
+        (orig_src == student && reply_src.port() == reference.port() && orig_dst != reply_src)
+            .then_some(orig_dst)
+    })
+}
+
 fn parse_line(line: &str) -> Option<TcpEntry> {
     let f: Vec<&str> = line.split_whitespace().collect();
     if f.len() < 10 {

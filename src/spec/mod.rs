@@ -9,10 +9,13 @@
 
 pub mod error;
 pub mod raw;
+pub mod udp;
+pub mod udp_raw;
 pub mod validate;
 
 pub use error::{SpecError, SpecErrors};
 pub use raw::MustMatch;
+pub use udp::{DatagramFrom, Fault, PeerName, Protocol, ProtocolPeer, SawRole, Transfer, UdpCase};
 
 use regex::bytes::Regex;
 use std::collections::BTreeMap;
@@ -35,6 +38,8 @@ pub struct Spec {
     pub connects_to: SocketAddr,
     /// What of `connects_to` a student client's connect() must match.
     pub must_match: MustMatch,
+    /// `[files]`: written into the program's folder before it starts, by name.
+    pub files: BTreeMap<String, Vec<u8>>,
     pub cases: Vec<Case>,
 }
 
@@ -286,6 +291,8 @@ pub struct Program {
     pub share_process: bool,
     /// Whether a Python 3 command may start from a fork server ([`crate::sandbox::warm`]).
     pub warm_start: bool,
+    /// TCP (listen/accept, connect) or UDP (bind, sendto/recvfrom).
+    pub protocol: Protocol,
     /// Run once per submission before the side's cases (a compiler), if any.
     pub build: Option<Build>,
 }
@@ -390,6 +397,8 @@ pub struct Case {
     /// whose steps leave the process running.
     pub share_process: bool,
     pub steps: Vec<Step>,
+    /// UDP cases: faults the reference plays, and a built-in protocol peer.
+    pub udp: UdpCase,
 }
 
 impl Case {
@@ -471,6 +480,24 @@ pub enum Action {
         stream: Stream,
         matcher: Matcher,
     },
+    /// UDP: one datagram from the reference socket `peer`.
+    SendDatagram {
+        peer: PeerName,
+        bytes: Vec<u8>,
+    },
+    /// UDP: the next datagram `peer` receives matches, as a whole.
+    ExpectDatagram {
+        peer: PeerName,
+        matcher: Matcher,
+        from: DatagramFrom,
+    },
+    /// UDP: `peer` receives nothing for `window`.
+    ExpectNoDatagram {
+        peer: PeerName,
+        window: Duration,
+    },
+    /// UDP: the case's built-in protocol peer finishes its transfer.
+    ExpectTransfer(Transfer),
 }
 
 impl Action {
@@ -485,6 +512,8 @@ impl Action {
                 | Action::ExpectClose { .. }
                 | Action::ExpectExit(_)
                 | Action::ExpectOutput { .. }
+                | Action::ExpectDatagram { .. }
+                | Action::ExpectTransfer(_)
         )
     }
 
@@ -689,6 +718,14 @@ impl Step {
                 matcher.describe().replacen("data", "output", 1),
                 stream.as_str()
             ),
+            Action::SendDatagram { peer, bytes } => udp::describe_send(peer, bytes),
+            Action::ExpectDatagram {
+                peer,
+                matcher,
+                from,
+            } => udp::describe_expect(peer, matcher, *from, &within.to_string()),
+            Action::ExpectNoDatagram { peer, window } => udp::describe_no_datagram(peer, *window),
+            Action::ExpectTransfer(t) => udp::describe_transfer(t, &within.to_string()),
         }
     }
 }

@@ -39,6 +39,11 @@ pub struct RawSpec {
     /// How to start the student's client (needed by cases with target = "client").
     #[schemars(with = "Option<RawProgram>")]
     pub client: Option<Spanned<RawProgram>>,
+    /// Files written into the program's folder before it starts, by name (relative to
+    /// the folder), e.g. "data.bin" = { random_bytes = "2500B" }.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, super::udp_raw::RawFile>")]
+    pub files: BTreeMap<String, Spanned<super::udp_raw::RawFile>>,
     /// The cases, graded in this order: write each as a [[case]] table.
     #[serde(default, rename = "case")]
     #[schemars(with = "Vec<RawCase>")]
@@ -133,6 +138,11 @@ pub struct RawProgram {
     /// Default true; false starts every process cold.
     #[schemars(with = "Option<bool>")]
     pub warm_start: Option<Spanned<bool>>,
+    /// "tcp" (default) or "udp": a UDP server only binds (the grader finds its bound
+    /// socket, on any port); a UDP client's datagrams reach the reference peer whatever
+    /// address it sends to.
+    #[schemars(with = "Option<super::udp_raw::RawProtocol>")]
+    pub protocol: Option<Spanned<String>>,
     /// Client only: what of `connects_to` the student's connect() must match. "port"
     /// (the default): any address at that port (a classroom machine's IP works);
     /// "address_and_port": exactly `connects_to`; "nothing": any address and port (the
@@ -231,6 +241,14 @@ pub struct RawCase {
     /// server or wait for its exit).
     #[schemars(with = "Option<bool>")]
     pub fresh_process: Option<Spanned<bool>>,
+    /// UDP cases: faults the reference side plays, e.g. [{ drop = 2 }] (the student's
+    /// 2nd datagram is lost).
+    #[schemars(with = "Option<Vec<super::udp_raw::RawFault>>")]
+    pub faults: Option<Spanned<Vec<super::udp_raw::RawFault>>>,
+    /// UDP cases: a built-in reference peer playing a protocol instead of a step list,
+    /// e.g. { protocol = "stop-and-wait", role = "sender", file = "data.bin", rto = "300ms" }.
+    #[schemars(with = "Option<super::udp_raw::RawProtocolPeer>")]
+    pub peer: Option<Spanned<super::udp_raw::RawProtocolPeer>>,
     /// The steps, in order; each does exactly one thing.
     #[schemars(with = "Vec<RawStep>")]
     pub steps: Spanned<Vec<Spanned<RawStep>>>,
@@ -297,7 +315,27 @@ pub struct RawStep {
     /// Wait for the program's stderr to match.
     #[schemars(with = "Option<RawMatcher>")]
     pub expect_stderr: Option<Spanned<RawMatcher>>,
+    // Datagrams (UDP).
+    /// UDP: send one datagram: text, { hex } / { text, repeat }, or a list of parts
+    /// (text, { u32be = N }, { hex }, { file, from, to }) sent as one datagram.
+    #[schemars(with = "Option<super::udp_raw::RawDatagram>")]
+    pub send_datagram: Option<Spanned<super::udp_raw::RawDatagram>>,
+    /// UDP: the next datagram matches, as a whole (never joined or split); `from =
+    /// "student"` also requires it to come from the student's socket.
+    #[schemars(with = "Option<super::udp_raw::RawDatagramMatcher>")]
+    pub expect_datagram: Option<Spanned<super::udp_raw::RawDatagramMatcher>>,
+    /// UDP: no datagram arrives for this long, e.g. "300ms".
+    #[schemars(with = "Option<String>")]
+    pub expect_no_datagram: Option<Spanned<String>>,
+    /// UDP: the case's built-in protocol peer finishes: { complete = true } or
+    /// { equals_file = "data.bin" } (what it received equals that file of [files]).
+    #[schemars(with = "Option<super::udp_raw::RawTransfer>")]
+    pub expect_transfer: Option<Spanned<super::udp_raw::RawTransfer>>,
     // Modifiers.
+    /// UDP: the reference socket this step uses (default "main"); each name is a
+    /// socket of its own, on its own port.
+    #[schemars(with = "Option<String>")]
+    pub peer: Option<Spanned<String>>,
     /// Deadline of this step, e.g. "3s" (steps that wait only).
     #[schemars(with = "Option<String>")]
     pub within: Option<Spanned<String>>,

@@ -8,6 +8,8 @@ use std::collections::{BTreeSet, HashSet};
 use std::ops::Range;
 use std::str::FromStr;
 
+mod udp;
+
 /// Parses and validates spec text; `file` is only used in error messages.
 pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
     let raw: RawSpec = match toml::from_str(text) {
@@ -18,6 +20,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
         file,
         text,
         errors: Vec::new(),
+        files: BTreeMap::new(),
+        udp_targets: Vec::new(),
     };
     let spec = v.spec(raw);
     if v.errors.is_empty() {
@@ -147,9 +151,13 @@ struct Validator<'a> {
     file: &'a Path,
     text: &'a str,
     errors: Vec<SpecError>,
+    /// `[files]`, for the datagram parts and protocol peers that name them.
+    files: BTreeMap<String, Vec<u8>>,
+    /// The targets whose program speaks UDP.
+    udp_targets: Vec<Target>,
 }
 
-const STEP_ACTIONS: &str = "connect, accept, expect_accepted, send, expect, shutdown, close, expect_close, expect_idle, signal, expect_exit, expect_port_free, write_stdin, close_stdin, expect_stdout, expect_stderr";
+const STEP_ACTIONS: &str = "connect, accept, expect_accepted, send, expect, shutdown, close, expect_close, expect_idle, signal, expect_exit, expect_port_free, write_stdin, close_stdin, expect_stdout, expect_stderr, send_datagram, expect_datagram, expect_no_datagram, expect_transfer";
 
 impl<'a> Validator<'a> {
     fn err(
@@ -361,6 +369,7 @@ impl<'a> Validator<'a> {
             }
         }
 
+        self.files = self.files(raw.files);
         let server = raw.server.map(|p| self.program(p, Target::Server));
         let mut connects_to: SocketAddr = "127.0.0.1:8888".parse().unwrap();
         let mut must_match = MustMatch::default();
@@ -386,6 +395,11 @@ impl<'a> Validator<'a> {
             self.program(Spanned::new(span, p), Target::Client)
         });
 
+        for (t, p) in [(Target::Server, &server), (Target::Client, &client)] {
+            if p.as_ref().and_then(|p| p.as_ref()).map(|p| p.protocol) == Some(Protocol::Udp) {
+                self.udp_targets.push(t);
+            }
+        }
         if raw.cases.is_empty() {
             self.err(
                 None,
@@ -432,6 +446,7 @@ impl<'a> Validator<'a> {
             client: client.flatten(),
             connects_to,
             must_match,
+            files: std::mem::take(&mut self.files),
             cases,
         })
     }
@@ -540,7 +555,17 @@ impl<'a> Validator<'a> {
             }
             (None, _) => false,
         };
+        let protocol = self.protocol(&p.protocol, section);
+        if let (Some(b), Protocol::Udp) = (&p.share_process, protocol) {
+            self.err(
+                Some(b.span()),
+                format!("{section}.share_process"),
+                "`share_process` is for TCP servers: a UDP server's cases each get a process of their own",
+                Some("remove `share_process`".into()),
+            );
+        }
         Some(Program {
+            protocol,
             share_process,
             warm_start: p.warm_start.is_none_or(|b| *b.get_ref()),
             command: p.command.into_inner(),
@@ -687,7 +712,10 @@ impl<'a> Validator<'a> {
                 .unwrap_or_else(|| defaults.show.clone()),
             None => defaults.show.clone(),
         };
-        let steps = StepChecker::new(self, &key, target, defaults).steps(raw_steps);
+        let udp = self.udp_case(&key, target, c.faults, c.peer);
+        let mut checker = StepChecker::new(self, &key, target, defaults);
+        checker.protocol_peer = udp.peer.is_some();
+        let steps = checker.steps(raw_steps);
         let _ = span;
         let ends = super::ends_process(&steps);
         let share_process = match &c.fresh_process {
@@ -731,6 +759,7 @@ impl<'a> Validator<'a> {
             visibility,
             show,
             steps,
+            udp,
         })
     }
 }
@@ -748,6 +777,8 @@ struct StepChecker<'v, 'a> {
     half_closed: BTreeSet<ConnName>,
     connections: usize,
     exited: bool,
+    /// The case has a built-in protocol peer (UDP) instead of datagram steps.
+    protocol_peer: bool,
 }
 
 impl<'v, 'a> StepChecker<'v, 'a> {
@@ -762,6 +793,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             half_closed: BTreeSet::new(),
             connections: 0,
             exited: false,
+            protocol_peer: false,
         }
     }
 
@@ -938,6 +970,10 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             ("close_stdin", s.close_stdin.is_some()),
             ("expect_stdout", s.expect_stdout.is_some()),
             ("expect_stderr", s.expect_stderr.is_some()),
+            ("send_datagram", s.send_datagram.is_some()),
+            ("expect_datagram", s.expect_datagram.is_some()),
+            ("expect_no_datagram", s.expect_no_datagram.is_some()),
+            ("expect_transfer", s.expect_transfer.is_some()),
         ]
         .into_iter()
         .filter_map(|(k, p)| p.then_some(k))
@@ -970,6 +1006,9 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             }
         };
         let key_a = format!("{key}.{action_name}");
+        if self.protocol_mismatch(&span, &key_a, action_name) {
+            return None;
+        }
 
         let server_only = ["connect", "expect_accepted", "expect_port_free"];
         let client_only = ["accept", "write_stdin", "close_stdin"];
@@ -1220,6 +1259,10 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 stream: Stream::Stderr,
                 matcher: self.matcher(s.expect_stderr.as_ref().unwrap(), &key_a)?,
             },
+            a if udp::UDP_ACTIONS.contains(&a) => {
+                let has_peer = self.protocol_peer;
+                self.udp_action(a, &key_a, &span, &s, has_peer)?
+            }
             _ => unreachable!("every action name is listed above"),
         };
 
@@ -1242,6 +1285,14 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 );
             }
         }
+        if let (Some(p), false) = (&s.peer, udp::UDP_ACTIONS.contains(&action_name)) {
+            self.err(
+                p.span(),
+                &format!("{key}.peer"),
+                format!("`{action_name}` does not use a reference socket"),
+                Some("`peer` goes on send_datagram, expect_datagram, expect_no_datagram".into()),
+            );
+        }
         let within = match &s.within {
             Some(w) => {
                 let waits = action.waits() || matches!(action, Action::ExpectPortFree);
@@ -1254,6 +1305,16 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             }
             // A client needs the interpreter's start-up before it connects.
             None if matches!(action, Action::Accept { .. }) => self.defaults.startup,
+            // The same for a UDP client's first datagram.
+            None if self.target == Target::Client
+                && matches!(action, Action::ExpectDatagram { .. })
+                && {
+                    self.connections += 1;
+                    self.connections == 1
+                } =>
+            {
+                self.defaults.startup
+            }
             None => self.defaults.within,
         };
         Some(Step {

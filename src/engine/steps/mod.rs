@@ -4,9 +4,12 @@
 //! - [`connection`]: the reference peer's TCP connections (connect, accept,
 //!   expect_accepted, send, expect, shutdown, close, expect_close);
 //! - [`process`]: the student's process itself (signal, expect_exit,
-//!   expect_port_free, write_stdin, close_stdin, expect_stdout/stderr, expect_idle).
+//!   expect_port_free, write_stdin, close_stdin, expect_stdout/stderr, expect_idle);
+//! - [`datagram`]: the reference peer's UDP sockets (send_datagram, expect_datagram,
+//!   expect_no_datagram, expect_transfer).
 
 mod connection;
+mod datagram;
 mod process;
 
 use super::context::{fail, Run};
@@ -50,6 +53,7 @@ impl Run<'_> {
         let mut deadline = self.fair_deadline(self.case.timeout);
         for (i, step) in self.case.steps.iter().enumerate() {
             let outcome = deadline.race(self.step(i + 1, step), never).await;
+            self.take_udp_events();
             self.note_exit();
             match outcome {
                 Some(Ok(())) => {}
@@ -108,6 +112,16 @@ impl Run<'_> {
             Action::ExpectOutput { stream, matcher } => {
                 self.expect_output(cx, *stream, matcher).await
             }
+            Action::SendDatagram { peer, bytes } => self.send_datagram(cx, peer, bytes).await,
+            Action::ExpectDatagram {
+                peer,
+                matcher,
+                from,
+            } => self.expect_datagram(cx, peer, matcher, *from).await,
+            Action::ExpectNoDatagram { peer, window } => {
+                self.expect_no_datagram(cx, peer, *window).await
+            }
+            Action::ExpectTransfer(t) => self.expect_transfer(cx, t).await,
         }
     }
 }
