@@ -33,6 +33,9 @@ pub(super) struct Run<'a> {
     /// command cannot start, the reference port is taken): an error, not a failure.
     pub(super) grader_error: bool,
     pub(super) last_stdin: Vec<u8>,
+    /// This case finds out whether the program of its side starts, for the cases
+    /// waiting on it ([`super::startup`]).
+    pub(super) startup: Option<super::startup::Ticket>,
 }
 
 /// What one target's case has of its own.
@@ -135,6 +138,7 @@ impl<'a> Run<'a> {
             exit_recorded: false,
             grader_error: false,
             last_stdin: Vec::new(),
+            startup: None,
         }
     }
 
