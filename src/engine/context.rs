@@ -200,7 +200,17 @@ impl<'a> Run<'a> {
 
     /// A deadline `within` from now that does not count the program's CPU waits.
     pub(super) fn fair_deadline(&self, within: Duration) -> Deadline {
-        Deadline::new(within, self.pids())
+        Deadline::new(within, self.wait_clock(self.pids()))
+    }
+
+    /// A clock of the CPU waits of `pids` that are not the case's own doing.
+    pub(super) fn wait_clock(&self, pids: Vec<u32>) -> super::deadline::WaitClock {
+        let throttle = self
+            .sandbox
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.throttle_probe());
+        super::deadline::WaitClock::new(pids, throttle)
     }
 
     pub(super) fn cpu_time(&self) -> Duration {

@@ -183,12 +183,23 @@ impl Run<'_> {
                 } else {
                     format!("; it printed {}", quote(&out.text()))
                 };
+                // A program that keeps its own CPU busy (busy processes started before
+                // listen()) starves its own start-up: say so, it is the real reason.
+                let pids = self.pids();
+                let busy = match pids.len() > 1 {
+                    true => format!(
+                        "; meanwhile its {} processes used {} ms of CPU time (busy loops before listen())",
+                        pids.len(),
+                        self.cpu_time().as_millis()
+                    ),
+                    false => String::new(),
+                };
                 Err(fail(
                     0,
                     0,
                     action(),
                     expected(),
-                    format!("no listening socket after {startup}: the server never reached listen(){printed}"),
+                    format!("no listening socket after {startup}: the server never reached listen(){printed}{busy}"),
                 ))
             }
         }

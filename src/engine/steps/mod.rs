@@ -100,7 +100,7 @@ impl Run<'_> {
             n,
             step,
             target: self.case.target,
-            deadline: Deadline::new(step.within, pids),
+            deadline: Deadline::new(step.within, self.wait_clock(pids)),
             within: humantime::format_duration(step.within).to_string(),
         };
         match &step.action {
