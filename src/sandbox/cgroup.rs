@@ -1715,6 +1715,48 @@ mod tests {
         assert!(used < Duration::from_millis(20), "{used:?}");
     }
 
+    /// A case with a quota of 20 % of a CPU that spins in two processes is throttled
+    /// (the kernel says so in cpu.stat) and gets no more than its quota's CPU time.
+    #[test]
+    fn a_cpu_quota_throttles_a_spinning_case() {
+        let Some(cg) = cgroups(DetectOptions::default()) else {
+            return;
+        };
+        if cg.layout.bandwidth.is_none() {
+            eprintln!("skipping: no CPU controller");
+            return;
+        }
+        let case = Arc::new(
+            cg.create_case(
+                "quota",
+                &Limits {
+                    cpu_percent: Some(20),
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
+        let mut child = in_case(
+            Command::new("sh").args(["-c", "while :; do :; done & while :; do :; done"]),
+            &case,
+        )
+        .spawn()
+        .unwrap();
+        let t0 = Instant::now();
+        let throttled = backoff_until(t0 + Duration::from_secs(5), || {
+            case.throttled() > Duration::ZERO
+        });
+        let (wall, used) = (t0.elapsed(), case.cpu_time().unwrap_or_default());
+        case.kill_all().unwrap();
+        let _ = child.wait();
+        assert!(throttled, "never throttled: {:?}", case.throttled());
+        // 20 % of a CPU, with a period's slack.
+        assert!(
+            used <= wall / 5 + Duration::from_millis(60),
+            "{used:?} of CPU in {wall:?}"
+        );
+    }
+
     #[test]
     fn cpu_time_tells_busy_from_idle() {
         cpu(DetectOptions::default(), "default");
