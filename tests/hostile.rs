@@ -293,3 +293,56 @@ fn a_growing_log_hits_the_file_size_limit() {
         reasons(&r)
     );
 }
+
+/// A class of one correct student and one whose server starts 60 busy processes: the
+/// class completes, the correct student keeps every point, and the hog's CPU use is
+/// reported as what one case may use (a CPU quota per case), not as "4034 % of a CPU".
+#[test]
+fn a_cpu_hog_gets_one_cpu_and_its_neighbour_keeps_its_score() {
+    let class = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    for (student, fixture) in [("alice", "good"), ("mallory", "hostile_cpu_hog")] {
+        let dir = class.path().join(student);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(
+            root().join("fixtures").join(fixture).join("tcp_server.py"),
+            dir.join("tcp_server.py"),
+        )
+        .unwrap();
+    }
+    let status = Command::new(env!("CARGO_BIN_EXE_sockgrade"))
+        .current_dir(root())
+        .args(["grade", "specs/tcp-basics.toml"])
+        .arg(class.path())
+        .arg("--out")
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let read = |s: &str| -> serde_json::Value {
+        let p = out.path().join("reports").join(format!("{s}.json"));
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let (alice, mallory) = (read("alice"), read("mallory"));
+    if !full(&alice) {
+        return;
+    }
+    let server = |r: &serde_json::Value| -> Vec<(String, String)> {
+        r["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["target"] == "server" && c["informational"] == false)
+            .map(|c| (c["name"].to_string(), c["status"].to_string()))
+            .collect()
+    };
+    assert!(
+        server(&alice).iter().all(|(_, s)| s == "\"passed\""),
+        "{}",
+        reasons(&alice)
+    );
+    let why = reasons(&mallory);
+    assert!(!why.contains("CPUs busy"), "no CPU quota: {why}");
+    assert!(why.contains("% of a CPU) and wrote"), "{why}");
+}

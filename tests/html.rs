@@ -227,6 +227,7 @@ fn hostile_record() -> (RunHeader, StudentRecord) {
         visibility: Visibility::Visible,
         show: Show::default(),
         shared_process: false,
+        not_run: None,
         transcript: vec![Event {
             at_ms: 5,
             kind: EventKind::Received {

@@ -37,7 +37,7 @@ pub fn write_gradebook(out: &Path, header: &RunHeader, rows: &mut [Row]) -> io::
         head.extend(["status".to_string(), "note".into()]);
         w.write_record(&head)?;
         for r in rows.iter() {
-            let mut line = vec![r.student.clone(), r.score.to_string(), r.max.to_string()];
+            let mut line = vec![cell(&r.student), r.score.to_string(), r.max.to_string()];
             for (col, cell) in header.cases.iter().zip(&r.cases) {
                 line.push(match cell {
                     None => String::new(),
@@ -46,13 +46,24 @@ pub fn write_gradebook(out: &Path, header: &RunHeader, rows: &mut [Row]) -> io::
                     Some((_, score)) => score.to_string(),
                 });
             }
-            line.extend([r.status.as_str().to_string(), r.note.clone()]);
+            line.extend([r.status.as_str().to_string(), cell(&r.note)]);
             w.write_record(&line)?;
         }
         w.flush()?;
     }
     std::fs::rename(&tmp, &path)?;
     Ok(path)
+}
+
+/// A text cell as a spreadsheet will not run it: a cell that begins with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return is a formula to Excel, LibreOffice and Google Sheets
+/// (a student folder named `=HYPERLINK(...)` would be a live link in the instructor's
+/// gradebook). OWASP's advice: prefix such a cell with `'`, which they show as text.
+pub(crate) fn cell(text: &str) -> String {
+    match text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        true => format!("'{text}"),
+        false => text.to_string(),
+    }
 }
 
 /// Writes `lms.csv`, the score per student in the columns Canvas's gradebook import
@@ -88,8 +99,8 @@ pub fn write_lms(out: &Path, header: &RunHeader, rows: &[Row]) -> io::Result<Pat
                 .unwrap_or_default();
             let id = super::discover::canvas_user_id(&name).unwrap_or_default();
             w.write_record([
-                r.student.as_str(),
-                id.as_str(),
+                cell(&r.student).as_str(),
+                cell(&id).as_str(),
                 "",
                 "",
                 "",

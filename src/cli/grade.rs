@@ -69,9 +69,10 @@ pub(super) fn grade(args: GradeArgs) -> Result<ExitCode, Error> {
         args.resume,
     )?;
     let host = detect_host(args.isolation)?;
+    let run_ignored = run.ignored.clone();
     if !run.ignored.is_empty() {
         anstream::eprintln!(
-            "note: ignored (not a folder or archive): {}",
+            "note: not graded (hidden, or not a folder or archive): {}",
             run.ignored.join(", ")
         );
     }
@@ -137,7 +138,14 @@ pub(super) fn grade(args: GradeArgs) -> Result<ExitCode, Error> {
     });
     let outputs = run.finish()?;
     let graded = outputs.rows.len();
-    print_outputs(&args.out, outputs)?;
+    let printed = print_outputs(&args.out, outputs);
+    if !run_ignored.is_empty() {
+        anstream::println!(
+            "not graded (hidden, or not a folder or archive): {}",
+            run_ignored.join(", ")
+        );
+    }
+    printed?;
     if let Some(e) = failure {
         return Err(e.into());
     }

@@ -41,6 +41,9 @@ pub(super) struct Run<'a> {
     pub(super) last_datagram: Vec<u8>,
     /// UDP client cases: where the client meant to send was noted.
     pub(super) udp_noted: bool,
+    /// This case finds out whether the program of its side starts, for the cases
+    /// waiting on it ([`super::startup`]).
+    pub(super) startup: Option<super::startup::Ticket>,
 }
 
 /// What one target's case has of its own.
@@ -147,6 +150,7 @@ impl<'a> Run<'a> {
             saw: Default::default(),
             last_datagram: Vec::new(),
             udp_noted: false,
+            startup: None,
         }
     }
 
@@ -236,7 +240,17 @@ impl<'a> Run<'a> {
 
     /// A deadline `within` from now that does not count the program's CPU waits.
     pub(super) fn fair_deadline(&self, within: Duration) -> Deadline {
-        Deadline::new(within, self.pids())
+        Deadline::new(within, self.wait_clock(self.pids()))
+    }
+
+    /// A clock of the CPU waits of `pids` that are not the case's own doing.
+    pub(super) fn wait_clock(&self, pids: Vec<u32>) -> super::deadline::WaitClock {
+        let throttle = self
+            .sandbox
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.throttle_probe());
+        super::deadline::WaitClock::new(pids, throttle)
     }
 
     pub(super) fn cpu_time(&self) -> Duration {

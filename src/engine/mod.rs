@@ -28,6 +28,7 @@ mod deadline;
 mod settle;
 mod shared;
 mod start;
+pub(crate) mod startup;
 mod steps;
 mod udp;
 mod verdict;
@@ -91,13 +92,30 @@ pub async fn run_case(
     case_id: &str,
     pcap: Option<&Path>,
 ) -> CaseResult {
+    run_case_gated(host, spec, case, submission, case_id, pcap, None).await
+}
+
+/// [`run_case`], saying through `ticket` whether the program started.
+pub(crate) async fn run_case_gated(
+    host: &Host,
+    spec: &Spec,
+    case: &Case,
+    submission: &Path,
+    case_id: &str,
+    pcap: Option<&Path>,
+    ticket: Option<startup::Ticket>,
+) -> CaseResult {
     let t0 = Instant::now();
     let sandbox = match prepare_sandbox(host, spec, case, submission, case_id) {
         Ok(s) => s,
-        Err(e) => return verdict::error_result(case, e.to_string(), t0),
+        Err(e) => {
+            report_unprepared(ticket, case, &e);
+            return verdict::error_result(case, e.to_string(), t0);
+        }
     };
     let capture = Capture::start(&sandbox, pcap);
     let mut run = Run::new(host, spec, case, t0, sandbox);
+    run.startup = ticket;
     let failure = run.play().await;
     let mut result = run.finish(failure).await;
     capture.stop(&mut result);
@@ -143,5 +161,17 @@ impl Capture {
             at_ms: result.duration_ms,
             kind: crate::outcome::EventKind::Note { text },
         });
+    }
+}
+
+/// A box that could not be made because of the submission (its file is missing) fails
+/// every case of the side alike; any other set-up failure decides nothing.
+fn report_unprepared(
+    ticket: Option<startup::Ticket>,
+    case: &Case,
+    e: &crate::sandbox::SandboxError,
+) {
+    if let (Some(t), crate::sandbox::SandboxError::Workdir(w)) = (ticket, e) {
+        t.failed(&case.name, w.to_string(), crate::outcome::Status::Error);
     }
 }

@@ -149,7 +149,7 @@ impl SharedServer {
     }
 
     /// Grades one case on the shared process (starting it when there is none).
-    pub async fn run_case(
+    pub(crate) async fn run_case(
         &mut self,
         host: &Host,
         spec: &Spec,
@@ -157,6 +157,7 @@ impl SharedServer {
         submission: &Path,
         case_id: &str,
         pcap: Option<&Path>,
+        ticket: Option<super::startup::Ticket>,
     ) -> CaseResult {
         let t0 = Instant::now();
         let mut notes = Vec::new();
@@ -180,6 +181,7 @@ impl SharedServer {
                 match prepare_sandbox(host, spec, case, submission, case_id) {
                     Ok(s) => Run::new(host, spec, case, t0, s),
                     Err(e) => {
+                        super::report_unprepared(ticket, case, &e);
                         let mut r = error_result(case, e.to_string(), t0);
                         r.shared_process = true;
                         return r;
@@ -188,6 +190,7 @@ impl SharedServer {
             }
         };
         let mut run = run;
+        run.startup = ticket;
         for text in notes {
             run.event(EventKind::Note { text });
         }

@@ -222,12 +222,23 @@ impl Run<'_> {
                 // say where.
                 let elsewhere =
                     want_port.and_then(|_| self.sandbox.listening_socket(self.proc(), None));
+                // A program that keeps its own CPU busy (busy processes started before
+                // listen()) starves its own start-up: say so, it is the real reason.
+                let pids = self.pids();
+                let busy = match pids.len() > 1 {
+                    true => format!(
+                        "; meanwhile its {} processes used {} ms of CPU time (busy loops before listen())",
+                        pids.len(),
+                        self.cpu_time().as_millis()
+                    ),
+                    false => String::new(),
+                };
                 let got = match (self.other_protocol_note(), elsewhere, want_port) {
                     (Some(note), _, _) => note,
                     (None, Some(at), Some(port)) => format!(
                         "the server listens on {at}, not on port {port} as the assignment says{printed}"
                     ),
-                    _ => format!("no listening socket after {startup}: the server never reached listen(){printed}"),
+                    _ => format!("no listening socket after {startup}: the server never reached listen(){printed}{busy}"),
                 };
                 let expected = match want_port {
                     Some(port) => format!("a listening TCP socket on port {port} within {startup}"),

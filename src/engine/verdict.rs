@@ -35,6 +35,7 @@ pub(super) fn error_result(case: &Case, reason: String, t0: Instant) -> CaseResu
         visibility: case.visibility,
         show: case.show.clone(),
         shared_process: false,
+        not_run: None,
         transcript: Vec::new(),
     }
 }
@@ -186,6 +187,7 @@ impl Run<'_> {
             visibility: self.case.visibility,
             show: self.case.show.clone(),
             shared_process: false,
+            not_run: None,
             transcript: std::mem::take(&mut self.transcript),
         }
     }

@@ -220,6 +220,10 @@ pub struct CaseResult {
     /// (the spec's `share_process`), not on one started for it alone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared_process: bool,
+    /// Not run: the program of this side could not start in the case named here (a
+    /// start-up failure is learned once per submission and side; `reason` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
     pub transcript: Vec<Event>,
 }
 
@@ -280,6 +284,7 @@ impl CaseResult {
             visibility: case.visibility,
             show: case.show.clone(),
             shared_process: false,
+            not_run: None,
             transcript: Vec::new(),
         }
     }

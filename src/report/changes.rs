@@ -91,6 +91,7 @@ mod tests {
             visibility: Visibility::Visible,
             show: Show::default(),
             shared_process: false,
+            not_run: None,
             transcript: vec![],
         }
     }

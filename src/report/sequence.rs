@@ -300,6 +300,7 @@ mod tests {
             visibility: Visibility::Visible,
             show: Show::default(),
             shared_process: false,
+            not_run: None,
             transcript: vec![
                 ev(
                     1,

@@ -96,7 +96,7 @@ pub fn render(r: &SubmissionResult, verbose: bool) -> String {
         .cases
         .iter()
         .filter(|c| c.status != Status::Passed || verbose)
-        .filter(|c| r.not_run_because(c).is_none())
+        .filter(|c| r.not_run_because(c).is_none() && c.not_run.is_none())
     {
         let _ = writeln!(out);
         let title = format!(
@@ -112,6 +112,51 @@ pub fn render(r: &SubmissionResult, verbose: bool) -> String {
         );
         let _ = writeln!(out, "{}", title.bold());
         out.push_str(&case_detail(c, verbose, transcripts));
+    }
+    out.push_str(&not_run_once(r));
+    out
+}
+
+/// The cases not run because their side's program could not start, said once per side
+/// (the case that found out is shown above, with the whole story).
+fn not_run_once(r: &SubmissionResult) -> String {
+    let mut out = String::new();
+    let mut sides: Vec<(&str, crate::spec::Target)> = r
+        .cases
+        .iter()
+        .filter_map(|c| c.not_run.as_deref().map(|l| (l, c.target)))
+        .collect();
+    sides.sort();
+    sides.dedup();
+    for (leader, target) in sides {
+        let cases: Vec<&CaseResult> = r
+            .cases
+            .iter()
+            .filter(|c| c.not_run.as_deref() == Some(leader) && c.target == target)
+            .collect();
+        let status = cases.first().map_or(Status::Failed, |c| c.status);
+        let names: Vec<String> = cases
+            .iter()
+            .map(|c| format!("\u{201c}{}\u{201d}", c.name))
+            .collect();
+        let title = format!(
+            "── {} {} other {} case{} not run ",
+            mark(status),
+            names.len(),
+            target,
+            if names.len() == 1 { "" } else { "s" }
+        );
+        let _ = writeln!(out, "\n{}", title.bold());
+        let _ = writeln!(
+            out,
+            "   The {target} could not start in case \u{201c}{leader}\u{201d} (above), so these cases could not run either: {}.",
+            names.join(", ")
+        );
+        let _ = writeln!(
+            out,
+            "   {} fix the start-up first: every {target} case starts the program the same way.",
+            "hint:".cyan().bold()
+        );
     }
     out
 }
@@ -179,7 +224,9 @@ pub fn build_detail(r: &SubmissionResult, b: &BuildResult) -> String {
 /// A case's line of the table: its mark, name, points (a dash when informational) and
 /// side. Also what a terminal shows live as each case finishes (`run`).
 pub fn case_line(c: &CaseResult) -> String {
-    let shared = if c.shared_process {
+    let shared = if c.not_run.is_some() {
+        format!("  {}", "not run: did not start".dimmed())
+    } else if c.shared_process {
         format!("  {}", "shared process".dimmed())
     } else {
         String::new()

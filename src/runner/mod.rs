@@ -8,6 +8,7 @@
 pub mod interpreter;
 
 use crate::engine;
+use crate::engine::startup::{self, Entry, StartGates};
 use crate::outcome::events::RunEvent;
 use crate::outcome::{BuildResult, CaseResult, Status, SubmissionResult};
 use crate::plan::Plan;
@@ -78,6 +79,9 @@ pub(crate) async fn grade(
     pcap: Option<PathBuf>,
 ) -> Result<Vec<CaseResult>, Cancelled> {
     let mut set = tokio::task::JoinSet::new();
+    // Each side's program starts in one case first; the others of that side wait for it
+    // (not holding a slot) and are not run if it could not start (engine::startup).
+    let gates = Arc::new(StartGates::new());
     // Server cases that share one started process run one after another in one task
     // (one slot); the others each in a task of their own, alongside. A lone case that
     // may share has nothing to share with and runs as usual.
@@ -89,15 +93,23 @@ pub(crate) async fn grade(
         alone.append(&mut shared);
     }
     if !shared.is_empty() {
-        let (host, spec, submission, slots, events, pcap) = (
+        let (host, spec, submission, slots, events, pcap, gates) = (
             host.clone(),
             spec.clone(),
             submission.clone(),
             slots.clone(),
             events.clone(),
             pcap.clone(),
+            gates.clone(),
         );
         set.spawn(async move {
+            let mut ticket = match gates.enter(Target::Server).await {
+                Entry::Lead(t) => Some(t),
+                Entry::Go => None,
+                Entry::Skip(why) => {
+                    return Ok(not_run(&events, &spec, shared, &why));
+                }
+            };
             let Ok(_slot) = slots.clone().acquire_owned().await else {
                 return Err(Cancelled);
             };
@@ -115,7 +127,15 @@ pub(crate) async fn grade(
                     &events,
                     index,
                     case,
-                    server.run_case(&host, &spec, case, &submission, &id, file.as_deref()),
+                    server.run_case(
+                        &host,
+                        &spec,
+                        case,
+                        &submission,
+                        &id,
+                        file.as_deref(),
+                        ticket.take(),
+                    ),
                 )
                 .await;
                 done.push((index, result));
@@ -125,26 +145,40 @@ pub(crate) async fn grade(
         });
     }
     for index in alone {
-        let (host, spec, submission, slots, events, pcap) = (
+        let (host, spec, submission, slots, events, pcap, gates) = (
             host.clone(),
             spec.clone(),
             submission.clone(),
             slots.clone(),
             events.clone(),
             pcap.clone(),
+            gates.clone(),
         );
         set.spawn(async move {
+            let case = &spec.cases[index];
+            let ticket = match gates.enter(case.target).await {
+                Entry::Lead(t) => Some(t),
+                Entry::Go => None,
+                Entry::Skip(why) => return Ok(not_run(&events, &spec, vec![index], &why)),
+            };
             let Ok(_slot) = slots.acquire_owned().await else {
                 return Err(Cancelled);
             };
-            let case = &spec.cases[index];
             let id = case_id();
             let file = pcap_file(&pcap, case);
             let result = announced(
                 &events,
                 index,
                 case,
-                engine::run_case(&host, &spec, case, &submission, &id, file.as_deref()),
+                engine::run_case_gated(
+                    &host,
+                    &spec,
+                    case,
+                    &submission,
+                    &id,
+                    file.as_deref(),
+                    ticket,
+                ),
             )
             .await;
             Ok(vec![(index, result)])
@@ -182,6 +216,33 @@ fn targets_of(plan: &Plan, spec: &Spec) -> Vec<Target> {
     t.sort();
     t.dedup();
     t
+}
+
+/// The cases of a side whose program could not start in another case: each announced,
+/// none run.
+fn not_run(
+    events: &Option<mpsc::UnboundedSender<RunEvent>>,
+    spec: &Spec,
+    indices: Vec<usize>,
+    why: &startup::StartFailure,
+) -> Vec<(usize, CaseResult)> {
+    let mut done = Vec::new();
+    for index in indices {
+        let case = &spec.cases[index];
+        let result = startup::not_run(case, why);
+        if let Some(tx) = events {
+            let _ = tx.send(RunEvent::CaseStarted {
+                index,
+                name: case.name.clone(),
+            });
+            let _ = tx.send(RunEvent::CaseFinished {
+                index,
+                result: Box::new(result.clone()),
+            });
+        }
+        done.push((index, result));
+    }
+    done
 }
 
 /// A name for a case's resources (cgroups), unique in this process.

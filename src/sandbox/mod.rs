@@ -182,6 +182,12 @@ impl Host {
     }
 }
 
+/// A case may use one CPU's worth of time at most: student servers and clients wait on
+/// sockets, and a spinning one (a `while True` on `b''`, 60 busy processes) then takes
+/// one CPU at most instead of the machine. Within that, cases share the CPUs equally
+/// (one cgroup each), so a program that behaves gets its turn beside spinning ones.
+pub const CASE_CPU_PERCENT: u32 = 100;
+
 /// One case's box: a copy of the submission, and its network and cgroup if isolated.
 pub struct Sandbox {
     pub workdir: tempfile::TempDir,
@@ -234,6 +240,7 @@ impl Sandbox {
                     &cgroup::Limits {
                         memory_bytes: Some(limits.memory_bytes),
                         max_processes: Some(limits.processes),
+                        cpu_percent: Some(CASE_CPU_PERCENT),
                     },
                 )
                 .map_err(|e| SandboxError::Setup {

@@ -383,6 +383,28 @@ mod tests {
 
 /// Time the threads of these processes spent runnable but waiting for a CPU, from
 /// `/proc/<pid>/task/<tid>/schedstat` (its second field, in nanoseconds).
+/// Time each thread of `pids` has spent runnable but not running (`schedstat`), by
+/// thread id, in nanoseconds.
+pub fn task_waits(pids: &[u32]) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let Some(tid) = t.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+                if let Some(ns) = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()) {
+                    out.push((tid, ns));
+                }
+            }
+        }
+    }
+    out
+}
+
 pub fn cpu_wait(pids: &[u32]) -> std::time::Duration {
     let mut ns: u64 = 0;
     for pid in pids {

@@ -45,7 +45,23 @@ impl StepCtx<'_> {
 impl Run<'_> {
     /// Starts the program and plays the case's steps; the first failure, if any.
     pub(super) async fn play(&mut self) -> Option<Failure> {
-        if let Err(f) = self.start().await {
+        let started = self.start().await;
+        if let Some(ticket) = self.startup.take() {
+            match &started {
+                Ok(()) => ticket.started(),
+                // The student's doing: the other cases of this side would fail the same.
+                Err(f) if !self.grader_error => {
+                    let workdir = format!("{}/", self.sandbox.workdir.path().display());
+                    ticket.failed(
+                        &self.case.name,
+                        f.got.replace(&workdir, ""),
+                        crate::outcome::Status::Failed,
+                    )
+                }
+                Err(_) => drop(ticket),
+            }
+        }
+        if let Err(f) = started {
             return Some(f);
         }
         // The case's own clock starts with the program (the grader's set-up is not the
@@ -91,7 +107,7 @@ impl Run<'_> {
             n,
             step,
             target: self.case.target,
-            deadline: Deadline::new(step.within, pids),
+            deadline: Deadline::new(step.within, self.wait_clock(pids)),
             within: humantime::format_duration(step.within).to_string(),
         };
         match &step.action {

@@ -223,7 +223,8 @@ impl Run<'_> {
         };
         let written_before = written(self);
         let pids = self.pids();
-        let wait_before = crate::sandbox::proc_net::cpu_wait(&pids);
+        let clock = self.wait_clock(pids);
+        let most = window * super::super::deadline::MAX_STRETCH;
         let started = Instant::now();
         // The window is the program's own time: it is extended by the time the program
         // waited for a CPU, so on a loaded machine a spinning loop still shows its full
@@ -232,9 +233,7 @@ impl Run<'_> {
         loop {
             futures::future::join_all(self.conns.iter_mut().map(|c| c.absorb_until(end))).await;
             tokio::time::sleep_until(end).await;
-            let waited = crate::sandbox::proc_net::cpu_wait(&pids)
-                .saturating_sub(wait_before)
-                .min(window * 20);
+            let waited = clock.waited().min(most);
             let due = started + window + waited;
             if due <= end + MIN_CREDIT {
                 break;
@@ -242,7 +241,7 @@ impl Run<'_> {
             end = due;
         }
         let elapsed = started.elapsed();
-        let waited = crate::sandbox::proc_net::cpu_wait(&pids).saturating_sub(wait_before);
+        let waited = clock.waited().min(most);
         let available = elapsed.saturating_sub(waited).max(window);
         let used = self.cpu_time().saturating_sub(cpu_before);
         self.event(EventKind::Idle {
@@ -256,13 +255,22 @@ impl Run<'_> {
             return Err(cx.fail(
                 format!("the {} to wait idle (under {:.0} % of a CPU)", self.who(), max_cpu * 100.0),
                 format!(
-                    "it used {} ms of CPU time in {} ms ({:.0} % of a CPU) and wrote {wrote} bytes meanwhile: a busy loop",
+                    "it used {} ms of CPU time in {} ms ({}) and wrote {wrote} bytes meanwhile: a busy loop",
                     used.as_millis(),
                     available.as_millis(),
-                    share * 100.0
+                    cpu_share(share)
                 ),
             ));
         }
         Ok(())
+    }
+}
+
+/// "85 % of a CPU", or for several processes busy at once "3.2 CPUs busy", never
+/// "4034 % of a CPU".
+fn cpu_share(share: f64) -> String {
+    match share > 1.05 {
+        true => format!("{share:.1} CPUs busy at once"),
+        false => format!("{:.0} % of a CPU", share.min(1.0) * 100.0),
     }
 }
