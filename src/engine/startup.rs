@@ -116,12 +116,9 @@ pub(crate) fn not_run(case: &Case, failure: &StartFailure) -> CaseResult {
         score: 0,
         max_score: case.points,
         informational: case.informational,
-        reason: Some(format!(
-            "not run: the {} could not start in case \u{201c}{}\u{201d}: {}",
-            case.target.as_str(),
-            failure.case,
-            failure.why
-        )),
+        // The leader's own words: which case happened to lead depends on scheduling,
+        // and a gradebook note must not (`not_run` names the leader for reports).
+        reason: Some(failure.why.clone()),
         failure: None,
         hint: None,
         exit: None,
