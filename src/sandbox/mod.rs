@@ -3,7 +3,9 @@
 //! - [`workdir`]: a throw-away copy of the submission, and finding the student's file;
 //! - [`netns`]: a network namespace per case (loopback, any address local, redirects);
 //! - [`cgroup`]: a cgroup per case (limits, CPU accounting, kill everything);
-//! - [`confine`]: a read-only filesystem but the work folder, a uid of its own, no capabilities;
+//! - [`confine`]: a minimal root, PID and IPC namespaces, a uid of its own, no capabilities,
+//!   built on [`root`] (the case's filesystem) and [`caseinit`] (the process holding the
+//!   case's namespaces);
 //! - [`process`]: spawning with a clean start, output capture, signals, termination;
 //! - [`warm`]: a fork server that starts Python 3 programs without a fresh interpreter;
 //! - [`capture`]: flood-safe capture of stdout/stderr;
@@ -14,11 +16,13 @@
 //! case's box built from it.
 
 pub mod capture;
+pub(crate) mod caseinit;
 pub mod cgroup;
 pub mod confine;
 pub mod netns;
 pub mod proc_net;
 pub mod process;
+pub(crate) mod root;
 pub mod sockets;
 pub mod warm;
 pub mod workdir;
@@ -242,7 +246,13 @@ impl Sandbox {
         };
         let confinement = match host.confine {
             true => Some(std::sync::Arc::new(
-                confine::Confinement::prepare(dir.path()).map_err(|e| SandboxError::Setup {
+                confine::Confinement::prepare(
+                    dir.path(),
+                    &[Path::new(
+                        program.command.first().map_or("", |c| c.as_str()),
+                    )],
+                )
+                .map_err(|e| SandboxError::Setup {
                     what: "confinement",
                     source: e,
                 })?,
