@@ -620,3 +620,31 @@ fn a_kill_9_of_the_grader_leaves_no_student_process() {
         "processes outlived kill -9 of the grader"
     );
 }
+
+/// Issue 12, item 6: a 0666 unix socket of a host service was reached from a case, and
+/// a vsock socket (which a network namespace does not confine) could be created. The
+/// case's root has no `/run`, nor any host socket; the seccomp filter refuses every
+/// socket family but those of a homework.
+#[test]
+fn host_unix_sockets_and_vsock_are_out_of_reach() {
+    let path = PathBuf::from(format!(
+        "/run/sockgrade-hostile-{}.sock",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let Ok(service) = std::os::unix::net::UnixListener::bind(&path) else {
+        eprintln!("skipped: cannot make a socket in /run");
+        return;
+    };
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    service.set_nonblocking(true).unwrap();
+    let run = grade_class("hostile_reaches_the_host");
+    let reached = service.accept().is_ok();
+    let _ = std::fs::remove_file(&path);
+    run.assert_alice_unharmed();
+    if !run.full() {
+        return;
+    }
+    assert!(!reached, "a case reached the host's unix socket");
+    assert_verdicts(&run.mallory, &["serves two clients at the same time"]);
+}

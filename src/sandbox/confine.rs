@@ -24,6 +24,8 @@
 //!    `setresgid`/`setresuid` to the case's own uid, every capability set emptied,
 //!    `no_new_privs`; the parent-death signal, which the kernel clears on a change of
 //!    credentials, is armed again.
+//! 5. The seccomp filter ([`super::seccomp`]), last: the steps above need what it
+//!    refuses.
 //!
 //! # Why a real uid, and one per live case
 //!
@@ -109,6 +111,8 @@ pub struct Confinement {
     init: CaseInit,
     workdir_c: CString,
     exposed: Vec<PathBuf>,
+    /// Installed last; `None` where seccompiler knows no filter for the architecture.
+    seccomp: Option<&'static super::seccomp::Filters>,
 }
 
 impl std::fmt::Debug for Confinement {
@@ -153,6 +157,7 @@ impl Confinement {
             gid: id,
             init,
             exposed,
+            seccomp: super::seccomp::Filters::get().ok(),
         })
     }
 
@@ -185,8 +190,18 @@ impl Confinement {
             if !have_cwd || libc::chdir(cwd.as_ptr()) < 0 {
                 check(libc::chdir(self.workdir_c.as_ptr()))?;
             }
-            self.drop_privileges()
+            self.drop_privileges()?;
+            // Last: the steps above need the calls it refuses.
+            match self.seccomp {
+                Some(f) => f.install(),
+                None => Ok(()),
+            }
         }
+    }
+
+    /// The seccomp filters as the fork server's child installs them (empty: none).
+    pub fn seccomp_hex(&self) -> Vec<String> {
+        self.seccomp.map(|f| f.to_hex()).unwrap_or_default()
     }
 
     /// The case's namespaces, for a child of the fork server to enter: PID (for the
@@ -215,6 +230,9 @@ impl Confinement {
             s.push_str(", the interpreter's folders read-only");
         }
         s.push_str("), own PID and IPC namespaces, a uid of its own, no capabilities");
+        if self.seccomp.is_some() {
+            s.push_str(", a seccomp filter");
+        }
         s
     }
 
@@ -538,7 +556,10 @@ mod tests {
             d.starts_with("a minimal root (the system read-only, the work folder, private /tmp"),
             "{d}"
         );
-        assert!(d.ends_with(", a uid of its own, no capabilities"), "{d}");
+        assert!(
+            d.ends_with(", a uid of its own, no capabilities, a seccomp filter"),
+            "{d}"
+        );
         let other = Confinement::prepare(dir.path(), &[]).unwrap();
         assert_ne!(conf.uid(), other.uid(), "each case has a uid of its own");
         assert!(conf.uid() >= UID_BASE && conf.uid() < 0x8000_0000);
@@ -885,6 +906,146 @@ print("Me", os.getpid())
         assert_eq!(get("Init"), "sleep infinity");
         // Only the init and this process.
         assert_eq!(get("Procs"), format!("1 {}", get("Me")));
+    }
+
+    /// What later steps and the Python 2 fallback need runs inside: Python 2 from pyenv,
+    /// gcc (compile and run), java. Each is checked only where the host has it.
+    #[test]
+    fn toolchains_run_in_the_case_root() {
+        if !can_run() {
+            return;
+        }
+        let dir = case_dir();
+        std::fs::write(dir.path().join("hello.c"), "int main(void) { return 0; }\n").unwrap();
+        let python2 = std::env::var("PYENV_ROOT")
+            .ok()
+            .and_then(|r| glob::glob(&format!("{r}/versions/2*/bin/python2")).ok())
+            .and_then(|mut g| g.next())
+            .and_then(Result::ok);
+        let conf = Arc::new(
+            Confinement::prepare(
+                dir.path(),
+                &python2.iter().map(|p| p.as_path()).collect::<Vec<_>>(),
+            )
+            .unwrap(),
+        );
+        let mut script = String::from("set -e\n");
+        if let Some(p) = &python2 {
+            script.push_str(&format!("{} -c 'print \"py2\"'\n", p.display()));
+        }
+        if Path::new("/usr/bin/gcc").exists() {
+            script.push_str("gcc -o hello hello.c && ./hello && echo gcc\n");
+        }
+        if Path::new("/usr/bin/java").exists() {
+            script.push_str("java -version 2>/dev/null && echo java\n");
+        }
+        let mut cmd = confined(&conf, "/bin/sh");
+        cmd.arg("-c").arg(&script).stdin(Stdio::null());
+        let out = conf.spawning(|| cmd.output()).unwrap().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if python2.is_some() {
+            assert!(text.contains("py2"), "{text}");
+        }
+        eprintln!("{text}");
+    }
+
+    /// What a case pays for its namespaces and root, and a spawn for the filter (the
+    /// README's isolation section quotes these).
+    #[test]
+    fn cost_per_case() {
+        if !can_run() {
+            return;
+        }
+        const RUNS: usize = 40;
+        let median = |mut v: Vec<Duration>| {
+            v.sort();
+            v[v.len() / 2]
+        };
+        let dir = case_dir();
+        let work = dir.path().canonicalize().unwrap();
+        let trees = super::super::root::path_trees();
+        let (mut plan, mut start, mut prepare, mut teardown) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            let t = Instant::now();
+            let p = Arc::new(RootPlan::new(&work, &trees).unwrap());
+            plan.push(t.elapsed());
+            let t = Instant::now();
+            drop(CaseInit::start(p).unwrap());
+            start.push(t.elapsed());
+            let t = Instant::now();
+            let conf = Confinement::prepare(&work, &[]).unwrap();
+            prepare.push(t.elapsed());
+            // SAFETY: plain system calls on our own descriptor.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, conf.init_pid() as i32, 0) };
+            assert!(fd >= 0);
+            let t = Instant::now();
+            drop(conf);
+            let mut pfd = libc::pollfd {
+                fd: fd as i32,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: as above.
+            unsafe {
+                assert_eq!(libc::poll(&mut pfd, 1, 5000), 1);
+                libc::close(fd as i32);
+            }
+            teardown.push(t.elapsed());
+        }
+        // The filter: installing it, and what it adds to a system call.
+        let filters = super::super::seccomp::Filters::get().unwrap();
+        let mut fds = [0; 2];
+        // SAFETY: a pipe of our own; the child writes 24 bytes and exits.
+        unsafe {
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            let pid = libc::fork();
+            if pid == 0 {
+                let now = || {
+                    let mut ts: libc::timespec = std::mem::zeroed();
+                    libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+                    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+                };
+                let calls = |n: u64| {
+                    let t = now();
+                    for _ in 0..n {
+                        libc::syscall(libc::SYS_getppid);
+                    }
+                    now() - t
+                };
+                let before = calls(200_000);
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                let t = now();
+                let _ = filters.install();
+                let install = now() - t;
+                let after = calls(200_000);
+                let out = [install, before, after];
+                libc::write(fds[1], out.as_ptr().cast(), 24);
+                libc::_exit(0);
+            }
+            let mut out = [0u64; 3];
+            assert_eq!(libc::read(fds[0], out.as_mut_ptr().cast(), 24), 24);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+            eprintln!(
+                "root plan {:?}, init start (clone, root, pivot_root, exec) {:?}, prepare (plan + init + chown) {:?}, teardown (kill until the init has exited) {:?}; seccomp install {:?}, per system call {:.0} ns -> {:.0} ns",
+                median(plan),
+                median(start),
+                median(prepare.clone()),
+                median(teardown),
+                Duration::from_nanos(out[0]),
+                out[1] as f64 / 200_000.0,
+                out[2] as f64 / 200_000.0,
+            );
+        }
+        // The target is a few ms; a loaded CI machine gets slack.
+        assert!(median(prepare) < Duration::from_millis(200));
     }
 
     #[test]

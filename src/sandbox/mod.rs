@@ -6,6 +6,8 @@
 //! - [`confine`]: a minimal root, PID and IPC namespaces, a uid of its own, no capabilities,
 //!   built on [`root`] (the case's filesystem) and [`caseinit`] (the process holding the
 //!   case's namespaces);
+//! - [`seccomp`]: the system calls a student program may not make (socket families,
+//!   namespaces, kernel surfaces);
 //! - [`process`]: spawning with a clean start, output capture, signals, termination;
 //! - [`warm`]: a fork server that starts Python 3 programs without a fresh interpreter;
 //! - [`capture`]: flood-safe capture of stdout/stderr;
@@ -23,6 +25,7 @@ pub mod netns;
 pub mod proc_net;
 pub mod process;
 pub(crate) mod root;
+pub mod seccomp;
 pub mod sockets;
 pub mod warm;
 pub mod workdir;

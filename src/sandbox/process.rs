@@ -157,6 +157,11 @@ impl StudentProcess {
                 rlimits: launch.rlimits(),
                 open_files: launch.limits.open_files,
                 ids: launch.confine.as_ref().map(|c| (c.uid(), c.gid())),
+                seccomp: launch
+                    .confine
+                    .as_ref()
+                    .map(|c| c.seccomp_hex())
+                    .unwrap_or_default(),
             })
             .await?;
         let stdin = pipe::Sender::from_owned_fd(stdin_w).map_err(io)?;

@@ -74,6 +74,8 @@ pub struct WarmLaunch {
     pub open_files: u64,
     /// The case's uid and gid, when confined.
     pub ids: Option<(u32, u32)>,
+    /// The seccomp filters to install last ([`super::seccomp::Filters::to_hex`]).
+    pub seccomp: Vec<String>,
 }
 
 /// A started child: its pid, and its exit status once the server reaps it (the pid is
@@ -178,6 +180,7 @@ impl ForkServer {
             "nofile": launch.open_files,
             "uid": launch.ids.map(|i| i.0),
             "gid": launch.ids.map(|i| i.1),
+            "seccomp": launch.seccomp,
         });
         let mut fds: Vec<RawFd> = launch.stdio.iter().map(|f| f.as_raw_fd()).collect();
         fds.extend(launch.cgroups.iter().map(|f| f.as_raw_fd()));
