@@ -187,17 +187,6 @@ impl CaseInit {
         }
         Ok(out)
     }
-
-    /// Whether the init (and so the namespace) is still there.
-    pub(crate) fn is_alive(&self) -> bool {
-        let mut pfd = libc::pollfd {
-            fd: self.pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one pollfd on the stack; a pidfd is readable once the process exited.
-        unsafe { libc::poll(&mut pfd, 1, 0) == 0 }
-    }
 }
 
 impl Drop for CaseInit {

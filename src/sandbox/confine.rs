@@ -210,11 +210,6 @@ impl Confinement {
         [self.init.pid_ns(), self.init.ipc_ns(), self.init.mnt_ns()]
     }
 
-    /// Whether the case's namespaces are still there (its init alive).
-    pub fn is_alive(&self) -> bool {
-        self.init.is_alive()
-    }
-
     /// The host pid of the case's init.
     pub fn init_pid(&self) -> u32 {
         self.init.pid()
@@ -249,11 +244,6 @@ impl Confinement {
     /// The work folder, as the child sees it (canonical).
     pub fn workdir(&self) -> &Path {
         &self.workdir
-    }
-
-    /// The trees outside the system folders the case sees, read-only.
-    pub fn exposed(&self) -> &[PathBuf] {
-        &self.exposed
     }
 
     /// Step 4 of the module doc.

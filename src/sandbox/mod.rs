@@ -43,7 +43,8 @@ pub enum IsolationRequest {
     None,
     /// A network namespace per case.
     Netns,
-    /// A network namespace, a cgroup and a confined filesystem and uid per case.
+    /// A network namespace, a cgroup, a minimal root, PID and IPC namespaces, a uid and a
+    /// seccomp filter per case.
     Full,
 }
 
@@ -150,12 +151,12 @@ impl Host {
             (Isolation::Full, Err(why)) if req == IsolationRequest::Full => {
                 return Err(HostError::Unavailable {
                     asked: "full",
-                    what: "mount namespaces and uid changes",
+                    what: "PID, IPC and mount namespaces, pivot_root and uid changes",
                     why,
                 })
             }
             (Isolation::Full, Err(why)) => {
-                notes.push(format!("student programs run with the grader's uid and can write outside their folder ({why})"));
+                notes.push(format!("student programs run with the grader's uid, see the whole machine (no minimal root, PID or IPC namespace, seccomp filter) and can write outside their folder ({why})"));
                 false
             }
             _ => false,
