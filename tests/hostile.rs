@@ -414,7 +414,7 @@ fn a_submission_cannot_find_and_run_a_classmates_server() {
 /// Issue 12, item 2: case uids wrapped after 256 cases, and a program killed a
 /// classmate's server of the same uid. Now a program that SIGKILLs everything it sees
 /// sees nothing but its case's init (which it may not signal), and no two live cases
-/// share a uid (`confine.rs`'s `live_cases_never_share_a_uid`).
+/// share a uid (`live_cases_never_share_a_uid` below).
 #[test]
 fn a_program_killing_everything_it_sees_kills_no_classmate() {
     let run = grade_class("hostile_kills_classmates");
@@ -423,6 +423,30 @@ fn a_program_killing_everything_it_sees_kills_no_classmate() {
         return;
     }
     assert_verdicts(&run.mallory, &["serves two clients at the same time"]);
+}
+
+/// Issue 12, item 2: uids wrapped after 256 cases, so case k and k + 256 of a run
+/// shared one. Live cases never share a uid, however many there are (here, in the
+/// tests' binary of their own, so that 300 namespaces do not weigh on the timing tests
+/// of the library's).
+#[test]
+fn live_cases_never_share_a_uid() {
+    use sockgrade::sandbox::confine::Confinement;
+    if Confinement::available().is_err() {
+        eprintln!("skipped: confinement unavailable here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let live: Vec<Confinement> = (0..300)
+        .map(|_| Confinement::prepare(dir.path(), &[]).unwrap())
+        .collect();
+    let uids: std::collections::HashSet<u32> = live.iter().map(|c| c.uid()).collect();
+    assert_eq!(uids.len(), live.len(), "two live cases share a uid");
+    assert!(uids.iter().all(|u| (0x4000_0000..0x8000_0000).contains(u)));
+    // Each is its init's pid: free again once the case has ended.
+    for c in &live {
+        assert_eq!(c.uid(), 0x4000_0000 + c.init_pid());
+    }
 }
 
 /// The key of `fixtures/hostile_sysv_channel`.

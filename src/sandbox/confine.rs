@@ -470,7 +470,6 @@ fn _assert_send_sync() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
     use std::os::unix::fs::MetadataExt;
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Output, Stdio};
@@ -554,41 +553,6 @@ mod tests {
         assert_ne!(conf.uid(), other.uid(), "each case has a uid of its own");
         assert!(conf.uid() >= UID_BASE && conf.uid() < 0x8000_0000);
         eprintln!("{d}");
-    }
-
-    /// Issue 12, item 2: uids wrapped after 256 cases, so case k and k + 256 of a run
-    /// shared one. Live cases never share a uid, however many there are.
-    #[test]
-    fn live_cases_never_share_a_uid() {
-        if !can_run() {
-            return;
-        }
-        let dir = case_dir();
-        let live: Vec<Confinement> = (0..300)
-            .map(|_| Confinement::prepare(dir.path(), &[]).unwrap())
-            .collect();
-        let uids: HashSet<u32> = live.iter().map(|c| c.uid()).collect();
-        assert_eq!(uids.len(), live.len(), "two live cases share a uid");
-        assert!(uids.iter().all(|u| (UID_BASE..0x8000_0000).contains(u)));
-        // The case's uid is free again once it ends (its init's pid may be reused).
-        let first = live[0].init_pid();
-        drop(live);
-        assert!(
-            !Path::new(&format!("/proc/{first}/ns")).exists() || {
-                // Reaped by a thread: wait for it on a pidfd.
-                let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, first as i32, 0) } as i32;
-                fd < 0 || {
-                    let mut p = libc::pollfd {
-                        fd,
-                        events: libc::POLLIN,
-                        revents: 0,
-                    };
-                    let ended = unsafe { libc::poll(&mut p, 1, 5000) } == 1;
-                    unsafe { libc::close(fd) };
-                    ended
-                }
-            }
-        );
     }
 
     #[test]
