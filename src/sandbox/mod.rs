@@ -4,7 +4,11 @@
 //! - [`netns`]: a network namespace per case (loopback, any address local, redirects);
 //! - [`pcap`]: a packet capture of a case's namespace (`--pcap`);
 //! - [`cgroup`]: a cgroup per case (limits, CPU accounting, kill everything);
-//! - [`confine`]: a read-only filesystem but the work folder, a uid of its own, no capabilities;
+//! - [`confine`]: a minimal root, PID and IPC namespaces, a uid of its own, no capabilities,
+//!   built on [`root`] (the case's filesystem) and [`caseinit`] (the process holding the
+//!   case's namespaces);
+//! - [`seccomp`]: the system calls a student program may not make (socket families,
+//!   namespaces, kernel surfaces);
 //! - [`process`]: spawning with a clean start, output capture, signals, termination;
 //! - [`warm`]: a fork server that starts Python 3 programs without a fresh interpreter;
 //! - [`capture`]: flood-safe capture of stdout/stderr;
@@ -15,6 +19,7 @@
 //! case's box built from it.
 
 pub mod capture;
+pub(crate) mod caseinit;
 pub mod cgroup;
 pub mod confine;
 pub(crate) mod launch;
@@ -22,6 +27,8 @@ pub mod netns;
 pub mod pcap;
 pub mod proc_net;
 pub mod process;
+pub(crate) mod root;
+pub mod seccomp;
 pub mod sockets;
 pub mod warm;
 pub mod workdir;
@@ -39,7 +46,8 @@ pub enum IsolationRequest {
     None,
     /// A network namespace per case.
     Netns,
-    /// A network namespace, a cgroup and a confined filesystem and uid per case.
+    /// A network namespace, a cgroup, a minimal root, PID and IPC namespaces, a uid and a
+    /// seccomp filter per case.
     Full,
 }
 
@@ -146,12 +154,12 @@ impl Host {
             (Isolation::Full, Err(why)) if req == IsolationRequest::Full => {
                 return Err(HostError::Unavailable {
                     asked: "full",
-                    what: "mount namespaces and uid changes",
+                    what: "PID, IPC and mount namespaces, pivot_root and uid changes",
                     why,
                 })
             }
             (Isolation::Full, Err(why)) => {
-                notes.push(format!("student programs run with the grader's uid and can write outside their folder ({why})"));
+                notes.push(format!("student programs run with the grader's uid, see the whole machine (no minimal root, PID or IPC namespace, seccomp filter) and can write outside their folder ({why})"));
                 false
             }
             _ => false,
@@ -252,7 +260,13 @@ impl Sandbox {
         };
         let confinement = match host.confine {
             true => Some(std::sync::Arc::new(
-                confine::Confinement::prepare(dir.path()).map_err(|e| SandboxError::Setup {
+                confine::Confinement::prepare(
+                    dir.path(),
+                    &[Path::new(
+                        program.command.first().map_or("", |c| c.as_str()),
+                    )],
+                )
+                .map_err(|e| SandboxError::Setup {
                     what: "confinement",
                     source: e,
                 })?,
