@@ -110,27 +110,9 @@ impl StartGates {
 /// The result of a case not run because its side's program could not start.
 pub(crate) fn not_run(case: &Case, failure: &StartFailure) -> CaseResult {
     CaseResult {
-        name: case.name.clone(),
-        target: case.target,
-        status: failure.status,
-        score: 0,
-        max_score: case.points,
-        informational: case.informational,
         // The leader's own words: which case happened to lead depends on scheduling,
         // and a gradebook note must not (`not_run` names the leader for reports).
-        reason: Some(failure.why.clone()),
-        failure: None,
-        hint: None,
-        exit: None,
-        stderr_tail: Vec::new(),
-        stdout_tail: Vec::new(),
-        stdout_bytes: 0,
-        stderr_bytes: 0,
-        duration_ms: 0,
-        visibility: case.visibility,
-        show: case.show.clone(),
-        shared_process: false,
         not_run: Some(failure.case.clone()),
-        transcript: Vec::new(),
+        ..CaseResult::without_run(case, failure.status, failure.why.clone())
     }
 }

@@ -17,26 +17,8 @@ const STDERR_LINES: usize = 8;
 /// The result of a case that could not run at all.
 pub(super) fn error_result(case: &Case, reason: String, t0: Instant) -> CaseResult {
     CaseResult {
-        name: case.name.clone(),
-        target: case.target,
-        status: Status::Error,
-        score: 0,
-        max_score: case.points,
-        informational: case.informational,
-        reason: Some(reason),
-        failure: None,
-        hint: None,
-        exit: None,
-        stderr_tail: Vec::new(),
-        stdout_tail: Vec::new(),
-        stdout_bytes: 0,
-        stderr_bytes: 0,
         duration_ms: t0.elapsed().as_millis() as u64,
-        visibility: case.visibility,
-        show: case.show.clone(),
-        shared_process: false,
-        not_run: None,
-        transcript: Vec::new(),
+        ..CaseResult::without_run(case, Status::Error, reason)
     }
 }
 

@@ -262,13 +262,14 @@ impl BuildResult {
 }
 
 impl CaseResult {
-    /// A case that did not run because its side could not start at all (its build
-    /// failed): an error, scored 0, saying why in one line.
-    pub fn not_run(case: &crate::spec::Case, reason: String) -> CaseResult {
+    /// A case that never reached its steps: scored 0, with `status` and one line of
+    /// reason, and nothing of a program's run. Every way a case can end before it runs
+    /// (a box that cannot be made, a side that did not build or start) is one of these.
+    pub fn without_run(case: &crate::spec::Case, status: Status, reason: String) -> CaseResult {
         CaseResult {
             name: case.name.clone(),
             target: case.target,
-            status: Status::Error,
+            status,
             score: 0,
             max_score: case.points,
             informational: case.informational,
@@ -287,6 +288,12 @@ impl CaseResult {
             not_run: None,
             transcript: Vec::new(),
         }
+    }
+
+    /// A case that did not run because its side could not start at all (its build
+    /// failed): an error, scored 0, saying why in one line.
+    pub fn not_run(case: &crate::spec::Case, reason: String) -> CaseResult {
+        CaseResult::without_run(case, Status::Error, reason)
     }
 }
 
