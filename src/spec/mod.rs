@@ -308,7 +308,7 @@ pub struct Build {
 /// A build's own limits: all its processes together, as a case's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildLimits {
-    /// Wall-clock time (a hang is stopped there) and the bound of its CPU time.
+    /// Wall-clock time (a hang is stopped there); its CPU time is bounded by twice that.
     pub time: Duration,
     pub memory_bytes: u64,
     pub processes: u64,
@@ -335,7 +335,10 @@ impl BuildLimits {
         Limits {
             memory_bytes: self.memory_bytes,
             processes: self.processes,
-            cpu_time: self.time,
+            // Twice the wall time: a compiler's threads (javac) use more CPU than wall
+            // time, and a CPU limit equal to the wall limit would race it, so a hang
+            // would be reported one way or the other by chance.
+            cpu_time: self.time * 2,
             open_files: case.open_files.max(256),
             output_bytes: self.output_bytes,
             file_size_bytes: case.file_size_bytes.max(64 << 20),

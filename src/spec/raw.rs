@@ -164,7 +164,7 @@ pub struct RawProgram {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawBuildLimits {
-    /// How long the build may take, e.g. "60s" (default "60s"); its CPU time is bounded by it too.
+    /// How long the build may take, e.g. "60s" (default "60s"); its CPU time by twice that.
     #[schemars(with = "Option<String>")]
     pub time: Option<Spanned<String>>,
     /// Memory of the build's processes together, e.g. "1GiB" (default "1GiB").
