@@ -83,6 +83,7 @@ fn main() {
             &case,
             &submission,
             &name,
+            None,
         ));
         let took = t.elapsed();
         *cpu += own_cpu() - cpu_before;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of a class run, in one go on this machine (as root: namespaces):
 #   scripts/bench-class.sh [N=200] [BASELINE_N=40]
+#   MIXED=1 scripts/bench-class.sh 20 20   # the mixed class of issue 14
 #
 # 1. sockgrade grade on a synthetic class of N submissions (scripts/make-class.sh),
 #    under /usr/bin/time -v for the grader's peak memory;
@@ -22,7 +23,12 @@ if [[ ! -x $bin ]]; then
 fi
 work=$(mktemp -d /tmp/sockgrade-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-"$repo/scripts/make-class.sh" "$n" "$work/class" >/dev/null
+# MIXED=1: the mixed class of issue 14 (scripts/make-mixed-class.sh) instead.
+if [[ ${MIXED:-0} == 1 ]]; then
+  "$repo/scripts/make-mixed-class.sh" "$n" "$work/class"
+else
+  "$repo/scripts/make-class.sh" "$n" "$work/class" >/dev/null
+fi
 cases=$(grep -c '^\[\[case\]\]' "$spec")
 checks=$((n * cases))
 

@@ -315,6 +315,7 @@ pub async fn run(grading: &Grading, refs: Vec<Reference>) -> Vec<Row> {
                 reference.dir.display().to_string(),
                 Vec::new(),
                 None,
+                None,
             )
             .await
             .expect("check never closes its slots");

@@ -13,6 +13,8 @@
 //!   fork server;
 //! - [`peer`]: the reference peer's side of a TCP connection (segment-tolerant reads,
 //!   FIN vs RST vs nothing);
+//! - `udp_peer`: the reference side of a UDP case (datagrams whole, with addresses; the
+//!   faults it plays; the built-in stop-and-wait peer);
 //! - [`engine`]: plays one case's steps and turns them into a verdict and transcript
 //!   (`engine/`: the case context, the one deadline race, the steps, the shared server,
 //!   the verdict);
@@ -37,7 +39,7 @@
 //!   codes in one place.
 //!
 //! Layering (a module imports only modules of its layer or below): `text`, `sys`, `spec`
-//! → `outcome`, `visibility`, `plan` → `sandbox`, `peer` → `engine` → `runner` →
+//! → `outcome`, `visibility`, `plan` → `sandbox`, `peer`, `udp_peer` → `engine` → `runner` →
 //! `report`, `check`, `init` → `bulk` → `cli`.
 
 pub mod bulk;
@@ -54,4 +56,5 @@ pub mod sandbox;
 pub mod spec;
 mod sys;
 pub mod text;
+pub(crate) mod udp_peer;
 pub mod visibility;

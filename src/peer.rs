@@ -107,6 +107,34 @@ impl Connection {
         self.peer_closed
     }
 
+    /// Whether the student's program has spoken on this connection: data, or its FIN,
+    /// received (read or still queued). Only an accepted connection can: a connection
+    /// left in a listen queue gets nothing, and is reset (never FIN-closed) when the
+    /// program dies. So a server that accepts and closes at once did accept.
+    pub(crate) fn heard_from_peer(&self) -> bool {
+        if self.received_total > 0 || self.peer_closed == Some(PeerClosed::Fin) {
+            return true;
+        }
+        self.peek().is_some()
+    }
+
+    /// What waits to be read, without reading it: `Some(n > 0)` data, `Some(0)` the
+    /// peer's FIN, `None` nothing yet (or a reset).
+    fn peek(&self) -> Option<usize> {
+        let stream = self.stream.as_ref()?;
+        let mut byte = [0u8; 1];
+        // SAFETY: a one-byte buffer on the stack; MSG_PEEK leaves the data queued.
+        let n = unsafe {
+            libc::recv(
+                std::os::fd::AsRawFd::as_raw_fd(stream),
+                byte.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        usize::try_from(n).ok()
+    }
+
     /// Reads once more into the buffer. Returns false when nothing more can come.
     async fn fill(&mut self) -> bool {
         if self.peer_closed.is_some() {
@@ -221,6 +249,11 @@ impl Connection {
     }
 
     pub(crate) async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        // A FIN already queued with nothing before it: the program closed first. Say so
+        // now, because the reset our data then draws would hide that FIN from a read.
+        if self.peer_closed.is_none() && self.peek() == Some(0) {
+            self.peer_closed = Some(PeerClosed::Fin);
+        }
         let stream = self
             .stream
             .as_mut()
@@ -280,6 +313,11 @@ impl Connection {
 
     /// Closes our side: FIN (close), or RST (SO_LINGER 0, then close).
     pub(crate) fn close(&mut self, kind: CloseKind) -> io::Result<()> {
+        // An orderly close reads what has arrived first, as a client that recv()s each
+        // reply whole would have: closing with unread data sends an RST, not a FIN.
+        if kind == CloseKind::Fin {
+            self.discard_ready();
+        }
         if let Some(stream) = self.stream.take() {
             if kind == CloseKind::Rst {
                 socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO))?;

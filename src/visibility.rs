@@ -122,6 +122,8 @@ pub fn student_view(r: &SubmissionResult, at: Moment) -> SubmissionResult {
     );
     view.visibility = r.visibility;
     view.duration_ms = r.duration_ms;
+    // A build's output is the compiler's about the student's own code: always shown.
+    view.builds = r.builds.clone();
     view.withheld = Some(withheld.len());
     view
 }

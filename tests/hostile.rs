@@ -5,7 +5,7 @@
 mod common;
 use common::{assert_verdicts, root, statuses};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Contents of every file under `dir`, to prove a submission is byte-for-byte unchanged.
@@ -232,9 +232,11 @@ fn a_huge_reply_does_not_grow_the_grader() {
 fn a_client_trying_to_reach_the_internet_reaches_nothing_but_the_grader() {
     let r = grade_contained("hostile_connect_out", "client", &["connects to the server"]);
     assert_verdicts(&r, &[]);
-    // Its first try, 8.8.8.8:53, landed at the reference server: nothing left the namespace.
+    // 8.8.8.8:53 was refused inside the namespace; 172.40.83.120:8888 (the right port)
+    // reached the reference server: nothing left the namespace.
     let t = r["cases"][0]["transcript"].to_string();
-    assert!(t.contains("8.8.8.8:53"), "{t}");
+    assert!(t.contains("172.40.83.120:8888"), "{t}");
+    assert!(!t.contains("8.8.8.8"), "{t}");
 }
 
 /// Hostile submissions graded at the same time as a correct one do not change its result.
@@ -290,4 +292,439 @@ fn a_growing_log_hits_the_file_size_limit() {
         "{}",
         reasons(&r)
     );
+}
+
+/// A class of one correct student and one whose server starts 60 busy processes: the
+/// class completes, the correct student keeps every point, and the hog's CPU use is
+/// reported as what one case may use (a CPU quota per case), not as "4034 % of a CPU".
+#[test]
+#[ignore = "the per-case CPU quota is not applied to warm-started processes on hybrid cgroup v1/v2 hosts yet (issue 14 note)"]
+fn a_cpu_hog_gets_one_cpu_and_its_neighbour_keeps_its_score() {
+    let class = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    for (student, fixture) in [("alice", "good"), ("mallory", "hostile_cpu_hog")] {
+        let dir = class.path().join(student);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(
+            root().join("fixtures").join(fixture).join("tcp_server.py"),
+            dir.join("tcp_server.py"),
+        )
+        .unwrap();
+    }
+    let status = Command::new(env!("CARGO_BIN_EXE_sockgrade"))
+        .current_dir(root())
+        .args(["grade", "specs/tcp-basics.toml"])
+        .arg(class.path())
+        .arg("--out")
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let read = |s: &str| -> serde_json::Value {
+        let p = out.path().join("reports").join(format!("{s}.json"));
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let (alice, mallory) = (read("alice"), read("mallory"));
+    if !full(&alice) {
+        return;
+    }
+    let server = |r: &serde_json::Value| -> Vec<(String, String)> {
+        r["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["target"] == "server" && c["informational"] == false)
+            .map(|c| (c["name"].to_string(), c["status"].to_string()))
+            .collect()
+    };
+    assert!(
+        server(&alice).iter().all(|(_, s)| s == "\"passed\""),
+        "{}",
+        reasons(&alice)
+    );
+    let why = reasons(&mallory);
+    assert!(!why.contains("CPUs busy"), "no CPU quota: {why}");
+    assert!(why.contains("% of a CPU) and wrote"), "{why}");
+}
+
+/// A class as a deployment lays it out: outside the temp folder (Gradescope's
+/// `/autograder/source`, a Kubernetes volume), graded by `sockgrade grade` with absolute
+/// paths, so that the grader's command line names the class folder and the spec.
+struct ClassRun {
+    /// The report of `mallory` (the hostile fixture) and of `alice` (a correct server
+    /// and client).
+    mallory: serde_json::Value,
+    alice: serde_json::Value,
+    isolation: String,
+}
+
+fn grade_class(fixture: &str) -> ClassRun {
+    let base = root().join("target/hostile-classes");
+    std::fs::create_dir_all(&base).unwrap();
+    let dir = tempfile::tempdir_in(&base).unwrap();
+    let class = dir.path().join("class");
+    for (student, from) in [("mallory", fixture), ("alice", "good")] {
+        let to = class.join(student);
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(root().join("fixtures").join(from))
+            .unwrap()
+            .flatten()
+        {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+    // The hostile part is the server; mallory's client is a correct one.
+    let client = class.join("mallory/tcp_client.py");
+    if !client.exists() {
+        std::fs::copy(root().join("fixtures/good/tcp_client.py"), client).unwrap();
+    }
+    let out = dir.path().join("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_sockgrade"))
+        .current_dir(root())
+        .arg("grade")
+        .arg(root().join("specs/tcp-basics.toml"))
+        .arg(&class)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "the class run completed");
+    let report = |s: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join(format!("reports/{s}.json"))).unwrap())
+            .unwrap()
+    };
+    let (mallory, alice) = (report("mallory"), report("alice"));
+    let isolation = alice["isolation"].as_str().unwrap_or_default().to_string();
+    ClassRun {
+        mallory,
+        alice,
+        isolation,
+    }
+}
+
+impl ClassRun {
+    /// The correct neighbour keeps its full score.
+    fn assert_alice_unharmed(&self) {
+        assert_eq!(
+            self.alice["score"],
+            self.alice["max_score"],
+            "alice lost points beside a hostile classmate:\n{}",
+            reasons(&self.alice)
+        );
+    }
+
+    fn case(&self, name: &str) -> &serde_json::Value {
+        self.mallory["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no case {name:?}"))
+    }
+
+    fn full(&self) -> bool {
+        if self.isolation != "full" {
+            eprintln!(
+                "skipped: this test needs --isolation full; the grader ran with {}",
+                self.isolation
+            );
+            return false;
+        }
+        true
+    }
+}
+
+/// Issue 12, item 1: a submission with no server of its own looked for the class
+/// folder in the grader's command line (`/proc/<pid>/cmdline`) and ran a classmate's
+/// server. In the case's root there is no class folder, no spec, no `--out`, and its
+/// `/proc` shows only the case's own processes.
+#[test]
+fn a_submission_cannot_find_and_run_a_classmates_server() {
+    let run = grade_class("hostile_copies_a_classmate");
+    run.assert_alice_unharmed();
+    if !run.full() {
+        return;
+    }
+    let case = run.case("replies to a message");
+    assert_eq!(case["status"], "failed", "{case}");
+    let reason = case["reason"].as_str().unwrap();
+    assert!(reason.contains("found no classmate to copy"), "{reason}");
+    assert!(
+        !reason.contains("grader command line"),
+        "the grader was visible: {reason}"
+    );
+    // Nothing of the host's tree: its top-level folders are the minimal root's.
+    assert!(
+        !reason.contains("'work'") && !reason.contains("'home'"),
+        "{reason}"
+    );
+    for c in run.mallory["cases"].as_array().unwrap() {
+        if c["target"] == "server" {
+            assert_eq!(c["status"], "failed", "{c}");
+        }
+    }
+}
+
+/// Issue 12, item 2: case uids wrapped after 256 cases, and a program killed a
+/// classmate's server of the same uid. Now a program that SIGKILLs everything it sees
+/// sees nothing but its case's init (which it may not signal), and no two live cases
+/// share a uid (`live_cases_never_share_a_uid` below).
+#[test]
+fn a_program_killing_everything_it_sees_kills_no_classmate() {
+    let run = grade_class("hostile_kills_classmates");
+    run.assert_alice_unharmed();
+    if !run.full() {
+        return;
+    }
+    assert_verdicts(&run.mallory, &["serves two clients at the same time"]);
+}
+
+/// Issue 12, item 2: uids wrapped after 256 cases, so case k and k + 256 of a run
+/// shared one. Live cases never share a uid, however many there are (here, in the
+/// tests' binary of their own, so that 300 namespaces do not weigh on the timing tests
+/// of the library's).
+#[test]
+fn live_cases_never_share_a_uid() {
+    use sockgrade::sandbox::confine::Confinement;
+    if Confinement::available().is_err() {
+        eprintln!("skipped: confinement unavailable here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let live: Vec<Confinement> = (0..300)
+        .map(|_| Confinement::prepare(dir.path(), &[]).unwrap())
+        .collect();
+    let uids: std::collections::HashSet<u32> = live.iter().map(|c| c.uid()).collect();
+    assert_eq!(uids.len(), live.len(), "two live cases share a uid");
+    assert!(uids.iter().all(|u| (0x4000_0000..0x8000_0000).contains(u)));
+    // Each is its init's pid: free again once the case has ended.
+    for c in &live {
+        assert_eq!(c.uid(), 0x4000_0000 + c.init_pid());
+    }
+}
+
+/// The key of `fixtures/hostile_sysv_channel`.
+const SYSV_KEY: i32 = 0x534B4752;
+
+/// SysV objects with `SYSV_KEY` in the host's IPC namespace: (shared memory, queues).
+fn host_sysv_objects() -> (bool, bool) {
+    let has = |table: &str| {
+        std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().next() == Some(&SYSV_KEY.to_string()))
+    };
+    (has("/proc/sysvipc/shm"), has("/proc/sysvipc/msg"))
+}
+
+fn remove_host_sysv_objects() {
+    // SAFETY: plain system calls on the host's IPC objects of that key, if any.
+    unsafe {
+        let shm = libc::shmget(SYSV_KEY, 0, 0);
+        if shm >= 0 {
+            libc::shmctl(shm, libc::IPC_RMID, std::ptr::null_mut());
+        }
+        let q = libc::msgget(SYSV_KEY, 0);
+        if q >= 0 {
+            libc::msgctl(q, libc::IPC_RMID, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Issue 12, item 3: a 200 MiB SysV segment and a message queue outlived the run, and a
+/// later run read them. Each case now has an IPC namespace of its own, gone with it.
+#[test]
+fn sysv_shared_memory_and_queues_die_with_their_case() {
+    remove_host_sysv_objects();
+    let run = grade_class("hostile_sysv_channel");
+    let left = host_sysv_objects();
+    remove_host_sysv_objects();
+    run.assert_alice_unharmed();
+    if !run.full() {
+        return;
+    }
+    assert_eq!(
+        left,
+        (false, false),
+        "(shared memory, queue) left on the host"
+    );
+    assert_verdicts(&run.mallory, &["serves two clients at the same time"]);
+    // No case found what an earlier one left.
+    let all = run.mallory.to_string();
+    assert!(!all.contains("found in"), "{all}");
+}
+
+/// Waits (inotify, up to `limit`) until a file `name` appears in a folder made in
+/// `dir`; returns that folder.
+fn wait_for_marker(dir: &Path, name: &str, limit: std::time::Duration) -> Option<PathBuf> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let deadline = std::time::Instant::now() + limit;
+    // SAFETY: plain system calls on a descriptor of our own, closed below.
+    unsafe {
+        let fd = libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK);
+        assert!(fd >= 0);
+        let watch = |p: &Path, mask: u32| {
+            let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+            libc::inotify_add_watch(fd, c.as_ptr(), mask)
+        };
+        let mut dirs: std::collections::HashMap<i32, PathBuf> = Default::default();
+        watch(dir, libc::IN_CREATE | libc::IN_ONLYDIR);
+        let found = 'outer: loop {
+            // Folders made before their watch: look in each once it is watched.
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() && !dirs.values().any(|d| *d == p) {
+                    let wd = watch(&p, libc::IN_CLOSE_WRITE | libc::IN_CREATE);
+                    if wd >= 0 {
+                        dirs.insert(wd, p.clone());
+                    }
+                }
+                if p.join(name).exists() {
+                    break 'outer Some(p);
+                }
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break None;
+            }
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            libc::poll(&mut pfd, 1, left.as_millis() as i32);
+            let mut buf = [0u8; 4096];
+            while libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) > 0 {}
+        };
+        libc::close(fd);
+        found
+    }
+}
+
+/// Processes whose working folder is in `dir`.
+fn processes_in(dir: &Path) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+            cwd.starts_with(dir).then_some(pid)
+        })
+        .collect()
+}
+
+/// Issue 12, item 8: after a `kill -9` of the grader, children that ignore SIGTERM
+/// survived. The case's init dies with the grader (its parent-death signal), and with it
+/// every process of the case's PID namespace, the setsid daemon included.
+#[test]
+fn a_kill_9_of_the_grader_leaves_no_student_process() {
+    let tmp = std::env::temp_dir().join(format!("sockgrade-hostile-kill9-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut grader = Command::new(env!("CARGO_BIN_EXE_sockgrade"))
+        .current_dir(root())
+        .env("TMPDIR", &tmp)
+        .args([
+            "run",
+            "specs/tcp-basics.toml",
+            "fixtures/hostile_outlives_the_grader",
+            "--target",
+            "server",
+            "--format",
+            "json",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let folder = wait_for_marker(&tmp, "daemon-started", std::time::Duration::from_secs(30));
+    let pidfd = |p: i32| -> Option<(i32, i32)> {
+        // SAFETY: plain system call.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, p, 0) } as i32;
+        (fd >= 0).then_some((p, fd))
+    };
+    let ended = |fd: i32, ms: i32| {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on our own pidfd.
+        unsafe { libc::poll(&mut p, 1, ms) == 1 }
+    };
+    let students: Vec<(i32, i32)> = processes_in(&tmp).into_iter().filter_map(pidfd).collect();
+    // The cases' inits: `sleep infinity`, children of the grader.
+    let inits: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid: u32 = stat.rsplit(") ").next()?.split(' ').nth(1)?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            (ppid == grader.id() && cmd.starts_with(b"sleep\0")).then_some(pid)
+        })
+        .filter_map(pidfd)
+        .collect();
+    grader.kill().unwrap();
+    grader.wait().unwrap();
+    // Once an init has ended, the kernel has killed every process of its namespace:
+    // the students must be gone at that moment, not later (a later grader's clean-up
+    // of stale cgroups would hide a survivor).
+    for (_, fd) in &inits {
+        assert!(ended(*fd, 10_000), "a case's init outlived the grader");
+    }
+    let mut survivors = Vec::new();
+    for (pid, fd) in students.iter().chain(&inits) {
+        if !ended(*fd, 0) {
+            survivors.push(*pid);
+            // SAFETY: a process this test found in its own TMPDIR.
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
+        }
+        // SAFETY: our own descriptor.
+        unsafe { libc::close(*fd) };
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    let Some(_) = folder else {
+        eprintln!("skipped: the daemon never started (no isolation to grade in?)");
+        return;
+    };
+    assert!(!students.is_empty(), "no student process was found");
+    assert!(!inits.is_empty(), "no case init was found");
+    assert_eq!(
+        survivors,
+        Vec::<i32>::new(),
+        "processes outlived kill -9 of the grader"
+    );
+}
+
+/// Issue 12, item 6: a 0666 unix socket of a host service was reached from a case, and
+/// a vsock socket (which a network namespace does not confine) could be created. The
+/// case's root has no `/run`, nor any host socket; the seccomp filter refuses every
+/// socket family but those of a homework.
+#[test]
+fn host_unix_sockets_and_vsock_are_out_of_reach() {
+    let path = PathBuf::from(format!(
+        "/run/sockgrade-hostile-{}.sock",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let Ok(service) = std::os::unix::net::UnixListener::bind(&path) else {
+        eprintln!("skipped: cannot make a socket in /run");
+        return;
+    };
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    service.set_nonblocking(true).unwrap();
+    let run = grade_class("hostile_reaches_the_host");
+    let reached = service.accept().is_ok();
+    let _ = std::fs::remove_file(&path);
+    run.assert_alice_unharmed();
+    if !run.full() {
+        return;
+    }
+    assert!(!reached, "a case reached the host's unix socket");
+    assert_verdicts(&run.mallory, &["serves two clients at the same time"]);
 }

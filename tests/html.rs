@@ -227,6 +227,7 @@ fn hostile_record() -> (RunHeader, StudentRecord) {
         visibility: Visibility::Visible,
         show: Show::default(),
         shared_process: false,
+        not_run: None,
         transcript: vec![Event {
             at_ms: 5,
             kind: EventKind::Received {
@@ -441,4 +442,115 @@ fn chromium_runs_no_hostile_script() {
     assert!(console.is_empty(), "console output: {console:#?}");
     assert!(dom.contains("data-ready=\"1\""), "{dom}");
     assert_eq!(dom.matches("<script").count(), 1);
+}
+
+/// A server whose output and replies are hostile markup: what it prints and sends must
+/// reach the submission's page (and its sequence diagram) as text.
+const HOSTILE_SERVER: &str = r#"import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', 8888))
+s.listen(5)
+while True:
+    conn, addr = s.accept()
+    while True:
+        data = conn.recv(1024)
+        if not data:
+            break
+        print('<script>alert("stdout")</script>')
+        conn.sendall(b'</text></svg><script>alert(1)</script><img src=x onerror=alert(2)>')
+    conn.close()
+"#;
+
+#[test]
+fn chromium_renders_a_submission_page_with_sequence_diagrams_and_escapes_student_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("hostile");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(sub.join("tcp_server.py"), HOSTILE_SERVER).unwrap();
+    let out = common::sockgrade()
+        .arg("run")
+        .arg(root().join(SPEC))
+        .arg(&sub)
+        .args(["--target", "server", "--format", "html"])
+        .args([
+            "--case",
+            "replies to a message",
+            "--case",
+            "closes after the client closes",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page_text = String::from_utf8(out.stdout).unwrap();
+    // Every case has its diagram; the student's data is in it, escaped.
+    assert_eq!(page_text.matches("<svg class=\"seq\"").count(), 2);
+    assert!(
+        page_text.contains("&lt;/text&gt;&lt;/svg&gt;&lt;script&gt;"),
+        "{page_text}"
+    );
+    assert!(
+        page_text.contains("&lt;script&gt;alert(&quot;stdout&quot;)"),
+        "{page_text}"
+    );
+    assert!(
+        !page_text.contains("<script"),
+        "no script at all in the page"
+    );
+    for outside in ["http://", "https://", "src=\"", "<link", "@import"] {
+        assert!(
+            !page_text
+                .replace("http://www.w3.org/2000/svg", "")
+                .contains(outside),
+            "{outside}"
+        );
+    }
+    if chromium().is_none() {
+        return;
+    }
+    let page = dir.path().join("page.html");
+    std::fs::write(&page, &page_text).unwrap();
+    let (dom, console) = browse(&page, &["--dump-dom"]);
+    assert!(console.is_empty(), "console output: {console:#?}");
+    assert!(!dom.contains("<script") && !dom.contains("<img"), "{dom}");
+    assert_eq!(dom.matches("<svg class=\"seq\"").count(), 2, "{dom}");
+    // The arrows: the client's data, the server's hostile reply, the close.
+    assert!(
+        dom.contains("connect (SYN)") && dom.contains("FIN (shutdown)"),
+        "{dom}"
+    );
+}
+
+#[test]
+fn class_report_links_each_student_to_their_page() {
+    let g = graded();
+    let page = std::fs::read_to_string(g.out.join("report.html")).unwrap();
+    for student in ["alice", "bob", "carol", "dave"] {
+        assert!(
+            page.contains(&format!("href=\"reports/{student}.html\"")),
+            "{student}'s row links their page"
+        );
+        let own = std::fs::read_to_string(g.out.join(format!("reports/{student}.html")))
+            .unwrap_or_else(|e| panic!("{student}'s page: {e}"));
+        assert!(
+            own.contains("href=\"../report.html\""),
+            "{student}: a link back"
+        );
+    }
+    let bob = std::fs::read_to_string(g.out.join("reports/bob.html")).unwrap();
+    assert!(
+        bob.contains("<svg class=\"seq\"") && bob.contains("RST (reset)"),
+        "{bob}"
+    );
+    if chromium().is_none() {
+        return;
+    }
+    let (dom, console) = browse(&g.out.join("reports/bob.html"), &["--dump-dom"]);
+    assert!(console.is_empty(), "console output: {console:#?}");
+    assert!(dom.contains("✗ step"), "the failing step is marked");
 }

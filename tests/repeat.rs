@@ -51,3 +51,42 @@ fn verdicts_do_not_depend_on_load() {
         assert_eq!(r, &results[0], "verdicts differ between identical runs");
     }
 }
+
+/// The behaviours of real submissions that flipped verdicts under load (README, "Verdicts
+/// do not depend on load"), each graded three times at once, all at the same time.
+#[test]
+fn timing_sensitive_programs_get_one_verdict_set() {
+    let fixtures = [
+        ("server_reopens_listener", "server"),
+        ("server_recv5_slow", "server"),
+        ("server_accept_close", "server"),
+        ("client_slow_recv", "client"),
+        ("client_close_unread", "client"),
+    ];
+    let children: Vec<_> = fixtures
+        .iter()
+        .flat_map(|&(f, target)| (0..3).map(move |_| (f, target)))
+        .map(|(f, target)| {
+            let child = Command::new(env!("CARGO_BIN_EXE_sockgrade"))
+                .current_dir(root())
+                .args(["run", "specs/tcp-basics.toml", &format!("fixtures/{f}")])
+                .args(["--format", "json", "--target", target])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (f, child)
+        })
+        .collect();
+    let mut seen: std::collections::BTreeMap<&str, Vec<_>> = Default::default();
+    for (f, c) in children {
+        let out = c.wait_with_output().unwrap();
+        seen.entry(f)
+            .or_default()
+            .push(statuses(&serde_json::from_slice(&out.stdout).unwrap()));
+    }
+    for (f, runs) in seen {
+        for r in &runs[1..] {
+            assert_eq!(r, &runs[0], "{f}: verdicts differ between identical runs");
+        }
+    }
+}

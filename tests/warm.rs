@@ -255,7 +255,8 @@ fn cases_start_cold_once_the_fork_server_is_gone() {
         })
     };
     runtime().block_on(async {
-        let first = sockgrade::engine::run_case(&host, &spec, &case, &good, "warm-death-1").await;
+        let first =
+            sockgrade::engine::run_case(&host, &spec, &case, &good, "warm-death-1", None).await;
         assert_eq!(
             first.status,
             sockgrade::outcome::Status::Passed,
@@ -270,9 +271,15 @@ fn cases_start_cold_once_the_fork_server_is_gone() {
             unsafe { libc::kill(server.pid as i32, libc::SIGKILL) };
         }
         for n in 2..4 {
-            let r =
-                sockgrade::engine::run_case(&host, &spec, &case, &good, &format!("warm-death-{n}"))
-                    .await;
+            let r = sockgrade::engine::run_case(
+                &host,
+                &spec,
+                &case,
+                &good,
+                &format!("warm-death-{n}"),
+                None,
+            )
+            .await;
             assert_eq!(
                 r.status,
                 sockgrade::outcome::Status::Passed,

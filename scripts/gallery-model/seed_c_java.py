@@ -1,4 +1,4 @@
-"""Model of specs/drafts/tcp-basics-c.toml and tcp-basics-java.toml (see model.py): the
+"""Model of specs/tcp-basics-c.toml and tcp-basics-java.toml (see model.py): the
 seed homework's cases (specs/tcp-basics.toml), plus "sends a long line completely".
 Usage: run.sh seed_c_java c|java [fixture ...]"""
 import errno
@@ -206,4 +206,4 @@ CASES = [
 ]
 
 if __name__ == '__main__':
-    main_for(CASES, 'fixtures/' + LANG, 'specs/drafts/tcp-basics-%s.expect' % LANG, wmem_max=65536)
+    main_for(CASES, 'fixtures/' + LANG, 'specs/tcp-basics-%s.expect' % LANG, wmem_max=65536)

@@ -1,4 +1,4 @@
-"""Model of specs/drafts/stop-and-wait.toml (see model.py)."""
+"""Model of specs/stop-and-wait.toml (see model.py)."""
 import random
 import struct
 from model import *
@@ -150,4 +150,4 @@ CASES = [
 ]
 
 if __name__ == '__main__':
-    main_for(CASES, 'fixtures/udp', 'specs/drafts/stop-and-wait.expect')
+    main_for(CASES, 'fixtures/udp', 'specs/../fixtures/udp/stop-and-wait.expect')

@@ -1,4 +1,4 @@
-"""Model of specs/drafts/udp-echo.toml (see model.py)."""
+"""Model of specs/udp-basics.toml (see model.py)."""
 from model import *
 
 PORT = 21567
@@ -95,4 +95,4 @@ CASES = [
 ]
 
 if __name__ == '__main__':
-    main_for(CASES, 'fixtures/udp', 'specs/drafts/udp-echo.expect')
+    main_for(CASES, 'fixtures/udp', 'specs/../fixtures/udp/udp-basics.expect')

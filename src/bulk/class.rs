@@ -25,6 +25,8 @@ pub struct Class {
     pub grading: Grading,
     /// Submissions being unpacked or graded at once (bounds temporary disk and memory).
     pub in_flight: Arc<Semaphore>,
+    /// `--pcap DIR`: each student's captures go to a folder of DIR named for them.
+    pub pcap: Option<PathBuf>,
 }
 
 impl Class {
@@ -32,6 +34,7 @@ impl Class {
     pub fn new(host: Host, spec: &Spec, spec_name: String, plan: Plan, jobs: usize) -> Class {
         Class {
             in_flight: Arc::new(Semaphore::new(jobs.max(2))),
+            pcap: None,
             grading: Grading::new(
                 Arc::new(host),
                 Arc::new(interpreter::resolve_spec(spec)),
@@ -102,7 +105,13 @@ pub async fn grade_one(class: &Class, sub: Submission) -> Option<StudentRecord> 
     };
     let result = class
         .grading
-        .grade(prepared.dir.clone(), source.clone(), prepared.notes, None)
+        .grade(
+            prepared.dir.clone(),
+            source.clone(),
+            prepared.notes,
+            None,
+            class.pcap.as_ref().map(|d| d.join(&sub.student)),
+        )
         .await
         .ok()?;
     // The work copy of an archive is no longer needed; delete it off the async threads.

@@ -63,6 +63,9 @@ pub fn discover(root: &Path) -> Result<(Vec<Submission>, Vec<String>), DiscoverE
         let name = e.file_name().to_string_lossy().into_owned();
         seen.push(name.clone());
         if name.starts_with('.') || name == "__MACOSX" {
+            // Not a student (an editor's or a zip tool's leftovers), but said, so that a
+            // student whose folder is named `.hidden` is not left out unseen.
+            ignored.push(format!("{name} (hidden)"));
             continue;
         }
         let path = e.path();

@@ -37,7 +37,7 @@ pub fn write_gradebook(out: &Path, header: &RunHeader, rows: &mut [Row]) -> io::
         head.extend(["status".to_string(), "note".into()]);
         w.write_record(&head)?;
         for r in rows.iter() {
-            let mut line = vec![r.student.clone(), r.score.to_string(), r.max.to_string()];
+            let mut line = vec![cell(&r.student), r.score.to_string(), r.max.to_string()];
             for (col, cell) in header.cases.iter().zip(&r.cases) {
                 line.push(match cell {
                     None => String::new(),
@@ -46,13 +46,24 @@ pub fn write_gradebook(out: &Path, header: &RunHeader, rows: &mut [Row]) -> io::
                     Some((_, score)) => score.to_string(),
                 });
             }
-            line.extend([r.status.as_str().to_string(), r.note.clone()]);
+            line.extend([r.status.as_str().to_string(), cell(&r.note)]);
             w.write_record(&line)?;
         }
         w.flush()?;
     }
     std::fs::rename(&tmp, &path)?;
     Ok(path)
+}
+
+/// A text cell as a spreadsheet will not run it: a cell that begins with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return is a formula to Excel, LibreOffice and Google Sheets
+/// (a student folder named `=HYPERLINK(...)` would be a live link in the instructor's
+/// gradebook). OWASP's advice: prefix such a cell with `'`, which they show as text.
+pub(crate) fn cell(text: &str) -> String {
+    match text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        true => format!("'{text}"),
+        false => text.to_string(),
+    }
 }
 
 /// Writes `lms.csv`, the score per student in the columns Canvas's gradebook import
@@ -88,8 +99,8 @@ pub fn write_lms(out: &Path, header: &RunHeader, rows: &[Row]) -> io::Result<Pat
                 .unwrap_or_default();
             let id = super::discover::canvas_user_id(&name).unwrap_or_default();
             w.write_record([
-                r.student.as_str(),
-                id.as_str(),
+                cell(&r.student).as_str(),
+                cell(&id).as_str(),
                 "",
                 "",
                 "",
@@ -134,47 +145,40 @@ fn column_title(c: &CaseColumn) -> String {
     }
 }
 
-/// Writes `reports/<student>.json` and `reports/<student>.txt` (no colour).
+/// Writes `reports/<student>.json`, `reports/<student>.txt` (no colour) and
+/// `reports/<student>.html` (with a sequence diagram per case; the class report links it).
 pub fn write_reports(out: &Path, r: &StudentRecord) -> io::Result<()> {
     let dir = out.join(REPORTS);
     std::fs::create_dir_all(&dir)?;
-    let (json, text) = match &r.outcome {
+    let back = Some("../report.html");
+    let (json, text, html) = match &r.outcome {
         Outcome::Graded(result) => {
             // The result's notes already hold the record's (interpreter, skipped files).
             let text =
                 anstream::adapter::strip_str(&report::text::render(result, false)).to_string();
-            (report::json::render(result), text)
+            (
+                report::json::render(result),
+                text,
+                report::submission::render(result, back),
+            )
         }
         Outcome::Error(reason) => {
             let v = serde_json::json!({ "submission": r.source, "student": r.student, "error": reason, "notes": r.notes });
             (
                 serde_json::to_string_pretty(&v).map_err(io::Error::other)? + "\n",
                 format!("sockgrade  ·  {}\n\nnot graded: {reason}\n", r.source),
+                report::submission::not_graded(&r.source, reason, back),
             )
         }
     };
     // Not `with_extension`: an id such as `li.lei` has a dot of its own.
     let stem = file_stem(&r.student);
     std::fs::write(dir.join(format!("{stem}.json")), json)?;
-    std::fs::write(dir.join(format!("{stem}.txt")), text)
+    std::fs::write(dir.join(format!("{stem}.txt")), text)?;
+    std::fs::write(dir.join(format!("{stem}.html")), html)
 }
 
-/// A student id as a file name: ids come from file names already, but `.` prefixes and
-/// separators are neutralized in case a platform put them there.
+/// A student id as a file name ([`crate::outcome::class::file_stem`]).
 pub fn file_stem(student: &str) -> String {
-    let s: String = student
-        .chars()
-        .map(|c| {
-            if matches!(c, '/' | '\\' | '\0') || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    if s.starts_with('.') {
-        format!("_{s}")
-    } else {
-        s
-    }
+    crate::outcome::class::file_stem(student)
 }

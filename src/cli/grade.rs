@@ -51,6 +51,10 @@ pub struct GradeArgs {
     /// How to isolate each case: auto picks the best this machine allows.
     #[arg(long, value_enum, default_value_t = IsolationRequest::Auto)]
     pub isolation: IsolationRequest,
+    /// Write a packet capture of each case into DIR/STUDENT/ (pcap: Wireshark,
+    /// `tshark -r`, `tcpdump -r`), taken in the case's own network namespace.
+    #[arg(long, value_name = "DIR")]
+    pub pcap: Option<PathBuf>,
 }
 
 pub(super) fn grade(args: GradeArgs) -> Result<ExitCode, Error> {
@@ -65,9 +69,10 @@ pub(super) fn grade(args: GradeArgs) -> Result<ExitCode, Error> {
         args.resume,
     )?;
     let host = detect_host(args.isolation)?;
+    let run_ignored = run.ignored.clone();
     if !run.ignored.is_empty() {
         anstream::eprintln!(
-            "note: ignored (not a folder or archive): {}",
+            "note: not graded (hidden, or not a folder or archive): {}",
             run.ignored.join(", ")
         );
     }
@@ -80,13 +85,18 @@ pub(super) fn grade(args: GradeArgs) -> Result<ExitCode, Error> {
         );
     }
     let runtime = runtime()?;
-    let class = Arc::new(Class::new(
+    if args.pcap.is_some() {
+        super::run::pcap_possible(&host)?;
+    }
+    let mut class = Class::new(
         host,
         &spec,
         args.spec.display().to_string(),
         run.plan.clone(),
         jobs,
-    ));
+    );
+    class.pcap = args.pcap.clone();
+    let class = Arc::new(class);
     let todo = std::mem::take(&mut run.todo);
     let total = run.total() as u64;
     let (stopped, failure) = runtime.block_on(async {
@@ -128,7 +138,14 @@ pub(super) fn grade(args: GradeArgs) -> Result<ExitCode, Error> {
     });
     let outputs = run.finish()?;
     let graded = outputs.rows.len();
-    print_outputs(&args.out, outputs)?;
+    let printed = print_outputs(&args.out, outputs);
+    if !run_ignored.is_empty() {
+        anstream::println!(
+            "not graded (hidden, or not a folder or archive): {}",
+            run_ignored.join(", ")
+        );
+    }
+    printed?;
     if let Some(e) = failure {
         return Err(e.into());
     }

@@ -14,11 +14,13 @@ mod merge;
 mod progress;
 mod run;
 mod schema;
+mod watch;
 
 pub use check::CheckArgs;
 pub use grade::GradeArgs;
 pub use merge::MergeArgs;
 pub use run::{RunArgs, TargetArg};
+pub use watch::WatchArgs;
 
 use crate::sandbox::{Host, IsolationRequest};
 use clap::{Parser, Subcommand};
@@ -34,6 +36,8 @@ Examples:
   sockgrade run specs/tcp-basics.toml sub --case \"replies to a message\" --verbose
       one case, with the full transcript
   sockgrade run specs/tcp-basics.toml sub --format json > result.json
+  sockgrade watch specs/tcp-basics.toml my-homework --target server
+      grade again each time a file of my-homework is saved, and say what changed
   sockgrade run specs/tcp-basics.toml sub --student
       what a student would see on Gradescope (hidden cases left out)
   sockgrade run specs/tcp-basics.toml /autograder/submission --format gradescope > results.json
@@ -58,6 +62,8 @@ pub enum Command {
     /// Grade one submission.
     #[command(after_help = EXAMPLES)]
     Run(RunArgs),
+    /// Grade one submission, then again each time one of its files changes.
+    Watch(WatchArgs),
     /// Grade a whole class: a gradebook, reports, progress, resumable, shardable.
     Grade(GradeArgs),
     /// Join the outputs of `grade --shard` runs into one gradebook.
@@ -79,6 +85,7 @@ pub enum Command {
 pub fn main(cli: Cli) -> ExitCode {
     let done = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Watch(args) => watch::watch(args),
         Command::Check(args) => check::check(args),
         Command::Grade(args) => grade::grade(args),
         Command::Merge(args) => merge::merge(args),

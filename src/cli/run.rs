@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// after-due-date, published. The exit code then reflects the shown cases only.
     #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, default_missing_value = "open", require_equals = true)]
     pub student: Option<Moment>,
+    /// Write a packet capture of each case into DIR (pcap: Wireshark, `tshark -r`,
+    /// `tcpdump -r`), taken in the case's own network namespace: its traffic only.
+    #[arg(long, value_name = "DIR")]
+    pub pcap: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -67,6 +71,9 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Error> {
     }
     let plan = Plan::new(&spec, &args.cases, args.target.map(Into::into)).map_err(usage)?;
     let host = detect_host(args.isolation)?;
+    if args.pcap.is_some() {
+        pcap_possible(&host)?;
+    }
     let runtime = runtime()?;
     let jobs = args.jobs.unwrap_or_else(crate::runner::default_jobs);
     let spec_name = args.spec.display().to_string();
@@ -86,6 +93,7 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Error> {
                 args.submission.display().to_string(),
                 Vec::new(),
                 Some(tx),
+                args.pcap.clone(),
             )
             .await
             .expect("these slots are never closed");
@@ -106,6 +114,7 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Error> {
         Format::Json => report::json::render(&result),
         Format::Gradescope => report::gradescope::render(&result),
         Format::Junit => report::junit::render(&result),
+        Format::Html => report::submission::render(&result, None),
         Format::Github => {
             if let Err(e) = write_github_files(&result) {
                 anstream::eprintln!("warning: {e}");
@@ -121,15 +130,35 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Error> {
     })
 }
 
+/// A capture is of a case's own network namespace: without one (isolation none) there
+/// is nothing to capture that is the case's alone.
+pub(super) fn pcap_possible(host: &crate::sandbox::Host) -> Result<(), Error> {
+    if host.isolation.parallel() {
+        return Ok(());
+    }
+    Err(usage(
+        "--pcap needs a network namespace per case, and this run has none (isolation: none): \
+         the host's loopback carries other programs' traffic too\n  = help: run as root \
+         (isolation netns or full), or leave out --pcap",
+    ))
+}
+
 /// The live reporter of a text `run` on a terminal: each case's line as it finishes
 /// (only the cases a student may see, with `--student`). Returns the lines printed;
 /// when not `live`, it only drains the events.
+///
+/// The lines are erased afterwards by moving the cursor up by their count, which is
+/// right only if each takes one row and none scrolled off the top: so each is cut to the
+/// terminal's width, and once the screen is nearly full the last row counts the cases
+/// that finished beyond it instead.
 async fn live_lines(
     mut events: mpsc::UnboundedReceiver<RunEvent>,
     student: Option<Moment>,
     live: bool,
 ) -> usize {
+    let (cols, rows) = terminal_size().unwrap_or((80, 24));
     let mut lines = 0;
+    let mut more = 0;
     while let Some(event) = events.recv().await {
         let RunEvent::CaseFinished { result, .. } = event else {
             continue;
@@ -137,10 +166,71 @@ async fn live_lines(
         if !live || student.is_some_and(|at| !crate::visibility::shown(result.visibility, at)) {
             continue;
         }
-        anstream::println!("{}", report::text::case_line(&result));
-        lines += 1;
+        if lines + 2 < rows {
+            anstream::println!("{}", fit_width(&report::text::case_line(&result), cols));
+            lines += 1;
+        } else {
+            more += 1;
+            let text = format!("  … and {more} more finished");
+            if more == 1 {
+                anstream::println!("{}", fit_width(&text, cols));
+                lines += 1;
+            } else {
+                // Over the last row: up one, rewrite it.
+                print!("\x1b[1A\r\x1b[K");
+                anstream::println!("{}", fit_width(&text, cols));
+            }
+        }
     }
     lines
+}
+
+/// The terminal's columns and rows (of stdout), if it is one.
+fn terminal_size() -> Option<(usize, usize)> {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we own.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_col > 0 && ws.ws_row > 0).then_some((ws.ws_col as usize, ws.ws_row as usize))
+}
+
+/// `line` cut to fewer than `cols` columns of the terminal (a line exactly as wide as
+/// the terminal wraps on some terminals), counting wide characters as two and skipping
+/// colour escapes, which take no room; a cut line ends with `…` and a colour reset.
+pub(crate) fn fit_width(line: &str, cols: usize) -> String {
+    use unicode_width::UnicodeWidthChar;
+    let room = cols.saturating_sub(1).max(2);
+    let visible: String = anstream::adapter::strip_str(line).to_string();
+    let total: usize = visible.chars().map(|c| c.width().unwrap_or(0)).sum();
+    if total <= room {
+        return line.to_string();
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut width = 0;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // A CSI sequence (`ESC [ params final`) passes through whole: no room taken.
+            out.push(c);
+            let mut first = true;
+            for c in chars.by_ref() {
+                out.push(c);
+                if !first && ('@'..='~').contains(&c) {
+                    break;
+                }
+                first = false;
+            }
+            continue;
+        }
+        let w = c.width().unwrap_or(0);
+        if width + w > room - 1 {
+            break;
+        }
+        width += w;
+        out.push(c);
+    }
+    out.push('…');
+    out.push_str("\x1b[0m");
+    out
 }
 
 /// In GitHub Actions: append the job summary to `$GITHUB_STEP_SUMMARY` and the
@@ -166,4 +256,24 @@ fn write_github_files(result: &crate::outcome::SubmissionResult) -> Result<(), S
     };
     append("GITHUB_STEP_SUMMARY", report::github::summary(result))?;
     append("GITHUB_OUTPUT", report::github::classroom_output(result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_width;
+
+    #[test]
+    fn cuts_to_the_width_skipping_colour_and_counting_wide_characters() {
+        assert_eq!(fit_width("short", 80), "short");
+        assert_eq!(fit_width("abcdefghij", 8), "abcdef…\x1b[0m");
+        // Colour escapes take no room; 中 takes two columns.
+        assert_eq!(
+            fit_width("\x1b[32m✓\x1b[0m 中文字", 6),
+            "\x1b[32m✓\x1b[0m 中…\x1b[0m"
+        );
+        assert_eq!(
+            fit_width("\x1b[32m✓\x1b[0m 中文", 7),
+            "\x1b[32m✓\x1b[0m 中文"
+        );
+    }
 }

@@ -33,6 +33,17 @@ pub(super) struct Run<'a> {
     /// command cannot start, the reference port is taken): an error, not a failure.
     pub(super) grader_error: bool,
     pub(super) last_stdin: Vec<u8>,
+    /// UDP cases: the reference sockets, with the case's faults.
+    pub(super) udp: crate::udp_peer::UdpPeers,
+    /// UDP cases with a protocol peer: how far its transfer got.
+    pub(super) saw: crate::udp_peer::stop_and_wait::SawState,
+    /// UDP: the last datagram the grader sent (for a failure's "sent").
+    pub(super) last_datagram: Vec<u8>,
+    /// UDP client cases: where the client meant to send was noted.
+    pub(super) udp_noted: bool,
+    /// This case finds out whether the program of its side starts, for the cases
+    /// waiting on it ([`super::startup`]).
+    pub(super) startup: Option<super::startup::Ticket>,
 }
 
 /// What one target's case has of its own.
@@ -135,6 +146,11 @@ impl<'a> Run<'a> {
             exit_recorded: false,
             grader_error: false,
             last_stdin: Vec::new(),
+            udp: crate::udp_peer::UdpPeers::with_faults(case.udp.faults.clone()),
+            saw: Default::default(),
+            last_datagram: Vec::new(),
+            udp_noted: false,
+            startup: None,
         }
     }
 
@@ -143,6 +159,16 @@ impl<'a> Run<'a> {
             at_ms: self.t0.elapsed().as_millis() as u64,
             kind,
         });
+    }
+
+    /// Moves what the UDP sockets did into the transcript, at the time it happened.
+    pub(super) fn take_udp_events(&mut self) {
+        for (at, kind) in std::mem::take(&mut self.udp.events) {
+            self.transcript.push(Event {
+                at_ms: at.saturating_duration_since(self.t0).as_millis() as u64,
+                kind,
+            });
+        }
     }
 
     pub(super) fn proc(&self) -> &StudentProcess {
@@ -179,13 +205,31 @@ impl<'a> Run<'a> {
     /// "; the server has exited with code 1" when it has: the usual explanation of a
     /// reset or of silence.
     pub(super) fn exit_suffix(&self) -> String {
-        match self.proc.as_ref().and_then(|p| p.status()) {
-            Some(s) => format!(
+        let Some(p) = self.proc.as_ref() else {
+            return String::new();
+        };
+        match p.status() {
+            Some(s) if p.stderr.snapshot().total > 0 => format!(
                 "; the {} {} (see its last stderr lines below)",
                 self.who(),
                 describe_status(s)
             ),
+            Some(s) => format!(
+                "; the {} {} without a word on stderr",
+                self.who(),
+                describe_status(s)
+            ),
             None => String::new(),
+        }
+    }
+
+    /// Where a student client may connect, as the spec's `must_match` says, for reasons.
+    pub(super) fn where_clients_connect(&self) -> String {
+        let at = self.spec.connects_to;
+        match self.spec.must_match {
+            crate::spec::MustMatch::Port => format!("port {} of any address ({at})", at.port()),
+            crate::spec::MustMatch::AddressAndPort => at.to_string(),
+            crate::spec::MustMatch::Nothing => format!("{at} (and any address and port)"),
         }
     }
 
@@ -196,7 +240,17 @@ impl<'a> Run<'a> {
 
     /// A deadline `within` from now that does not count the program's CPU waits.
     pub(super) fn fair_deadline(&self, within: Duration) -> Deadline {
-        Deadline::new(within, self.pids())
+        Deadline::new(within, self.wait_clock(self.pids()))
+    }
+
+    /// A clock of the CPU waits of `pids` that are not the case's own doing.
+    pub(super) fn wait_clock(&self, pids: Vec<u32>) -> super::deadline::WaitClock {
+        let throttle = self
+            .sandbox
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.throttle_probe());
+        super::deadline::WaitClock::new(pids, throttle)
     }
 
     pub(super) fn cpu_time(&self) -> Duration {
@@ -220,6 +274,18 @@ impl<'a> Run<'a> {
             let peer_gone = self.conns.iter().any(|c| c.peer_closed().is_some());
             if p.status().is_none() && peer_gone {
                 let _ = tokio::time::timeout(SETTLE, p.exited()).await;
+            }
+        }
+        self.collect_exit().await;
+    }
+
+    /// Records an exit that has happened in the kernel but not reached the grader yet
+    /// (a zombie not reaped), so a report never says "still running" of a program that
+    /// is dead.
+    pub(super) async fn collect_exit(&mut self) {
+        if let Some(p) = &self.proc {
+            if p.status().is_none() && p.is_dead() {
+                let _ = tokio::time::timeout(GRACE, p.exited()).await;
             }
         }
         self.note_exit();

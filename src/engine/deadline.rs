@@ -11,8 +11,18 @@
 //! Every wait of a case (a step, the start-up, the case's own timeout) is
 //! [`Deadline::race`]: the event itself raced against this deadline, as nextest's
 //! executor races a child process against its timers.
+//!
+//! What counts as waiting is bounded so that a program cannot stretch its own deadlines:
+//! - the wait of the program is that of its *longest-waiting thread* since the wait
+//!   began, not the sum over its threads (60 busy processes on 2 CPUs wait 30 s per
+//!   second between them, but no thread waits longer than the wall clock);
+//! - time the case spent throttled by its own CPU quota (see `sandbox::cgroup`) is its
+//!   own doing, not the machine's: it is taken off;
+//! - the deadline stretches by at most [`MAX_STRETCH`] times its length.
 
+use crate::sandbox::cgroup::ThrottleProbe;
 use crate::sandbox::proc_net;
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -27,27 +37,79 @@ pub(super) const MIN_CREDIT: Duration = Duration::from_millis(5);
 /// program's delay. Given again as long as the event is still waiting to be seen.
 const LATE_GRACE: Duration = Duration::from_millis(10);
 
-pub(super) struct Deadline {
-    pub(super) at: Instant,
+/// A deadline moves by at most this many times its own length: whatever the load, a
+/// 2 s step ends within 2 + 8 s of the program's time.
+pub(super) const MAX_STRETCH: u32 = 4;
+
+/// The time a program waited for a CPU through no doing of its own, since it was made.
+pub(super) struct WaitClock {
     pids: Vec<u32>,
-    credited: Duration,
+    throttle: Option<ThrottleProbe>,
+    /// Each thread's wait when the clock started (a thread born since started at 0).
+    base: HashMap<u32, u64>,
+    throttled_base: Duration,
 }
 
-impl Deadline {
-    /// A deadline `within` from now that extends by the CPU waits of `pids` (none: a
-    /// plain deadline).
-    pub(super) fn new(within: Duration, pids: Vec<u32>) -> Deadline {
-        let credited = proc_net::cpu_wait(&pids);
-        Deadline {
-            at: Instant::now() + within,
+impl WaitClock {
+    /// A clock over the threads of `pids` (none: it never moves); `throttle` reads the
+    /// case's time throttled by its CPU quota.
+    pub(super) fn new(pids: Vec<u32>, throttle: Option<ThrottleProbe>) -> WaitClock {
+        let base = match pids.is_empty() {
+            true => HashMap::new(),
+            false => proc_net::task_waits(&pids).into_iter().collect(),
+        };
+        let throttled_base = throttle.as_ref().map(|t| t.throttled()).unwrap_or_default();
+        WaitClock {
             pids,
-            credited,
+            throttle,
+            base,
+            throttled_base,
         }
     }
 
-    /// Moves the deadline by the CPU wait not yet credited; true when it moved.
+    /// The longest wait of any one thread since the clock started, less the time the
+    /// case was throttled by its own quota meanwhile.
+    pub(super) fn waited(&self) -> Duration {
+        if self.pids.is_empty() {
+            return Duration::ZERO;
+        }
+        let longest = proc_net::task_waits(&self.pids)
+            .into_iter()
+            .map(|(tid, ns)| ns.saturating_sub(self.base.get(&tid).copied().unwrap_or(0)))
+            .max()
+            .unwrap_or(0);
+        let throttled = self
+            .throttle
+            .as_ref()
+            .map(|t| t.throttled().saturating_sub(self.throttled_base))
+            .unwrap_or_default();
+        Duration::from_nanos(longest).saturating_sub(throttled)
+    }
+}
+
+pub(super) struct Deadline {
+    pub(super) at: Instant,
+    clock: WaitClock,
+    credited: Duration,
+    /// The most the deadline may move: [`MAX_STRETCH`] times its length.
+    cap: Duration,
+}
+
+impl Deadline {
+    /// A deadline `within` from now that extends by the CPU waits `clock` counts.
+    pub(super) fn new(within: Duration, clock: WaitClock) -> Deadline {
+        Deadline {
+            at: Instant::now() + within,
+            clock,
+            credited: Duration::ZERO,
+            cap: within * MAX_STRETCH,
+        }
+    }
+
+    /// Moves the deadline by the CPU wait not yet credited (up to the cap); true when
+    /// it moved.
     pub(super) fn extend(&mut self) -> bool {
-        let waited = proc_net::cpu_wait(&self.pids);
+        let waited = self.clock.waited().min(self.cap);
         let more = waited.saturating_sub(self.credited);
         if more < MIN_CREDIT {
             return false;

@@ -14,19 +14,30 @@
 //!   [`Deadline::race`](deadline::Deadline::race), the one wait every step uses;
 //! - `start`: the reference server, the program's start, waiting until it listens;
 //! - `steps`: the steps in order against the case's timeout, one function per step
-//!   kind (`steps/connection.rs`, `steps/process.rs`);
-//! - `verdict`: stopping (or keeping) the program and building the case's result.
+//!   kind (`steps/connection.rs`, `steps/process.rs`, `steps/datagram.rs`);
+//! - `udp`: a UDP case's start-up (the bound socket, the reference socket) and the
+//!   reason for a program that speaks the other protocol;
+//! - `settle`: before the grader acts on the program, it waits until the program waits
+//!   for it (the lockstep a person at a terminal keeps without thinking);
+//! - `verdict`: stopping (or keeping) the program and building the case's result;
+//! - `build`: a side's build (the spec's `build`), once per submission before its cases.
 
+mod build;
 mod context;
 mod deadline;
+mod settle;
 mod shared;
 mod start;
+pub(crate) mod startup;
 mod steps;
+mod udp;
 mod verdict;
 
+pub(crate) use build::build;
 pub use shared::SharedServer;
 
 use crate::outcome::CaseResult;
+use crate::sandbox::pcap::PacketCapture;
 use crate::sandbox::{Host, Sandbox};
 use crate::spec::{Case, Spec};
 use context::Run;
@@ -55,24 +66,112 @@ fn prepare_sandbox(
         .program(case.target)
         .expect("validation ensures the target's section exists");
     tokio::task::block_in_place(|| {
-        Sandbox::prepare(host, submission, program, &spec.limits, case_id)
+        let sandbox = Sandbox::prepare(host, submission, program, &spec.limits, case_id)?;
+        // The spec's [files], beside the student's (the file a sender sends).
+        for (name, bytes) in &spec.files {
+            let path = sandbox.workdir.path().join(name);
+            let written = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&path, bytes));
+            written.map_err(|source| crate::sandbox::SandboxError::Setup {
+                what: "spec's [files]",
+                source,
+            })?;
+        }
+        Ok(sandbox)
     })
 }
 
-/// Grades one case of one submission.
+/// Grades one case of one submission; with `pcap`, captures its traffic into that file.
 pub async fn run_case(
     host: &Host,
     spec: &Spec,
     case: &Case,
     submission: &Path,
     case_id: &str,
+    pcap: Option<&Path>,
+) -> CaseResult {
+    run_case_gated(host, spec, case, submission, case_id, pcap, None).await
+}
+
+/// [`run_case`], saying through `ticket` whether the program started.
+pub(crate) async fn run_case_gated(
+    host: &Host,
+    spec: &Spec,
+    case: &Case,
+    submission: &Path,
+    case_id: &str,
+    pcap: Option<&Path>,
+    ticket: Option<startup::Ticket>,
 ) -> CaseResult {
     let t0 = Instant::now();
     let sandbox = match prepare_sandbox(host, spec, case, submission, case_id) {
         Ok(s) => s,
-        Err(e) => return verdict::error_result(case, e.to_string(), t0),
+        Err(e) => {
+            report_unprepared(ticket, case, &e);
+            return verdict::error_result(case, e.to_string(), t0);
+        }
     };
+    let capture = Capture::start(&sandbox, pcap);
     let mut run = Run::new(host, spec, case, t0, sandbox);
+    run.startup = ticket;
     let failure = run.play().await;
-    run.finish(failure).await
+    let mut result = run.finish(failure).await;
+    capture.stop(&mut result);
+    result
+}
+
+/// A case's packet capture (`--pcap`): started on its namespace before the program,
+/// stopped once the case is over and its connections closed. A capture that cannot be
+/// made costs the case nothing: its transcript says why there is no file.
+pub(crate) enum Capture {
+    Off,
+    On(PacketCapture),
+    Failed(String),
+}
+
+impl Capture {
+    pub(crate) fn start(sandbox: &Sandbox, to: Option<&Path>) -> Capture {
+        let Some(path) = to else { return Capture::Off };
+        let Some(ns) = &sandbox.netns else {
+            return Capture::Failed("no packet capture: it needs a network namespace per case (isolation netns or full)".into());
+        };
+        match tokio::task::block_in_place(|| PacketCapture::start(ns, path)) {
+            Ok(c) => Capture::On(c),
+            Err(e) => Capture::Failed(format!("no packet capture: {e}")),
+        }
+    }
+
+    /// Stops it (writing what is queued) and notes in the transcript what it wrote.
+    pub(crate) fn stop(self, result: &mut CaseResult) {
+        let text = match self {
+            Capture::Off => return,
+            Capture::Failed(why) => why,
+            Capture::On(c) => match tokio::task::block_in_place(|| c.stop()) {
+                Ok(s) if s.dropped > 0 || s.cut > 0 => format!(
+                    "packet capture: {} packets ({} cut to their headers, {} lost)",
+                    s.packets, s.cut, s.dropped
+                ),
+                Ok(_) => return,
+                Err(e) => format!("packet capture failed: {e}"),
+            },
+        };
+        result.transcript.push(crate::outcome::Event {
+            at_ms: result.duration_ms,
+            kind: crate::outcome::EventKind::Note { text },
+        });
+    }
+}
+
+/// A box that could not be made because of the submission (its file is missing) fails
+/// every case of the side alike; any other set-up failure decides nothing.
+fn report_unprepared(
+    ticket: Option<startup::Ticket>,
+    case: &Case,
+    e: &crate::sandbox::SandboxError,
+) {
+    if let (Some(t), crate::sandbox::SandboxError::Workdir(w)) = (ticket, e) {
+        t.failed(&case.name, w.to_string(), crate::outcome::Status::Error);
+    }
 }

@@ -149,13 +149,15 @@ impl SharedServer {
     }
 
     /// Grades one case on the shared process (starting it when there is none).
-    pub async fn run_case(
+    pub(crate) async fn run_case(
         &mut self,
         host: &Host,
         spec: &Spec,
         case: &Case,
         submission: &Path,
         case_id: &str,
+        pcap: Option<&Path>,
+        ticket: Option<super::startup::Ticket>,
     ) -> CaseResult {
         let t0 = Instant::now();
         let mut notes = Vec::new();
@@ -179,6 +181,7 @@ impl SharedServer {
                 match prepare_sandbox(host, spec, case, submission, case_id) {
                     Ok(s) => Run::new(host, spec, case, t0, s),
                     Err(e) => {
+                        super::report_unprepared(ticket, case, &e);
                         let mut r = error_result(case, e.to_string(), t0);
                         r.shared_process = true;
                         return r;
@@ -187,11 +190,13 @@ impl SharedServer {
             }
         };
         let mut run = run;
+        run.startup = ticket;
         for text in notes {
             run.event(EventKind::Note { text });
         }
+        let capture = super::Capture::start(&run.sandbox, pcap);
         let failure = run.play().await;
-        let (result, kept) = run.finish_shared(failure).await;
+        let (mut result, kept) = run.finish_shared(failure).await;
         match kept {
             Some(k) => match k.recycle().await {
                 Ok(k) => self.kept = Some(k),
@@ -207,6 +212,8 @@ impl SharedServer {
                     .map(|e| format!("{e} during the previous case"));
             }
         }
+        // After the recycle, which closes the case's connections (their FINs belong to it).
+        capture.stop(&mut result);
         result
     }
 

@@ -7,7 +7,7 @@ use super::deadline::Deadline;
 use super::{GRACE, POLL};
 use crate::outcome::{EventKind, Failure};
 use crate::sandbox::process::describe_status;
-use crate::spec::Target;
+use crate::spec::{MustMatch, Target};
 use crate::text::{last_lines, quote};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::net::TcpListener;
@@ -34,7 +34,19 @@ impl Run<'_> {
             }
         }
         let startup = self.spec.defaults.startup;
-        if self.case.target == Target::Client {
+        let udp = self.protocol() == crate::spec::Protocol::Udp;
+        if self.case.target == Target::Client && udp {
+            self.open_udp_reference().await.map_err(|e| {
+                self.grader_error = true;
+                fail(
+                    0,
+                    0,
+                    "start the reference peer".into(),
+                    "a free UDP port for the reference peer",
+                    e,
+                )
+            })?;
+        } else if self.case.target == Target::Client {
             let reference = self.open_reference_server().await.map_err(|e| {
                 self.grader_error = true;
                 fail(
@@ -96,12 +108,20 @@ impl Run<'_> {
         }
         if self.case.target == Target::Server {
             let deadline = self.fair_deadline(startup);
-            let listening = self.wait_listening(deadline).await?;
+            let listening = match udp {
+                true => self.wait_bound(deadline).await?,
+                false => self.wait_listening(deadline).await?,
+            };
             if let Side::Server(s) = &mut self.side {
                 s.listening = Some(listening);
             }
-            self.event(EventKind::Listening {
-                address: listening.addr.to_string(),
+            self.event(match udp {
+                true => EventKind::Bound {
+                    address: listening.bound.to_string(),
+                },
+                false => EventKind::Listening {
+                    address: listening.addr.to_string(),
+                },
             });
         }
         Ok(())
@@ -114,11 +134,16 @@ impl Run<'_> {
             _ => None,
         });
         // In a namespace every address is local, so listening on the wildcard address at
-        // the spec's port takes the student's connection whatever IP it names; on the
-        // host, only the exact address is ours to take.
-        let bind = match self.sandbox.own_network() {
-            true => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), want.port()),
-            false => want,
+        // the spec's port takes the student's connection whatever IP it names (unless the
+        // spec wants the exact address); on the host, only the exact address is ours to
+        // take. What a client must match does not depend on the isolation: where this
+        // machine cannot honour the spec, the case says so (below) rather than grading
+        // differently.
+        let bind = match (self.sandbox.own_network(), self.spec.must_match) {
+            (true, MustMatch::Port | MustMatch::Nothing) => {
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), want.port())
+            }
+            _ => want,
         };
         let listener = self
             .sandbox
@@ -141,8 +166,18 @@ impl Run<'_> {
             })
             .and_then(|r| r)
             .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
-        if self.host.redirect {
-            self.sandbox.redirect_clients_to(want.port()).await?;
+        if self.spec.must_match == MustMatch::Nothing {
+            if self.host.redirect && self.sandbox.own_network() {
+                self.sandbox.redirect_clients_to(want.port()).await?;
+            } else {
+                let why = match self.sandbox.own_network() {
+                    true => "`nft` is not installed (Debian: nftables)",
+                    false => "cases run on this machine's own network (no namespace)",
+                };
+                self.event(EventKind::Note {
+                    text: format!("the spec takes a client's connection to any address and port, but here {why}: only a connection to port {} reaches the reference server", want.port()),
+                });
+            }
         }
         TcpListener::from_std(listener).map_err(|e| e.to_string())
     }
@@ -240,7 +275,7 @@ impl Run<'_> {
                     action(),
                     expected(),
                     format!(
-                        "the server {} before it listened{why}",
+                        "the server {} during start-up, before it could take a connection{why}",
                         describe_status(status)
                     ),
                 ))
@@ -252,13 +287,33 @@ impl Run<'_> {
                 } else {
                     format!("; it printed {}", quote(&out.text()))
                 };
-                Err(fail(
-                    0,
-                    0,
-                    action(),
-                    expected(),
-                    format!("no listening socket after {startup}: the server never reached listen(){printed}"),
-                ))
+                // Listening, but elsewhere than the spec says (or on the other protocol):
+                // say where.
+                let elsewhere =
+                    want_port.and_then(|_| self.sandbox.listening_socket(self.proc(), None));
+                // A program that keeps its own CPU busy (busy processes started before
+                // listen()) starves its own start-up: say so, it is the real reason.
+                let pids = self.pids();
+                let busy = match pids.len() > 1 {
+                    true => format!(
+                        "; meanwhile its {} processes used {} ms of CPU time (busy loops before listen())",
+                        pids.len(),
+                        self.cpu_time().as_millis()
+                    ),
+                    false => String::new(),
+                };
+                let got = match (self.other_protocol_note(), elsewhere, want_port) {
+                    (Some(note), _, _) => note,
+                    (None, Some(at), Some(port)) => format!(
+                        "the server listens on {at}, not on port {port} as the assignment says{printed}"
+                    ),
+                    _ => format!("no listening socket after {startup}: the server never reached listen(){printed}{busy}"),
+                };
+                let expected = match want_port {
+                    Some(port) => format!("a listening TCP socket on port {port} within {startup}"),
+                    None => expected(),
+                };
+                Err(fail(0, 0, action(), expected, got))
             }
         }
     }

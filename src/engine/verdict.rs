@@ -17,25 +17,8 @@ const STDERR_LINES: usize = 8;
 /// The result of a case that could not run at all.
 pub(super) fn error_result(case: &Case, reason: String, t0: Instant) -> CaseResult {
     CaseResult {
-        name: case.name.clone(),
-        target: case.target,
-        status: Status::Error,
-        score: 0,
-        max_score: case.points,
-        informational: case.informational,
-        reason: Some(reason),
-        failure: None,
-        hint: None,
-        exit: None,
-        stderr_tail: Vec::new(),
-        stdout_tail: Vec::new(),
-        stdout_bytes: 0,
-        stderr_bytes: 0,
         duration_ms: t0.elapsed().as_millis() as u64,
-        visibility: case.visibility,
-        show: case.show.clone(),
-        shared_process: false,
-        transcript: Vec::new(),
+        ..CaseResult::without_run(case, Status::Error, reason)
     }
 }
 
@@ -46,6 +29,8 @@ impl Run<'_> {
         // the exit a moment to be reaped so the report says how it ended, not "running".
         if failure.is_some() {
             self.settle_exit().await;
+        } else {
+            self.collect_exit().await;
         }
         let exit_before = self.proc.as_ref().and_then(|p| p.status());
         if let Some(p) = self.proc.as_mut() {
@@ -69,6 +54,8 @@ impl Run<'_> {
     ) -> (CaseResult, Option<Kept>) {
         if failure.is_some() {
             self.settle_exit().await;
+        } else {
+            self.collect_exit().await;
         }
         let exit_before = self.proc.as_ref().and_then(|p| p.status());
         let stderr = self
@@ -192,6 +179,7 @@ impl Run<'_> {
             visibility: self.case.visibility,
             show: self.case.show.clone(),
             shared_process: false,
+            not_run: None,
             transcript: std::mem::take(&mut self.transcript),
         }
     }

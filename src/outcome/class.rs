@@ -60,6 +60,8 @@ pub struct Row {
     pub note: String,
     /// Sum of the cases' durations: the grading time this submission cost.
     pub duration_ms: u64,
+    /// Time its builds took (the spec's `build`), all sides together.
+    pub build_ms: u64,
     /// The folder or archive it came from (its name may carry the platform's user id).
     pub source: String,
 }
@@ -80,9 +82,17 @@ impl Row {
                     })
                     .collect();
                 let status = result.status();
-                // A case that could not run says why (a missing file, usually).
+                // A case that could not run says why (a missing file, usually); a
+                // failed build says it once, with the compiler's first error.
                 let mut notes = r.notes.clone();
-                if let Some(reason) = result
+                let failed_build = result.builds.iter().find(|b| b.status != Status::Passed);
+                if let Some(b) = failed_build {
+                    notes.push(format!(
+                        "{}: {}",
+                        b.summary(),
+                        b.reason.as_deref().unwrap_or("")
+                    ));
+                } else if let Some(reason) = result
                     .cases
                     .iter()
                     .find(|c| c.status == Status::Error)
@@ -98,6 +108,7 @@ impl Row {
                     status,
                     note: notes.join("; "),
                     duration_ms: result.cases.iter().map(|c| c.duration_ms).sum(),
+                    build_ms: result.build_ms(),
                     source: r.source.clone(),
                 }
             }
@@ -112,9 +123,31 @@ impl Row {
                     status: Status::Error,
                     note: notes.join("; "),
                     duration_ms: 0,
+                    build_ms: 0,
                     source: r.source.clone(),
                 }
             }
         }
+    }
+}
+
+/// A student id as a file name (of their reports, `reports/<stem>.json` ...): ids come
+/// from file names already, but `.` prefixes and separators are neutralized in case a
+/// platform put them there.
+pub fn file_stem(student: &str) -> String {
+    let s: String = student
+        .chars()
+        .map(|c| {
+            if matches!(c, '/' | '\\' | '\0') || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if s.starts_with('.') {
+        format!("_{s}")
+    } else {
+        s
     }
 }

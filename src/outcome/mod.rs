@@ -117,6 +117,34 @@ pub enum EventKind {
     Note {
         text: String,
     },
+    /// UDP: the reference socket `peer` sent a datagram (`fault`: what a fault did to it).
+    DatagramSent {
+        peer: String,
+        to: String,
+        bytes: usize,
+        data: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fault: Option<String>,
+    },
+    /// UDP: the reference socket `peer` received a datagram.
+    DatagramReceived {
+        peer: String,
+        from: String,
+        bytes: usize,
+        data: String,
+    },
+    /// UDP: a datagram of the student's that a fault dropped (as if lost).
+    DatagramDropped {
+        peer: String,
+        from: String,
+        bytes: usize,
+        data: String,
+        fault: String,
+    },
+    /// UDP: where the student's server is bound (it never listens).
+    Bound {
+        address: String,
+    },
 }
 
 /// How a connection was closed, by the grader ([`EventKind::Closed`]) or by the
@@ -192,7 +220,81 @@ pub struct CaseResult {
     /// (the spec's `share_process`), not on one started for it alone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared_process: bool,
+    /// Not run: the program of this side could not start in the case named here (a
+    /// start-up failure is learned once per submission and side; `reason` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
     pub transcript: Vec<Event>,
+}
+
+/// A side's build (the spec's `build`), run once per submission before the side's cases.
+/// A failed one is the one result of its side: the side's cases are errors that did not
+/// run ([`SubmissionResult::not_run_because`]), each pointing here instead of repeating it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BuildResult {
+    pub target: Target,
+    /// The command as run (`{file}` filled in).
+    pub command: Vec<String>,
+    /// `passed` when it built, `error` when it did not.
+    pub status: Status,
+    /// Why it did not build, one line: how the build ended and the compiler's first error
+    /// (`tcp_server.c:27:5: error: expected ';' before 'while'`).
+    pub reason: Option<String>,
+    /// What the build printed (stderr, then stdout), its first error first, cut to the
+    /// build's output limit; only kept when it did not build.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
+    pub duration_ms: u64,
+}
+
+impl BuildResult {
+    /// "the server did not build" / "the server built in 0.3 s".
+    pub fn summary(&self) -> String {
+        match self.status {
+            Status::Passed => format!(
+                "the {} built in {:.1} s",
+                self.target,
+                self.duration_ms as f64 / 1000.0
+            ),
+            _ => format!("the {} did not build", self.target),
+        }
+    }
+}
+
+impl CaseResult {
+    /// A case that never reached its steps: scored 0, with `status` and one line of
+    /// reason, and nothing of a program's run. Every way a case can end before it runs
+    /// (a box that cannot be made, a side that did not build or start) is one of these.
+    pub fn without_run(case: &crate::spec::Case, status: Status, reason: String) -> CaseResult {
+        CaseResult {
+            name: case.name.clone(),
+            target: case.target,
+            status,
+            score: 0,
+            max_score: case.points,
+            informational: case.informational,
+            reason: Some(reason),
+            failure: None,
+            hint: None,
+            exit: None,
+            stderr_tail: Vec::new(),
+            stdout_tail: Vec::new(),
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            duration_ms: 0,
+            visibility: case.visibility,
+            show: case.show.clone(),
+            shared_process: false,
+            not_run: None,
+            transcript: Vec::new(),
+        }
+    }
+
+    /// A case that did not run because its side could not start at all (its build
+    /// failed): an error, scored 0, saying why in one line.
+    pub fn not_run(case: &crate::spec::Case, reason: String) -> CaseResult {
+        CaseResult::without_run(case, Status::Error, reason)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -214,6 +316,9 @@ pub struct SubmissionResult {
     /// withheld; while any is, the total score is not shown (as on Gradescope).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub withheld: Option<usize>,
+    /// The builds of the sides that have one (the spec's `build`), before any case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub builds: Vec<BuildResult>,
     pub cases: Vec<CaseResult>,
 }
 
@@ -245,8 +350,25 @@ impl SubmissionResult {
             visibility: Visibility::Visible,
             duration_ms,
             withheld: None,
+            builds: Vec::new(),
             cases,
         }
+    }
+
+    /// The failed build that kept `case` from running, if any: reports show the build
+    /// once and such cases as "not run" beneath it.
+    pub fn not_run_because(&self, case: &CaseResult) -> Option<&BuildResult> {
+        if case.status != Status::Error {
+            return None;
+        }
+        self.builds
+            .iter()
+            .find(|b| b.target == case.target && b.status != Status::Passed)
+    }
+
+    /// Time spent building, all sides together.
+    pub fn build_ms(&self) -> u64 {
+        self.builds.iter().map(|b| b.duration_ms).sum()
     }
 
     /// The submission's status: `error` when a case could not run, else `passed` when

@@ -29,7 +29,22 @@ pub fn render(r: &SubmissionResult) -> String {
 /// Workflow commands, one a line.
 pub fn annotations(r: &SubmissionResult) -> String {
     let mut out = String::new();
-    for c in r.cases.iter().filter(|c| c.status != Status::Passed) {
+    // A failed build: one annotation (its cases did not run and get none of their own).
+    for b in r.builds.iter().filter(|b| b.status != Status::Passed) {
+        let title = format!("build ({}): {}", b.target, b.summary());
+        // The reason carries the compiler's first error; its output is in the log above.
+        let message = b.reason.clone().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "::error title={}::{}",
+            escape_property(&title),
+            escape_data(&message)
+        );
+    }
+    for c in (r.cases.iter())
+        .filter(|c| c.status != Status::Passed)
+        .filter(|c| r.not_run_because(c).is_none())
+    {
         let level = if c.informational { "warning" } else { "error" };
         let points = if c.informational {
             "informational".to_string()
@@ -83,6 +98,24 @@ pub fn summary(r: &SubmissionResult) -> String {
         cell(&r.spec),
         r.isolation
     );
+    for b in &r.builds {
+        let _ = writeln!(
+            out,
+            "{} build ({}): `{}` in {:.1} s{}\n",
+            if b.status == Status::Passed {
+                "✅"
+            } else {
+                "⚠️"
+            },
+            b.target,
+            cell(&b.command.join(" ")),
+            b.duration_ms as f64 / 1000.0,
+            b.reason
+                .as_deref()
+                .map(|why| format!(": {}", cell(why)))
+                .unwrap_or_default()
+        );
+    }
     let _ = writeln!(out, "| | Case | Target | Points | Result |");
     let _ = writeln!(out, "|---|---|---|---:|---|");
     for c in &r.cases {
@@ -107,7 +140,18 @@ pub fn summary(r: &SubmissionResult) -> String {
             c.target
         );
     }
-    for c in r.cases.iter().filter(|c| c.status != Status::Passed) {
+    for b in r.builds.iter().filter(|b| b.status != Status::Passed) {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>⚠️ {}</summary>\n\n```text\n{}```\n</details>",
+            html_escape(&b.summary()),
+            plain(&text::build_detail(r, b)).replace("```", "'''")
+        );
+    }
+    for c in (r.cases.iter())
+        .filter(|c| c.status != Status::Passed)
+        .filter(|c| r.not_run_because(c).is_none())
+    {
         let _ = writeln!(
             out,
             "\n<details><summary>{} {}</summary>\n\n```text\n{}```\n</details>",

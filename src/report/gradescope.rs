@@ -17,7 +17,7 @@
 //!   (Gradescope's default, said explicitly).
 
 use super::{plain, text};
-use crate::outcome::{CaseResult, Status, SubmissionResult};
+use crate::outcome::{BuildResult, CaseResult, Status, SubmissionResult};
 use crate::spec::Visibility;
 use crate::visibility::filter_case;
 use serde_json::{json, Map, Value};
@@ -28,11 +28,11 @@ pub fn render(r: &SubmissionResult) -> String {
 
 /// The results.json value.
 pub fn results(r: &SubmissionResult) -> Value {
-    let tests: Vec<Value> = r
-        .cases
-        .iter()
-        .enumerate()
-        .map(|(i, c)| test(i, c))
+    // A failed build is a test of its own (no points: its cases carry them), first.
+    let tests: Vec<Value> = (r.builds.iter())
+        .filter(|b| b.status != Status::Passed)
+        .map(|b| build_test(r, b))
+        .chain(r.cases.iter().enumerate().map(|(i, c)| test(i, c)))
         .collect();
     let mut output = format!(
         "Graded by sockgrade {} (spec {}, isolation: {}).",
@@ -42,6 +42,14 @@ pub fn results(r: &SubmissionResult) -> Value {
     );
     for note in &r.notes {
         output.push_str(&format!("\nNote: {note}"));
+    }
+    for b in &r.builds {
+        output.push_str(&format!(
+            "\nBuild ({}): {} ({:.1} s).",
+            b.target,
+            b.command.join(" "),
+            b.duration_ms as f64 / 1000.0
+        ));
     }
     json!({
         "score": r.score as f64,
@@ -60,6 +68,27 @@ pub fn results(r: &SubmissionResult) -> Value {
             "isolation": r.isolation,
         },
         "tests": tests,
+    })
+}
+
+/// A side that did not build: the compiler's output once, visible to the student (it is
+/// about their own code); the side's cases say they did not run.
+fn build_test(r: &SubmissionResult, b: &BuildResult) -> Value {
+    json!({
+        "name": format!("build ({})", b.target),
+        "name_format": "text",
+        "status": "failed",
+        "output": plain(&text::build_detail(r, b)),
+        "output_format": "text",
+        "tags": [b.target.as_str(), "build"],
+        "visibility": "visible",
+        "extra_data": {
+            "target": b.target,
+            "status": b.status,
+            "command": b.command,
+            "reason": b.reason,
+            "duration_ms": b.duration_ms,
+        },
     })
 }
 

@@ -82,7 +82,7 @@ const SCRIPT: &str = r##"(function () {
 })();
 "##;
 
-const STYLE: &str = r##"
+pub(crate) const STYLE: &str = r##"
 :root { --ok: #1a7f37; --bad: #cf222e; --err: #9a6700; --muted: #59636e; --line: #d1d9e0; --bg2: #f6f8fa; }
 * { box-sizing: border-box; }
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Noto Sans CJK SC", sans-serif;
@@ -129,6 +129,7 @@ pre { background: #0d1117; color: #e6edf3; padding: 10px 12px; border-radius: 6p
       font: 12.5px/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, "Noto Sans Mono CJK SC", monospace;
       white-space: pre-wrap; overflow-wrap: anywhere; margin: 4px 0 8px; }
 a { color: #0969da; }
+a.page { font-size: 11px; margin-right: 4px; border: 1px solid var(--line); border-radius: 4px; padding: 0 4px; text-decoration: none; }
 footer { margin-top: 32px; color: var(--muted); font-size: 13px; }
 "##;
 
@@ -396,8 +397,12 @@ fn table(header: &RunHeader, rows: &[Row]) -> String {
     for (i, r) in rows.iter().enumerate() {
         let _ = write!(
             s,
-            "<tr data-student=\"s-{i}\" data-order=\"{i}\"><td><a href=\"#s-{i}\">{}</a></td>\
+            "<tr data-student=\"s-{i}\" data-order=\"{i}\"><td data-sort=\"{}\">\
+             <a class=\"page\" href=\"reports/{}.html\" title=\"this student's own report, with a sequence diagram per case\">page</a> \
+             <a href=\"#s-{i}\">{}</a></td>\
              <td class=\"num\" data-sort=\"{}\">{}/{}</td><td class=\"{}\">{}</td>",
+            esc(&r.student),
+            href_segment(&crate::outcome::class::file_stem(&r.student)),
             esc(&r.student),
             r.score,
             r.score,
@@ -459,6 +464,25 @@ fn student(header: &RunHeader, index: usize, r: &StudentRecord) -> String {
             );
         }
         Outcome::Graded(res) => {
+            for b in &res.builds {
+                let (mark, class) = match b.status {
+                    Status::Passed => ("✓", "passed"),
+                    Status::Failed => ("✗", "failed"),
+                    Status::Error => ("!", "error"),
+                };
+                let detail = match b.status {
+                    Status::Passed => String::new(),
+                    _ => plain(&text::build_detail(res, b)),
+                };
+                let _ = writeln!(
+                    s,
+                    "<details class=\"case\"><summary><span class=\"mark {class}\">{mark}</span> build <span class=\"tag\">{}</span> <span class=\"note\">{} · {:.1} s</span></summary><pre>{}</pre></details>",
+                    esc(&b.target.to_string()),
+                    esc(&b.command.join(" ")),
+                    b.duration_ms as f64 / 1000.0,
+                    esc(detail.trim_end())
+                );
+            }
             let mut cases: Vec<(usize, &CaseResult)> = res
                 .cases
                 .iter()
@@ -506,6 +530,20 @@ fn student(header: &RunHeader, index: usize, r: &StudentRecord) -> String {
     }
     s.push_str("</div></details>\n");
     s
+}
+
+/// A file name as one segment of a relative URL: everything but unreserved ASCII
+/// percent-encoded (UTF-8), so `#`, `?`, `%`, spaces and quotes stay part of the name.
+fn href_segment(name: &str) -> String {
+    let mut o = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            o.push(b as char);
+        } else {
+            let _ = write!(o, "%{b:02X}");
+        }
+    }
+    o
 }
 
 /// Text made safe for HTML element content and quoted attributes. Control characters

@@ -6,11 +6,13 @@
 //! `<error>` (a grading problem): dashboards tell the two apart, and so should we. An
 //! informational case that fails is `<skipped>`: it is not scored and must not turn a
 //! build red. The failure's body is the text report's detail; the transcript goes to
-//! `<system-out>` and the program's last stderr lines to `<system-err>`.
+//! `<system-out>` and the program's last stderr lines to `<system-err>`. A side's build
+//! is a testcase `build` of its side (an `<error>` when it failed), and the cases it
+//! kept from running are `<skipped>`: the build is the one error, not repeated per case.
 //! Written with quick-junit, which escapes text and drops what XML cannot hold.
 
 use super::{plain, text};
-use crate::outcome::{CaseResult, Status, SubmissionResult};
+use crate::outcome::{BuildResult, CaseResult, Status, SubmissionResult};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
 
@@ -34,10 +36,40 @@ fn suite(r: &SubmissionResult) -> TestSuite {
     suite.add_property(Property::new("score", r.score.to_string()));
     suite.add_property(Property::new("max_score", r.max_score.to_string()));
     suite.add_property(Property::new("isolation", r.isolation.as_str()));
+    for b in &r.builds {
+        suite.add_test_case(build(r, b));
+    }
     for c in &r.cases {
-        suite.add_test_case(case(c));
+        let mut t = case(c);
+        // Cases of a side that did not build did not run: skipped, the build the error.
+        if let Some(b) = r.not_run_because(c) {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(format!("not run: {}", b.summary()));
+            t.status = s;
+        }
+        suite.add_test_case(t);
     }
     suite
+}
+
+/// A side's build: a testcase `build` of its side, an `<error>` when it did not build
+/// (its message the compiler's first error, its body the output).
+fn build(r: &SubmissionResult, b: &BuildResult) -> TestCase {
+    let status = match b.status {
+        Status::Passed => TestCaseStatus::success(),
+        _ => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_type("build");
+            s.set_message(b.reason.clone().unwrap_or_else(|| b.summary()));
+            s.set_description(plain(&text::build_detail(r, b)));
+            s
+        }
+    };
+    let mut t = TestCase::new("build", status);
+    t.set_classname(b.target.as_str());
+    t.set_time(Duration::from_millis(b.duration_ms));
+    t.add_property(Property::new("command", b.command.join(" ")));
+    t
 }
 
 fn case(c: &CaseResult) -> TestCase {

@@ -3,11 +3,14 @@
 //! runs anything, reads the clock or the environment (the CLI writes the files that CI
 //! systems read, such as `$GITHUB_STEP_SUMMARY`).
 
+pub mod changes;
 pub mod github;
 pub mod gradescope;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod sequence;
+pub mod submission;
 pub mod summary;
 pub mod text;
 
@@ -24,6 +27,8 @@ pub enum Format {
     Junit,
     /// GitHub Actions: the text report plus `::error` annotations; writes the job summary and the Classroom result when run in Actions.
     Github,
+    /// One self-contained HTML page: each case with a sequence diagram of its connection.
+    Html,
 }
 
 /// Text without terminal colours, for formats read outside a terminal.

@@ -25,6 +25,7 @@ pub fn render(header: &RunHeader, rows: &[Row]) -> String {
     }
     histogram(&mut out, header.max_score, rows);
     pass_rates(&mut out, header, rows);
+    builds(&mut out, rows);
     let mut slow: Vec<&Row> = rows.iter().filter(|r| r.duration_ms > 0).collect();
     slow.sort_by(|a, b| {
         b.duration_ms
@@ -98,6 +99,31 @@ fn pass_rates(out: &mut String, header: &RunHeader, rows: &[Row]) {
             "  {:>5.1} %  {passed:>4}/{ran:<4} {name}{}",
             rate * 100.0,
             if info { " (informational)" } else { "" }
+        );
+    }
+}
+
+/// Build time (the spec's `build`): in all, per submission, and the slowest builds
+/// (a build that hangs shows here, stopped at its time limit).
+fn builds(out: &mut String, rows: &[Row]) {
+    let mut built: Vec<&Row> = rows.iter().filter(|r| r.build_ms > 0).collect();
+    if built.is_empty() {
+        return;
+    }
+    let total: u64 = built.iter().map(|r| r.build_ms).sum();
+    let _ = writeln!(
+        out,
+        "\nbuild time: {:.1} s in all, {:.1} s per submission on average; slowest builds:",
+        total as f64 / 1000.0,
+        total as f64 / 1000.0 / built.len() as f64
+    );
+    built.sort_by(|a, b| b.build_ms.cmp(&a.build_ms).then(a.student.cmp(&b.student)));
+    for r in built.iter().take(SLOWEST) {
+        let _ = writeln!(
+            out,
+            "  {:>7.1} s  {}",
+            r.build_ms as f64 / 1000.0,
+            r.student
         );
     }
 }

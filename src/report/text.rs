@@ -3,7 +3,7 @@
 //! last stderr lines, and the hint. Colour comes from the `Style` the caller picks
 //! (anstream strips it when stdout is not a terminal or NO_COLOR is set).
 
-use crate::outcome::{CaseResult, Status, SubmissionResult};
+use crate::outcome::{BuildResult, CaseResult, Status, SubmissionResult};
 use owo_colors::OwoColorize;
 use std::fmt::Write;
 
@@ -23,15 +23,25 @@ pub fn render(r: &SubmissionResult, verbose: bool) -> String {
         let _ = writeln!(out, "{} {note}", "note:".yellow().bold());
     }
     let _ = writeln!(out);
+    for b in &r.builds {
+        let _ = writeln!(out, "{}", build_line(b));
+    }
+    if !r.builds.is_empty() {
+        let _ = writeln!(out);
+    }
     let (graded, info): (Vec<&CaseResult>, Vec<&CaseResult>) =
         r.cases.iter().partition(|c| !c.informational);
+    let line = |c: &CaseResult| match r.not_run_because(c) {
+        Some(_) => format!("{}  {}", case_line(c), "not run".dimmed()),
+        None => case_line(c),
+    };
     for c in &graded {
-        let _ = writeln!(out, "{}", case_line(c));
+        let _ = writeln!(out, "{}", line(c));
     }
     if !info.is_empty() {
         let _ = writeln!(out, "\n  {}", "informational (not scored)".dimmed());
         for c in &info {
-            let _ = writeln!(out, "{}", case_line(c));
+            let _ = writeln!(out, "{}", line(c));
         }
     }
     if r.cases.iter().any(|c| c.shared_process) {
@@ -78,10 +88,15 @@ pub fn render(r: &SubmissionResult, verbose: bool) -> String {
     // In a student's view the transcript is already filtered by the spec's `show`:
     // show what is left, as the Gradescope report does.
     let transcripts = verbose || r.withheld.is_some();
+    for b in r.builds.iter().filter(|b| b.status != Status::Passed) {
+        let _ = writeln!(out);
+        out.push_str(&build_detail(r, b));
+    }
     for c in r
         .cases
         .iter()
         .filter(|c| c.status != Status::Passed || verbose)
+        .filter(|c| r.not_run_because(c).is_none() && c.not_run.is_none())
     {
         let _ = writeln!(out);
         let title = format!(
@@ -98,13 +113,120 @@ pub fn render(r: &SubmissionResult, verbose: bool) -> String {
         let _ = writeln!(out, "{}", title.bold());
         out.push_str(&case_detail(c, verbose, transcripts));
     }
+    out.push_str(&not_run_once(r));
+    out
+}
+
+/// The cases not run because their side's program could not start, said once per side
+/// (the case that found out is shown above, with the whole story).
+fn not_run_once(r: &SubmissionResult) -> String {
+    let mut out = String::new();
+    let mut sides: Vec<(&str, crate::spec::Target)> = r
+        .cases
+        .iter()
+        .filter_map(|c| c.not_run.as_deref().map(|l| (l, c.target)))
+        .collect();
+    sides.sort();
+    sides.dedup();
+    for (leader, target) in sides {
+        let cases: Vec<&CaseResult> = r
+            .cases
+            .iter()
+            .filter(|c| c.not_run.as_deref() == Some(leader) && c.target == target)
+            .collect();
+        let status = cases.first().map_or(Status::Failed, |c| c.status);
+        let names: Vec<String> = cases
+            .iter()
+            .map(|c| format!("\u{201c}{}\u{201d}", c.name))
+            .collect();
+        let title = format!(
+            "── {} {} other {} case{} not run ",
+            mark(status),
+            names.len(),
+            target,
+            if names.len() == 1 { "" } else { "s" }
+        );
+        let _ = writeln!(out, "\n{}", title.bold());
+        let _ = writeln!(
+            out,
+            "   The {target} could not start in case \u{201c}{leader}\u{201d} (above), so these cases could not run either: {}.",
+            names.join(", ")
+        );
+        let _ = writeln!(
+            out,
+            "   {} fix the start-up first: every {target} case starts the program the same way.",
+            "hint:".cyan().bold()
+        );
+    }
+    out
+}
+
+/// A build's line, above the cases: its mark, side, command and time.
+pub fn build_line(b: &BuildResult) -> String {
+    format!(
+        "  {} {:<WIDTH$} {:>5.1} s {}",
+        mark(b.status),
+        cut(&format!("build: {}", b.command.join(" ")), WIDTH),
+        b.duration_ms as f64 / 1000.0,
+        b.target.dimmed()
+    )
+}
+
+/// `s` cut to `width` characters, with "…" where it was cut.
+fn cut(s: &str, width: usize) -> String {
+    match s.char_indices().nth(width.saturating_sub(1)) {
+        Some((i, _)) if s.chars().count() > width => format!("{}…", &s[..i]),
+        _ => s.to_string(),
+    }
+}
+
+/// A failed build, shown once for its side: why, what the compiler said (its first error
+/// first), the cases that did not run because of it, and a hint.
+pub fn build_detail(r: &SubmissionResult, b: &BuildResult) -> String {
+    let mut out = String::new();
+    let label = |s: &str| format!("   {:<9}", s).dimmed().to_string();
+    let title = format!("── {} {} ", mark(b.status), b.summary());
+    let _ = writeln!(out, "{}", title.bold());
+    if let Some(reason) = &b.reason {
+        let _ = writeln!(out, "{} {}", label("error"), reason.red());
+    }
+    if !b.output.is_empty() {
+        let _ = writeln!(out, "{} the build printed:", label("output"));
+        for l in &b.output {
+            let _ = writeln!(out, "     │ {l}");
+        }
+    }
+    let not_run: Vec<String> = r
+        .cases
+        .iter()
+        .filter(|c| r.not_run_because(c) == Some(b))
+        .map(|c| c.name.clone())
+        .collect();
+    if !not_run.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} {} case{} of the {}: {}",
+            label("not run"),
+            not_run.len(),
+            if not_run.len() == 1 { "" } else { "s" },
+            b.target,
+            not_run.join(", ")
+        );
+    }
+    let hint = format!(
+        "Fix the first error above, then build it as the grader does: {}",
+        b.command.join(" ")
+    );
+    let _ = writeln!(out, "{} {}", label("hint").cyan(), hint.cyan());
     out
 }
 
 /// A case's line of the table: its mark, name, points (a dash when informational) and
 /// side. Also what a terminal shows live as each case finishes (`run`).
 pub fn case_line(c: &CaseResult) -> String {
-    let shared = if c.shared_process {
+    let shared = if c.not_run.is_some() {
+        format!("  {}", "not run: did not start".dimmed())
+    } else if c.shared_process {
         format!("  {}", "shared process".dimmed())
     } else {
         String::new()

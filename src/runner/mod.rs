@@ -8,8 +8,9 @@
 pub mod interpreter;
 
 use crate::engine;
+use crate::engine::startup::{self, Entry, StartGates};
 use crate::outcome::events::RunEvent;
-use crate::outcome::{CaseResult, SubmissionResult};
+use crate::outcome::{BuildResult, CaseResult, Status, SubmissionResult};
 use crate::plan::Plan;
 use crate::sandbox::Host;
 use crate::spec::{Spec, Target};
@@ -75,8 +76,12 @@ pub(crate) async fn grade(
     submission: PathBuf,
     slots: Arc<Semaphore>,
     events: Option<mpsc::UnboundedSender<RunEvent>>,
+    pcap: Option<PathBuf>,
 ) -> Result<Vec<CaseResult>, Cancelled> {
     let mut set = tokio::task::JoinSet::new();
+    // Each side's program starts in one case first; the others of that side wait for it
+    // (not holding a slot) and are not run if it could not start (engine::startup).
+    let gates = Arc::new(StartGates::new());
     // Server cases that share one started process run one after another in one task
     // (one slot); the others each in a task of their own, alongside. A lone case that
     // may share has nothing to share with and runs as usual.
@@ -88,14 +93,23 @@ pub(crate) async fn grade(
         alone.append(&mut shared);
     }
     if !shared.is_empty() {
-        let (host, spec, submission, slots, events) = (
+        let (host, spec, submission, slots, events, pcap, gates) = (
             host.clone(),
             spec.clone(),
             submission.clone(),
             slots.clone(),
             events.clone(),
+            pcap.clone(),
+            gates.clone(),
         );
         set.spawn(async move {
+            let mut ticket = match gates.enter(Target::Server).await {
+                Entry::Lead(t) => Some(t),
+                Entry::Go => None,
+                Entry::Skip(why) => {
+                    return Ok(not_run(&events, &spec, shared, &why));
+                }
+            };
             let Ok(_slot) = slots.clone().acquire_owned().await else {
                 return Err(Cancelled);
             };
@@ -108,11 +122,20 @@ pub(crate) async fn grade(
                 }
                 let case = &spec.cases[index];
                 let id = case_id();
+                let file = pcap_file(&pcap, case);
                 let result = announced(
                     &events,
                     index,
                     case,
-                    server.run_case(&host, &spec, case, &submission, &id),
+                    server.run_case(
+                        &host,
+                        &spec,
+                        case,
+                        &submission,
+                        &id,
+                        file.as_deref(),
+                        ticket.take(),
+                    ),
                 )
                 .await;
                 done.push((index, result));
@@ -122,24 +145,40 @@ pub(crate) async fn grade(
         });
     }
     for index in alone {
-        let (host, spec, submission, slots, events) = (
+        let (host, spec, submission, slots, events, pcap, gates) = (
             host.clone(),
             spec.clone(),
             submission.clone(),
             slots.clone(),
             events.clone(),
+            pcap.clone(),
+            gates.clone(),
         );
         set.spawn(async move {
+            let case = &spec.cases[index];
+            let ticket = match gates.enter(case.target).await {
+                Entry::Lead(t) => Some(t),
+                Entry::Go => None,
+                Entry::Skip(why) => return Ok(not_run(&events, &spec, vec![index], &why)),
+            };
             let Ok(_slot) = slots.acquire_owned().await else {
                 return Err(Cancelled);
             };
-            let case = &spec.cases[index];
             let id = case_id();
+            let file = pcap_file(&pcap, case);
             let result = announced(
                 &events,
                 index,
                 case,
-                engine::run_case(&host, &spec, case, &submission, &id),
+                engine::run_case_gated(
+                    &host,
+                    &spec,
+                    case,
+                    &submission,
+                    &id,
+                    file.as_deref(),
+                    ticket,
+                ),
             )
             .await;
             Ok(vec![(index, result)])
@@ -159,6 +198,51 @@ pub(crate) async fn grade(
     }
     results.sort_by_key(|(i, _)| *i);
     Ok(results.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Where a case's capture goes, in the folder of `--pcap`: named by case and target.
+fn pcap_file(dir: &Option<PathBuf>, case: &crate::spec::Case) -> Option<PathBuf> {
+    dir.as_ref().map(|d| {
+        d.join(crate::sandbox::pcap::file_name(
+            &case.name,
+            &case.target.to_string(),
+        ))
+    })
+}
+
+/// The sides the planned cases start, server first.
+fn targets_of(plan: &Plan, spec: &Spec) -> Vec<Target> {
+    let mut t: Vec<Target> = plan.cases.iter().map(|&i| spec.cases[i].target).collect();
+    t.sort();
+    t.dedup();
+    t
+}
+
+/// The cases of a side whose program could not start in another case: each announced,
+/// none run.
+fn not_run(
+    events: &Option<mpsc::UnboundedSender<RunEvent>>,
+    spec: &Spec,
+    indices: Vec<usize>,
+    why: &startup::StartFailure,
+) -> Vec<(usize, CaseResult)> {
+    let mut done = Vec::new();
+    for index in indices {
+        let case = &spec.cases[index];
+        let result = startup::not_run(case, why);
+        if let Some(tx) = events {
+            let _ = tx.send(RunEvent::CaseStarted {
+                index,
+                name: case.name.clone(),
+            });
+            let _ = tx.send(RunEvent::CaseFinished {
+                index,
+                result: Box::new(result.clone()),
+            });
+        }
+        done.push((index, result));
+    }
+    done
 }
 
 /// A name for a case's resources (cgroups), unique in this process.
@@ -222,15 +306,7 @@ impl Grading {
 
     /// The sides (server, client) the planned cases start.
     fn targets(&self) -> Vec<Target> {
-        let mut t: Vec<Target> = self
-            .plan
-            .cases
-            .iter()
-            .map(|&i| self.spec.cases[i].target)
-            .collect();
-        t.sort();
-        t.dedup();
-        t
+        targets_of(&self.plan, &self.spec)
     }
 
     /// Grades one submission: the one path of `run`, `check --against` and `grade`.
@@ -241,15 +317,22 @@ impl Grading {
     /// such as files left out of an archive, then the interpreters picked). `dir` holds
     /// the student's files; `name` is how reports name the submission. The duration is
     /// the wall-clock time from queueing the cases to the end of the last (in a class
-    /// run, waits for a slot shared with other students included). [`Cancelled`] when
-    /// `slots` were closed before every case ran.
+    /// run, waits for a slot shared with other students included). With `pcap`, each
+    /// case's traffic is captured into a file of that folder (created), named by case
+    /// ([`crate::sandbox::pcap`]). [`Cancelled`] when `slots` were closed before every
+    /// case ran.
     pub async fn grade(
         &self,
         dir: PathBuf,
         name: String,
         mut notes: Vec<String>,
         events: Option<mpsc::UnboundedSender<RunEvent>>,
+        pcap: Option<PathBuf>,
     ) -> Result<SubmissionResult, Cancelled> {
+        if let Some(p) = &pcap {
+            // A folder that cannot be made shows as each case's note (no file written).
+            let _ = std::fs::create_dir_all(p);
+        }
         let (spec, targets, d) = (self.spec.clone(), self.targets(), dir.clone());
         // The choice compiles the student's files: blocking, so off the async threads.
         let (spec, choices) =
@@ -260,15 +343,56 @@ impl Grading {
         // [random] values and random files are drawn per student.
         let spec = spec.for_student(&name);
         let t0 = std::time::Instant::now();
-        let cases = grade(
+        let (builds, tree) = self
+            .build(&spec, &targets_of(&self.plan, &spec), &dir)
+            .await?;
+        // Cases copy the built tree; a side that did not build runs none of its cases.
+        let source = tree.as_ref().map_or(dir, |t| t.path().to_path_buf());
+        let unbuilt = |t: Target| {
+            builds
+                .iter()
+                .any(|b| b.target == t && b.status != Status::Passed)
+        };
+        let plan = Plan {
+            cases: (self.plan.cases.iter().copied())
+                .filter(|&i| !unbuilt(spec.cases[i].target))
+                .collect(),
+        };
+        let spec = Arc::new(spec);
+        let ran = grade(
             self.host.clone(),
-            Arc::new(spec),
-            &self.plan,
-            dir,
+            spec.clone(),
+            &plan,
+            source,
             self.slots.clone(),
-            events,
+            events.clone(),
+            pcap,
         )
         .await?;
+        let mut ran = ran.into_iter();
+        let mut cases = Vec::new();
+        for &index in &self.plan.cases {
+            let case = &spec.cases[index];
+            match builds
+                .iter()
+                .find(|b| b.target == case.target && unbuilt(b.target))
+            {
+                Some(b) => {
+                    let result = CaseResult::not_run(
+                        case,
+                        format!("not run: {} (see its build)", b.summary()),
+                    );
+                    if let Some(tx) = &events {
+                        let _ = tx.send(RunEvent::CaseFinished {
+                            index,
+                            result: Box::new(result.clone()),
+                        });
+                    }
+                    cases.push(result);
+                }
+                None => cases.extend(ran.next()),
+            }
+        }
         // The host's notes are the operator's (said once on stderr), not the student's.
         let mut result = SubmissionResult::new(
             name,
@@ -278,8 +402,40 @@ impl Grading {
             cases,
         );
         result.visibility = self.spec.defaults.visibility;
+        result.builds = builds;
         result.duration_ms = t0.elapsed().as_millis() as u64;
         Ok(result)
+    }
+
+    /// Builds each side of `targets` that has a `build`, one after the other, each from
+    /// the tree the one before left (so a client build sees the server's files), each
+    /// holding one of the case slots (a compiler is at least as heavy as a case).
+    /// Returns the builds and the tree the cases copy (`None`: the submission as it is).
+    async fn build(
+        &self,
+        spec: &Spec,
+        targets: &[Target],
+        submission: &std::path::Path,
+    ) -> Result<(Vec<BuildResult>, Option<tempfile::TempDir>), Cancelled> {
+        let mut builds = Vec::new();
+        let mut tree: Option<tempfile::TempDir> = None;
+        for &target in targets {
+            if spec.program(target).is_none_or(|p| p.build.is_none()) {
+                continue;
+            }
+            let Ok(_slot) = self.slots.acquire().await else {
+                return Err(Cancelled);
+            };
+            let source = tree.as_ref().map_or(submission, |t| t.path());
+            let id = format!("build{}", CASE_SERIAL.fetch_add(1, Ordering::Relaxed));
+            if let Some(built) = engine::build(&self.host, spec, target, source, &id).await {
+                builds.push(built.result);
+                if built.tree.is_some() {
+                    tree = built.tree;
+                }
+            }
+        }
+        Ok((builds, tree))
     }
 }
 
@@ -299,6 +455,7 @@ pub async fn grade_submission(
             submission.clone(),
             submission.display().to_string(),
             Vec::new(),
+            None,
             None,
         )
         .await

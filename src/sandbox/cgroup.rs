@@ -90,6 +90,9 @@ struct Layout {
     freezer: Option<usize>,
     /// `cpu.stat` (v2) or `cpuacct.usage` (v1).
     cpu: Option<(Ver, usize)>,
+    /// The CPU controller (v2 `cpu.max`/`cpu.weight`, v1 `cpu.cfs_quota_us`/`cpu.shares`):
+    /// a case's share of the machine and its quota.
+    bandwidth: Option<(Ver, usize)>,
     kill: Option<KillMode>,
     /// Whether this layout holds a reference on [`V2_SHARED`] (controllers enabled in our
     /// own cgroup2 group, maybe this process moved to a leaf).
@@ -107,7 +110,15 @@ pub struct Limits {
     /// Processes *and threads* of the case together (`pids.max` counts tasks); it stops a
     /// fork bomb before it hurts the machine.
     pub max_processes: Option<u64>,
+    /// CPU time the case may use at most, in percent of one CPU (CFS bandwidth: 100 is
+    /// one period of CPU time per period), so that a spinning program cannot take the
+    /// machine.
+    pub cpu_percent: Option<u32>,
 }
+
+/// The CFS period of a case's quota. Short, so that a throttled program waits at most
+/// this long for its next slice (a longer period would let it burst, then stall).
+const CPU_PERIOD_US: u64 = 20_000;
 
 /// The cgroups of this grader: the detected layout and the parent group
 /// `sockgrade-<pid>` created below our own cgroup in each hierarchy used.
@@ -133,6 +144,7 @@ pub struct CaseCgroup {
     complete: bool,
     memory_limited: bool,
     process_limited: bool,
+    cpu_limited: bool,
 }
 
 /// A `'static` handle that a `pre_exec` closure can own (std's and tokio's `pre_exec`
@@ -241,6 +253,8 @@ struct DetectOptions {
     /// One more cgroup2 controller to enable like memory and pids, to exercise the
     /// enabling (and the move out of our own group) with a controller the test machine has.
     extra_v2: Option<&'static str>,
+    /// Use the CPU controller (quota and weight per case).
+    cpu_bandwidth: bool,
 }
 
 impl Default for DetectOptions {
@@ -250,6 +264,7 @@ impl Default for DetectOptions {
             v2_kill: true,
             v2_freeze: true,
             extra_v2: None,
+            cpu_bandwidth: true,
         }
     }
 }
@@ -293,6 +308,7 @@ impl Cgroups {
             pids: None,
             freezer: None,
             cpu: None,
+            bandwidth: None,
             kill: None,
             v2_shared_ref: false,
             notes: Vec::new(),
@@ -316,6 +332,9 @@ impl Cgroups {
         if l.cpu.is_none() {
             want_v1.push("cpuacct");
         }
+        if l.bandwidth.is_none() && opts.cpu_bandwidth {
+            want_v1.push("cpu");
+        }
         for ctrl in want_v1 {
             let Some(own_dir) = resolve_own_dir(&mounts, &own, Some(ctrl)) else {
                 l.notes.push(format!("no cgroup v1 {ctrl} hierarchy"));
@@ -337,6 +356,12 @@ impl Cgroups {
                 "freezer" => {
                     l.freezer = Some(idx);
                     l.kill = Some(KillMode::V1Freezer);
+                }
+                "cpu" => {
+                    if l.parents[idx].join("cpu.cfs_quota_us").exists() {
+                        l.bandwidth = Some((Ver::V1, idx));
+                        l.favour_grader(Ver::V1, idx);
+                    }
                 }
                 _ => {
                     if l.parents[idx].join("cpuacct.usage").exists() {
@@ -462,6 +487,7 @@ impl Cgroups {
             complete: false,
             memory_limited: false,
             process_limited: false,
+            cpu_limited: false,
         };
         for parent in &l.parents {
             let dir = parent.join(name);
@@ -494,6 +520,18 @@ impl Cgroups {
         if let (Some(n), Some((_, i))) = (limits.max_processes, l.pids) {
             write_ctx(&case.dirs[i].join("pids.max"), &n.to_string())?;
         }
+        if let (Some(pct), Some((ver, i))) = (limits.cpu_percent, l.bandwidth) {
+            let quota = (CPU_PERIOD_US * u64::from(pct) / 100).max(1000);
+            let dir = &case.dirs[i];
+            match ver {
+                Ver::V2 => write_ctx(&dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?,
+                Ver::V1 => {
+                    write_ctx(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                    write_ctx(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+                }
+            }
+            case.cpu_limited = true;
+        }
 
         let mut fds = Vec::with_capacity(case.dirs.len());
         for dir in &case.dirs {
@@ -514,6 +552,19 @@ impl Cgroups {
 }
 
 impl Layout {
+    /// Gives all the cases together half the weight of a group of their own (a v1 task
+    /// or v2 group beside them weighs 1024 / 100), so that the grader, which drives every
+    /// case, gets a CPU ahead of students' programs when both want one. Best effort.
+    fn favour_grader(&mut self, ver: Ver, idx: usize) {
+        let (file, value) = match ver {
+            Ver::V2 => ("cpu.weight", "50"),
+            Ver::V1 => ("cpu.shares", "512"),
+        };
+        if let Err(e) = write_str(&self.parents[idx].join(file), value) {
+            self.notes.push(format!("cpu: cannot set {file}: {e}"));
+        }
+    }
+
     /// Creates `<own_dir>/<name>` unless this hierarchy already has a parent; returns its
     /// index in `parents`.
     fn add_parent(&mut self, own_dir: &Path, name: &str) -> io::Result<usize> {
@@ -547,6 +598,7 @@ impl Layout {
         let avail = read_words(&own_dir.join("cgroup.controllers"));
         let mut want: Vec<&str> = ["memory", "pids"]
             .into_iter()
+            .chain(opts.cpu_bandwidth.then_some("cpu"))
             .chain(opts.extra_v2)
             .filter(|c| avail.iter().any(|a| a == c))
             .collect();
@@ -607,6 +659,10 @@ impl Layout {
             match *c {
                 "memory" => self.memory = Some((Ver::V2, idx)),
                 "pids" => self.pids = Some((Ver::V2, idx)),
+                "cpu" => {
+                    self.bandwidth = Some((Ver::V2, idx));
+                    self.favour_grader(Ver::V2, idx);
+                }
                 _ => {}
             }
         }
@@ -974,6 +1030,31 @@ impl CaseCgroup {
         }
     }
 
+    /// Wall-clock time the case spent throttled by its CPU quota (`cpu.stat`
+    /// `throttled_usec` on cgroup2, `throttled_time` on v1): time its threads waited for
+    /// a CPU by its own doing, which deadlines must not give back. Zero without a quota.
+    pub fn throttled(&self) -> Duration {
+        if !self.cpu_limited {
+            return Duration::ZERO;
+        }
+        let Some((ver, i)) = self.layout.bandwidth else {
+            return Duration::ZERO;
+        };
+        let Some(dir) = self.dirs.get(i) else {
+            return Duration::ZERO;
+        };
+        throttled_in(&dir.join("cpu.stat"), ver)
+    }
+
+    /// Where [`CaseCgroup::throttled`] reads, for a reader that outlives a borrow.
+    pub fn throttle_probe(&self) -> Option<ThrottleProbe> {
+        let (ver, i) = self.layout.bandwidth.filter(|_| self.cpu_limited)?;
+        Some(ThrottleProbe {
+            path: self.dirs.get(i)?.join("cpu.stat"),
+            ver,
+        })
+    }
+
     /// Whether the memory limit made the kernel kill (or try to kill) a process of the case:
     /// `memory.events` oom/oom_kill on cgroup2, `memory.oom_control` oom_kill/under_oom on
     /// v1 (`memory.failcnt` on kernels before 4.13 that lack oom_kill). Merely reaching the
@@ -1028,6 +1109,27 @@ impl CaseCgroup {
             Ver::V1 => "memory.max_usage_in_bytes",
         };
         fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
+    }
+}
+
+/// Reads a case's throttled time by path (see [`CaseCgroup::throttled`]).
+#[derive(Debug, Clone)]
+pub struct ThrottleProbe {
+    path: PathBuf,
+    ver: Ver,
+}
+
+impl ThrottleProbe {
+    pub fn throttled(&self) -> Duration {
+        throttled_in(&self.path, self.ver)
+    }
+}
+
+fn throttled_in(path: &Path, ver: Ver) -> Duration {
+    let s = fs::read_to_string(path).unwrap_or_default();
+    match ver {
+        Ver::V2 => Duration::from_micros(keyed(&s, "throttled_usec").unwrap_or(0)),
+        Ver::V1 => Duration::from_nanos(keyed(&s, "throttled_time").unwrap_or(0)),
     }
 }
 
@@ -1485,6 +1587,7 @@ mod tests {
         let limits = Limits {
             memory_bytes: Some(100 << 20),
             max_processes: None,
+            cpu_percent: None,
         };
         let case = Arc::new(cg.create_case(&format!("memory-{tag}"), &limits).unwrap());
         assert!(case.memory_limited() && !case.process_limited());
@@ -1535,6 +1638,7 @@ mod tests {
         let limits = Limits {
             memory_bytes: None,
             max_processes: Some(10),
+            cpu_percent: None,
         };
         let case = Arc::new(cg.create_case(&format!("pids-{tag}"), &limits).unwrap());
         assert!(case.process_limited() && !case.memory_limited());
@@ -1609,6 +1713,48 @@ mod tests {
         let used = idle.cpu_time().unwrap();
         eprintln!("{tag}: sleep 0.3 used {used:?}");
         assert!(used < Duration::from_millis(20), "{used:?}");
+    }
+
+    /// A case with a quota of 20 % of a CPU that spins in two processes is throttled
+    /// (the kernel says so in cpu.stat) and gets no more than its quota's CPU time.
+    #[test]
+    fn a_cpu_quota_throttles_a_spinning_case() {
+        let Some(cg) = cgroups(DetectOptions::default()) else {
+            return;
+        };
+        if cg.layout.bandwidth.is_none() {
+            eprintln!("skipping: no CPU controller");
+            return;
+        }
+        let case = Arc::new(
+            cg.create_case(
+                "quota",
+                &Limits {
+                    cpu_percent: Some(20),
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
+        let mut child = in_case(
+            Command::new("sh").args(["-c", "while :; do :; done & while :; do :; done"]),
+            &case,
+        )
+        .spawn()
+        .unwrap();
+        let t0 = Instant::now();
+        let throttled = backoff_until(t0 + Duration::from_secs(5), || {
+            case.throttled() > Duration::ZERO
+        });
+        let (wall, used) = (t0.elapsed(), case.cpu_time().unwrap_or_default());
+        case.kill_all().unwrap();
+        let _ = child.wait();
+        assert!(throttled, "never throttled: {:?}", case.throttled());
+        // 20 % of a CPU, with a period's slack.
+        assert!(
+            used <= wall / 5 + Duration::from_millis(60),
+            "{used:?} of CPU in {wall:?}"
+        );
     }
 
     #[test]
@@ -1759,6 +1905,7 @@ mod tests {
         let limits = Limits {
             memory_bytes: Some(256 << 20),
             max_processes: Some(64),
+            cpu_percent: None,
         };
         let n = 200u32;
         let (mut create, mut remove) = (Duration::ZERO, Duration::ZERO);

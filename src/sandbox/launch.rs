@@ -109,7 +109,9 @@ impl Sandbox {
         port: Option<u16>,
     ) -> Option<SocketAddr> {
         let pids = self.pids(proc);
-        let wanted = |a: &SocketAddr| port.is_none_or(|p| a.port() == p);
+        // Port 0: a socket the kernel already calls listening but has not given its
+        // port yet (listen() on an unbound socket); no one can connect to it yet.
+        let wanted = |a: &SocketAddr| a.port() != 0 && port.is_none_or(|p| a.port() == p);
         match sockets::sockets_of(&pids) {
             Ok(list) => list
                 .into_iter()
@@ -131,6 +133,74 @@ impl Sandbox {
         }
     }
 
+    /// Why a port cannot be bound again: who still uses it in the case's network.
+    pub(crate) fn port_use(&self, proc: &StudentProcess, port: u16) -> PortUse {
+        let on_port: Vec<_> = self
+            .tcp_table()
+            .into_iter()
+            .filter(|e| e.local.port() == port)
+            .collect();
+        if let Some(l) = on_port.iter().find(|e| e.state == proc_net::TCP_LISTEN) {
+            return PortUse::Listening(proc_net::socket_holder(&self.pids(proc), l.inode));
+        }
+        match on_port.len() {
+            0 => PortUse::Unknown,
+            n if on_port.iter().all(|e| e.state == proc_net::TCP_TIME_WAIT) => PortUse::TimeWait(n),
+            _ => PortUse::Connections(on_port.len()),
+        }
+    }
+
+    /// A bound UDP socket of the program (on `port` when given), or None yet: a UDP
+    /// server binds and never listens. Through copies of its descriptors, else the
+    /// kernel's UDP table.
+    pub(crate) fn bound_udp_socket(
+        &self,
+        proc: &StudentProcess,
+        port: Option<u16>,
+    ) -> Option<SocketAddr> {
+        let pids = self.pids(proc);
+        let wanted = |a: &SocketAddr| a.port() != 0 && port.is_none_or(|p| a.port() == p);
+        match sockets::sockets_of(&pids) {
+            Ok(list) => list
+                .into_iter()
+                .filter(|s| s.datagram && s.peer.is_none())
+                .filter_map(|s| s.local)
+                .find(wanted),
+            Err(_) => {
+                let owned = (self.netns.is_none()).then(|| proc_net::socket_inodes(&pids));
+                let mut all = proc_net::udp_bound(proc.pid, owned.as_ref());
+                all.retain(|e| e.remote.port() == 0);
+                all.into_iter().map(|e| e.local).find(wanted)
+            }
+        }
+    }
+
+    /// The UDP analogue of [`Sandbox::redirect_clients_to`]: every datagram a client
+    /// sends in the case's network, to any port, reaches the reference socket at `port`.
+    pub(crate) async fn redirect_udp_clients_to(&self, port: u16) -> Result<(), String> {
+        let Some(ns) = &self.netns else {
+            return Ok(());
+        };
+        let ns = ns.try_clone().map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || ns.redirect_udp_to(port))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot install the UDP redirect: {e}"))
+    }
+
+    /// Where a UDP client meant its datagram from `student` to go, when a redirect took
+    /// it to the reference socket at `reference` (conntrack of the case's network).
+    pub(crate) fn udp_meant_for(
+        &self,
+        student: SocketAddr,
+        reference: SocketAddr,
+    ) -> Option<SocketAddr> {
+        self.netns.as_ref()?;
+        self.in_net(move || proc_net::udp_original_dst("/proc/thread-self/net", student, reference))
+            .ok()
+            .flatten()
+    }
+
     /// The kernel's TCP table of the case's network.
     pub(crate) fn tcp_table(&self) -> Vec<proc_net::TcpEntry> {
         self.in_net(|| proc_net::tcp_table_of("/proc/thread-self/net"))
@@ -141,6 +211,12 @@ impl Sandbox {
     /// (see [`proc_net::waiting_for_clients`]).
     pub(crate) fn waiting_for_clients(&self, proc: &StudentProcess) -> bool {
         proc_net::waiting_for_clients(&self.pids(proc))
+    }
+
+    /// Whether the program has done all it can by itself and waits for the outside
+    /// world (see [`proc_net::settled`]).
+    pub(crate) fn settled(&self, proc: &StudentProcess) -> bool {
+        proc_net::settled(&self.pids(proc))
     }
 
     /// Whether the program ran into the memory limit of its cgroup.
@@ -195,4 +271,17 @@ impl Sandbox {
             _ => local(),
         }
     }
+}
+
+/// Who still uses a port that cannot be bound again (see [`Sandbox::port_use`]).
+pub(crate) enum PortUse {
+    /// A listening socket is still open, held by this process of the program (pid,
+    /// command line), when it can be found.
+    Listening(Option<(u32, String)>),
+    /// No process holds the port, but this many connections on it are in TIME_WAIT.
+    TimeWait(usize),
+    /// Connections on the port are still open (held, or closing).
+    Connections(usize),
+    /// Nothing on the port in the case's network (or it cannot be read).
+    Unknown,
 }

@@ -2,8 +2,13 @@
 //!
 //! - [`workdir`]: a throw-away copy of the submission, and finding the student's file;
 //! - [`netns`]: a network namespace per case (loopback, any address local, redirects);
+//! - [`pcap`]: a packet capture of a case's namespace (`--pcap`);
 //! - [`cgroup`]: a cgroup per case (limits, CPU accounting, kill everything);
-//! - [`confine`]: a read-only filesystem but the work folder, a uid of its own, no capabilities;
+//! - [`confine`]: a minimal root, PID and IPC namespaces, a uid of its own, no capabilities,
+//!   built on [`root`] (the case's filesystem) and [`caseinit`] (the process holding the
+//!   case's namespaces);
+//! - [`seccomp`]: the system calls a student program may not make (socket families,
+//!   namespaces, kernel surfaces);
 //! - [`process`]: spawning with a clean start, output capture, signals, termination;
 //! - [`warm`]: a fork server that starts Python 3 programs without a fresh interpreter;
 //! - [`capture`]: flood-safe capture of stdout/stderr;
@@ -14,12 +19,16 @@
 //! case's box built from it.
 
 pub mod capture;
+pub(crate) mod caseinit;
 pub mod cgroup;
 pub mod confine;
-mod launch;
+pub(crate) mod launch;
 pub mod netns;
+pub mod pcap;
 pub mod proc_net;
 pub mod process;
+pub(crate) mod root;
+pub mod seccomp;
 pub mod sockets;
 pub mod warm;
 pub mod workdir;
@@ -37,7 +46,8 @@ pub enum IsolationRequest {
     None,
     /// A network namespace per case.
     Netns,
-    /// A network namespace, a cgroup and a confined filesystem and uid per case.
+    /// A network namespace, a cgroup, a minimal root, PID and IPC namespaces, a uid and a
+    /// seccomp filter per case.
     Full,
 }
 
@@ -144,12 +154,12 @@ impl Host {
             (Isolation::Full, Err(why)) if req == IsolationRequest::Full => {
                 return Err(HostError::Unavailable {
                     asked: "full",
-                    what: "mount namespaces and uid changes",
+                    what: "PID, IPC and mount namespaces, pivot_root and uid changes",
                     why,
                 })
             }
             (Isolation::Full, Err(why)) => {
-                notes.push(format!("student programs run with the grader's uid and can write outside their folder ({why})"));
+                notes.push(format!("student programs run with the grader's uid, see the whole machine (no minimal root, PID or IPC namespace, seccomp filter) and can write outside their folder ({why})"));
                 false
             }
             _ => false,
@@ -165,7 +175,7 @@ impl Host {
         }
         let redirect = isolation != Isolation::None && netns::nft_available();
         if isolation != Isolation::None && !redirect {
-            notes.push("`nft` is not installed: student clients must connect to the spec's connects_to address and port (install Debian's nftables to redirect any address)".into());
+            notes.push("`nft` is not installed: a spec with `must_match = \"nothing\"` cannot take a student client's connection to another port here, and its cases say so (install Debian's nftables)".into());
         }
         Ok(Host {
             isolation,
@@ -179,6 +189,12 @@ impl Host {
         })
     }
 }
+
+/// A case may use one CPU's worth of time at most: student servers and clients wait on
+/// sockets, and a spinning one (a `while True` on `b''`, 60 busy processes) then takes
+/// one CPU at most instead of the machine. Within that, cases share the CPUs equally
+/// (one cgroup each), so a program that behaves gets its turn beside spinning ones.
+pub const CASE_CPU_PERCENT: u32 = 100;
 
 /// One case's box: a copy of the submission, and its network and cgroup if isolated.
 pub struct Sandbox {
@@ -232,6 +248,7 @@ impl Sandbox {
                     &cgroup::Limits {
                         memory_bytes: Some(limits.memory_bytes),
                         max_processes: Some(limits.processes),
+                        cpu_percent: Some(CASE_CPU_PERCENT),
                     },
                 )
                 .map_err(|e| SandboxError::Setup {
@@ -243,7 +260,13 @@ impl Sandbox {
         };
         let confinement = match host.confine {
             true => Some(std::sync::Arc::new(
-                confine::Confinement::prepare(dir.path()).map_err(|e| SandboxError::Setup {
+                confine::Confinement::prepare(
+                    dir.path(),
+                    &[Path::new(
+                        program.command.first().map_or("", |c| c.as_str()),
+                    )],
+                )
+                .map_err(|e| SandboxError::Setup {
                     what: "confinement",
                     source: e,
                 })?,
@@ -300,13 +323,23 @@ impl Sandbox {
         env
     }
 
-    /// The command line with `{file}` filled in.
+    /// The command line with `{file}` (the student's file) and `{stem}` (its name
+    /// without the extension: the class `java` runs) filled in.
     pub fn argv(&self, program: &Program) -> Vec<String> {
-        let file = self.file.display().to_string();
-        program
-            .command
-            .iter()
-            .map(|a| a.replace("{file}", &file))
-            .collect()
+        fill(&program.command, &self.file)
     }
+}
+
+/// `command` with `{file}` and `{stem}` filled in for the student's `file` (relative to
+/// the work folder).
+pub fn fill(command: &[String], file: &Path) -> Vec<String> {
+    let path = file.display().to_string();
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    command
+        .iter()
+        .map(|a| a.replace("{file}", &path).replace("{stem}", &stem))
+        .collect()
 }

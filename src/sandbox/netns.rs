@@ -149,6 +149,11 @@ impl NetNs {
     /// client-side cases need it, and writing nf_tables netlink batches by hand
     /// isn't worth it. Returns a clear `NotFound` error if `nft` is missing.
     pub fn redirect_tcp_to(&self, port: u16) -> io::Result<()> {
+        self.apply_ruleset(redirect_ruleset(port))
+    }
+
+    /// Runs `nft -f -` with `script` inside the namespace.
+    fn apply_ruleset(&self, script: String) -> io::Result<()> {
         let nft = find_program("nft", std::env::var_os("PATH").as_deref(), NFT_FALLBACKS)
             .ok_or_else(|| {
                 io::Error::new(
@@ -157,7 +162,6 @@ impl NetNs {
                      (Debian: apt-get install -y nftables) to redirect student clients",
                 )
             })?;
-        let script = redirect_ruleset(port);
         let out = self.run_in(|| -> io::Result<std::process::Output> {
             let mut child = Command::new(&nft)
                 .args(["-f", "-"])
@@ -190,6 +194,15 @@ impl NetNs {
     }
 
     /// A second handle on the same namespace (e.g. for a blocking task).
+    /// The UDP analogue of [`NetNs::redirect_tcp_to`]: every UDP datagram that starts a
+    /// new flow in the namespace (a student client's first `sendto` to an address and
+    /// port) goes to `port`; answers to it are un-NATed by conntrack. A table of its own,
+    /// so that it never replaces the TCP redirect. The reference socket's own datagrams
+    /// (source port `port`) are never redirected.
+    pub fn redirect_udp_to(&self, port: u16) -> io::Result<()> {
+        self.apply_ruleset(udp_redirect_ruleset(port))
+    }
+
     pub fn try_clone(&self) -> io::Result<NetNs> {
         Ok(NetNs {
             fd: self.fd.try_clone()?,
@@ -364,6 +377,20 @@ fn redirect_ruleset(port: u16) -> String {
          \tchain redirect_out {{\n\
          \t\ttype nat hook output priority -100; policy accept;\n\
          \t\ttcp dport != {port} redirect to :{port}\n\
+         \t}}\n\
+         }}\n"
+    )
+}
+
+/// The ruleset of [`NetNs::redirect_udp_to`].
+fn udp_redirect_ruleset(port: u16) -> String {
+    format!(
+        "table inet sockgrade_udp\n\
+         delete table inet sockgrade_udp\n\
+         table inet sockgrade_udp {{\n\
+         \tchain redirect_out {{\n\
+         \t\ttype nat hook output priority -100; policy accept;\n\
+         \t\tudp sport != {port} udp dport != {port} redirect to :{port}\n\
          \t}}\n\
          }}\n"
     )

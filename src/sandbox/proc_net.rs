@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 /// TCP states as the kernel numbers them (include/net/tcp_states.h).
 pub const TCP_ESTABLISHED: u8 = 0x01;
 pub const TCP_LISTEN: u8 = 0x0A;
+pub const TCP_TIME_WAIT: u8 = 0x06;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpEntry {
@@ -38,6 +39,64 @@ pub fn tcp_table_of(dir: &str) -> Vec<TcpEntry> {
         }
     }
     out
+}
+
+/// Every UDP socket listed in a `net` folder of /proc (same columns as TCP's; a bound
+/// socket has state 07, "closed", and no remote address unless connected).
+pub fn udp_table_of(dir: &str) -> Vec<TcpEntry> {
+    let mut out = Vec::new();
+    for file in ["udp", "udp6"] {
+        if let Ok(text) = std::fs::read_to_string(format!("{dir}/{file}")) {
+            out.extend(text.lines().skip(1).filter_map(parse_line));
+        }
+    }
+    out
+}
+
+/// Bound UDP sockets of the namespace `pid` is in; with `owned_by`, only those whose
+/// inode is in the set (on a shared host, other programs bind UDP too).
+pub fn udp_bound(pid: u32, owned_by: Option<&HashSet<u64>>) -> Vec<TcpEntry> {
+    udp_table_of(&format!("/proc/{pid}/net"))
+        .into_iter()
+        .filter(|e| e.local.port() != 0 && owned_by.is_none_or(|set| set.contains(&e.inode)))
+        .collect()
+}
+
+/// Where a UDP datagram that reached `reference` from `student` was sent before a
+/// redirect took it there: the original destination of its conntrack entry
+/// (`/proc/net/nf_conntrack` of the namespace `dir` names), the UDP analogue of TCP's
+/// `SO_ORIGINAL_DST`. None when conntrack has no such entry (nothing was redirected).
+pub fn udp_original_dst(
+    dir: &str,
+    student: SocketAddr,
+    reference: SocketAddr,
+) -> Option<SocketAddr> {
+    let text = std::fs::read_to_string(format!("{dir}/nf_conntrack")).ok()?;
+    text.lines().find_map(|line| {
+        if !line.contains(" udp ") {
+            return None;
+        }
+        // Two tuples: the original (as sent), then the reply (as answered).
+        let fields: Vec<(&str, &str)> = line
+            .split_whitespace()
+            .filter_map(|f| f.split_once('='))
+            .collect();
+        let get = |k: &str, nth: usize| {
+            fields
+                .iter()
+                .filter(|(key, _)| *key == k)
+                .nth(nth)
+                .map(|(_, v)| *v)
+        };
+        let addr = |ip: &str, port: &str| -> Option<SocketAddr> {
+            Some(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?))
+        };
+        let orig_src = addr(get("src", 0)?, get("sport", 0)?)?;
+        let orig_dst = addr(get("dst", 0)?, get("dport", 0)?)?;
+        let reply_src = addr(get("src", 1)?, get("sport", 1)?)?;
+        (orig_src == student && reply_src.port() == reference.port() && orig_dst != reply_src)
+            .then_some(orig_dst)
+    })
 }
 
 fn parse_line(line: &str) -> Option<TcpEntry> {
@@ -100,6 +159,21 @@ pub fn socket_inodes(pids: &[u32]) -> HashSet<u64> {
         }
     }
     out
+}
+
+/// Which of these processes holds the socket `inode`, and its command line.
+pub(crate) fn socket_holder(pids: &[u32], inode: u64) -> Option<(u32, String)> {
+    pids.iter().find_map(|&pid| {
+        socket_inodes(&[pid]).contains(&inode).then(|| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let words: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            (pid, words.join(" "))
+        })
+    })
 }
 
 /// Listening sockets. With `owned_by`, only those whose inode is in the set (needed on
@@ -169,16 +243,35 @@ pub fn ticks_per_second() -> u64 {
     }
 }
 
-/// Whether these processes wait for the next client and do nothing else: no thread
-/// running or waiting for a CPU, none blocked writing (a full pipe or socket buffer
-/// puts a busy loop to sleep too), and one asleep where a server waits for
-/// connections (`accept()`, or `select`/`poll`/`epoll` on the listening socket), as the
-/// kernel names it in `/proc/PID/task/TID/wchan`. Where that cannot be read, the answer
-/// is no: the next case then gets a fresh process, as without `share_process`.
-pub(crate) fn waiting_for_clients(pids: &[u32]) -> bool {
-    const WAITING: &[&str] = &["inet_csk_accept", "do_select", "do_sys_poll", "ep_poll"];
-    const WRITING: &[&str] = &["pipe_write", "sk_stream_wait_memory"];
-    let mut waiting = false;
+/// What one thread of the program is doing, as `/proc/PID/task/TID/{stat,wchan}` say.
+struct ThreadState {
+    /// `R` running or runnable, `D` in the kernel uninterruptibly, `S` asleep, ...
+    state: Option<char>,
+    /// Where it sleeps, without the compiler's suffix (`poll_schedule_timeout`, not
+    /// `poll_schedule_timeout.constprop.0`): the names differ between kernels.
+    wchan: String,
+}
+
+/// Sleeps that are the program writing: a full pipe or socket buffer puts a busy loop
+/// to sleep too.
+const WRITING: &[&str] = &["pipe_write", "sk_stream_wait_memory"];
+/// Sleeps that are the program's own pause (`time.sleep`, `nanosleep`): it will act
+/// again by itself.
+const PAUSING: &[&str] = &["hrtimer_nanosleep", "do_nanosleep", "clock_nanosleep"];
+/// Sleeps where a server waits for connections (`accept()`, or `select`/`poll`/`epoll`
+/// on the listening socket), as different kernels name them.
+const WAITING_FOR_CLIENTS: &[&str] = &[
+    "inet_csk_accept",
+    "do_select",
+    "do_sys_poll",
+    "poll_schedule_timeout",
+    "ep_poll",
+    "do_epoll_wait",
+];
+
+/// Every thread of `pids`; a process that is gone has none.
+fn threads(pids: &[u32]) -> Vec<ThreadState> {
+    let mut out = Vec::new();
     for pid in pids {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
             continue;
@@ -187,22 +280,86 @@ pub(crate) fn waiting_for_clients(pids: &[u32]) -> bool {
             let state = std::fs::read_to_string(t.path().join("stat"))
                 .ok()
                 .and_then(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()));
-            if state == Some('R') {
-                return false;
+            let mut wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
+            if let Some(dot) = wchan.find('.') {
+                wchan.truncate(dot);
             }
-            let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
-            if WRITING.contains(&wchan.as_str()) {
-                return false;
-            }
-            waiting |= WAITING.contains(&wchan.as_str());
+            out.push(ThreadState { state, wchan });
         }
     }
-    waiting
+    out
+}
+
+/// Whether these processes wait for the next client and do nothing else: no thread
+/// running or waiting for a CPU, none blocked writing, and one asleep where a server
+/// waits for connections. Where that cannot be read, the answer is no: the next case
+/// then gets a fresh process, as without `share_process`.
+pub(crate) fn waiting_for_clients(pids: &[u32]) -> bool {
+    let threads = threads(pids);
+    threads
+        .iter()
+        .all(|t| t.state != Some('R') && !WRITING.contains(&t.wchan.as_str()))
+        && threads
+            .iter()
+            .any(|t| WAITING_FOR_CLIENTS.contains(&t.wchan.as_str()))
+}
+
+/// Whether the program has done all it can by itself and now waits for the outside
+/// world (a connection, data, stdin, a child): no thread running, waiting for a CPU or
+/// in the kernel uninterruptibly, none writing, none in a pause of its own. A program
+/// that is gone is settled too.
+pub(crate) fn settled(pids: &[u32]) -> bool {
+    threads(pids).iter().all(|t| {
+        // A sleeping thread read at the instant it goes to sleep or wakes has no wchan
+        // yet ("0"): that is not a wait, and taking it for one acted too early.
+        let known = !t.wchan.is_empty() && t.wchan != "0";
+        matches!(t.state, Some('S') | Some('T') | Some('t') | Some('Z'))
+            && (known || t.state == Some('Z'))
+            && !WRITING.contains(&t.wchan.as_str())
+            && !PAUSING.contains(&t.wchan.as_str())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pause_is_not_settled_and_a_blocking_read_is() {
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let mut reader = std::process::Command::new("cat")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (s, r) = (sleeper.id(), reader.id());
+        // Each reaches its sleep in a moment: wait for that, not for a time.
+        let asleep = |pid: u32| {
+            threads(&[pid])
+                .iter()
+                .all(|t| t.state == Some('S') && !t.wchan.is_empty() && t.wchan != "0")
+        };
+        while !asleep(s) || !asleep(r) {
+            std::thread::yield_now();
+        }
+        assert!(
+            !settled(&[s]),
+            "{:?}",
+            threads(&[s]).iter().map(|t| &t.wchan).collect::<Vec<_>>()
+        );
+        assert!(
+            settled(&[r]),
+            "{:?}",
+            threads(&[r]).iter().map(|t| &t.wchan).collect::<Vec<_>>()
+        );
+        assert!(!settled(&[s, r]));
+        sleeper.kill().unwrap();
+        reader.kill().unwrap();
+        sleeper.wait().unwrap();
+        reader.wait().unwrap();
+    }
 
     #[test]
     fn parses_a_listening_line() {
@@ -226,6 +383,28 @@ mod tests {
 
 /// Time the threads of these processes spent runnable but waiting for a CPU, from
 /// `/proc/<pid>/task/<tid>/schedstat` (its second field, in nanoseconds).
+/// Time each thread of `pids` has spent runnable but not running (`schedstat`), by
+/// thread id, in nanoseconds.
+pub fn task_waits(pids: &[u32]) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let Some(tid) = t.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+                if let Some(ns) = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()) {
+                    out.push((tid, ns));
+                }
+            }
+        }
+    }
+    out
+}
+
 pub fn cpu_wait(pids: &[u32]) -> std::time::Duration {
     let mut ns: u64 = 0;
     for pid in pids {

@@ -62,6 +62,7 @@ impl StudentProcess {
         let open_files = launch.limits.open_files;
         let join_cgroup = launch.cgroup;
         let confine = launch.confine;
+        let launch_confine = confine.clone();
         // SAFETY: the closure runs between fork and exec; it calls only async-signal-safe
         // functions (setsid, sigprocmask, signal, setns, write, setrlimit, prctl) and
         // allocates nothing.
@@ -103,7 +104,11 @@ impl StudentProcess {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn()?;
+        // With a confinement, the child is born in the case's PID namespace.
+        let mut child = match &launch_confine {
+            Some(c) => c.spawning(|| cmd.spawn())??,
+            None => cmd.spawn()?,
+        };
         let pid = child.id().expect("a just-spawned child has a pid");
         let stdin = match child.stdin.take() {
             Some(s) => Some(pipe::Sender::from_owned_fd(s.into_owned_fd()?)?),
@@ -136,10 +141,6 @@ impl StudentProcess {
         let (stdin_r, stdin_w) = pipe_pair().map_err(io)?;
         let (stdout_r, stdout_w) = pipe_pair().map_err(io)?;
         let (stderr_r, stderr_w) = pipe_pair().map_err(io)?;
-        let mntns = match &launch.confine {
-            Some(c) => Some(c.mount_namespace().map_err(io)?),
-            None => None,
-        };
         let cgroups = match &launch.cgroup {
             Some(c) => c.descriptors().map_err(io)?,
             None => Vec::new(),
@@ -152,10 +153,15 @@ impl StudentProcess {
                 stdio: [stdin_r, stdout_w, stderr_w],
                 cgroups,
                 netns: launch.netns,
-                mntns,
+                namespaces: launch.confine.as_ref().map(|c| c.namespaces()),
                 rlimits: launch.rlimits(),
                 open_files: launch.limits.open_files,
                 ids: launch.confine.as_ref().map(|c| (c.uid(), c.gid())),
+                seccomp: launch
+                    .confine
+                    .as_ref()
+                    .map(|c| c.seccomp_hex())
+                    .unwrap_or_default(),
             })
             .await?;
         let stdin = pipe::Sender::from_owned_fd(stdin_w).map_err(io)?;

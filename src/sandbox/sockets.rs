@@ -17,6 +17,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketInfo {
     pub listening: bool,
+    /// A datagram socket (SOCK_DGRAM: UDP), not a stream one.
+    pub datagram: bool,
     pub local: Option<SocketAddr>,
     pub peer: Option<SocketAddr>,
     /// The kernel's TCP state (`TCP_ESTABLISHED` = 1, `TCP_CLOSE_WAIT` = 8, ...), when
@@ -103,6 +105,7 @@ pub fn sockets_of(pids: &[u32]) -> io::Result<Vec<SocketInfo>> {
             let info = tcp_info(&copy);
             out.push(SocketInfo {
                 listening: sock.is_listener().unwrap_or(false),
+                datagram: sock.r#type().is_ok_and(|t| t == socket2::Type::DGRAM),
                 local,
                 peer: inet(sock.peer_addr()),
                 state: info.map(|i| i.0),

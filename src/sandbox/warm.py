@@ -12,7 +12,8 @@
 #                 {"id", "error"} when a child could not enter its sandbox, and
 #                 {"exit": pid, "status": wait status} when a child ends (after its reply).
 #   grader -> us: a launch request (fields below) with its descriptors: stdin, stdout,
-#                 stderr, then the cgroup.procs files, the network and mount namespaces.
+#                 stderr, then the cgroup.procs files, the network namespace, and the
+#                 case's PID, IPC and mount namespaces (its init's, see caseinit.rs).
 # The grader closing the socket ends the server; the grader's death kills it (pdeathsig).
 import ctypes
 import gc
@@ -28,14 +29,21 @@ if sys.version_info < (3, 9):  # socket.recv_fds
     raise SystemExit("warm start needs Python 3.9 or later")
 
 CTL = 3
+# The server's own PID namespace, to point its children back at after forking one into
+# a case's.
+OWN_PIDNS = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
 # Frames of this file and of the `-c` bootstrap are left out of student tracebacks.
 OURS = ("<sockgrade warm start>", "<string>")
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 PR_CAPBSET_DROP = 24
 PR_SET_SECUREBITS = 28
 PR_SET_NO_NEW_PRIVS = 38
@@ -72,12 +80,33 @@ def drop_privileges(uid, gid):
     check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
 
 
-def enter(req, fds, keep):
-    """The child's way into its sandbox (process.rs's pre_exec, in the same order)."""
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def install_seccomp(programs):
+    """The grader's compiled filters (seccomp.rs), each the bytes of a sock_filter array."""
+    for text in programs:
+        raw = bytes.fromhex(text)
+        buf = ctypes.create_string_buffer(raw, len(raw))
+        prog = SockFprog(len(raw) // 8, ctypes.cast(buf, ctypes.c_void_p))
+        check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0), "seccomp")
+
+
+def split(req, fds):
+    """The request's descriptors: stdio, cgroup.procs files, network namespace, and the
+    case's PID, IPC and mount namespaces."""
     stdio, fds = fds[:3], fds[3:]
     groups, fds = fds[: req["cgroups"]], fds[req["cgroups"]:]
     netns = fds.pop(0) if req["netns"] else None
-    mntns = fds.pop(0) if req["mntns"] else None
+    namespaces = fds[:3] if req["namespaces"] else None
+    return stdio, groups, netns, namespaces
+
+
+def enter(req, fds, keep):
+    """The child's way into its sandbox (process.rs's pre_exec, in the same order). It
+    was born in the case's PID namespace (the server forked it from there)."""
+    stdio, groups, netns, namespaces = split(req, fds)
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setsid()
@@ -89,8 +118,9 @@ def enter(req, fds, keep):
     check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     for res, value in req["rlimits"]:
         resource.setrlimit(res, (value, value))
-    if mntns is not None:
-        check(libc.setns(mntns, CLONE_NEWNS), "setns(mnt)")
+    if namespaces is not None:
+        check(libc.setns(namespaces[1], CLONE_NEWIPC), "setns(ipc)")
+        check(libc.setns(namespaces[2], CLONE_NEWNS), "setns(mnt)")
     os.chdir(req["cwd"])
     if req.get("uid") is not None:
         drop_privileges(req["uid"], req["gid"])
@@ -101,6 +131,8 @@ def enter(req, fds, keep):
     resource.setrlimit(resource.RLIMIT_NOFILE, (req["nofile"], req["nofile"]))
     os.environ.clear()
     os.environ.update(dict(req["env"]))
+    # Last, as in the cold path: the steps above need what it refuses.
+    install_seccomp(req.get("seccomp") or [])
 
 
 def reap(ctl):
@@ -117,7 +149,28 @@ def reap(ctl):
 def launch(ctl, req, fds):
     """Forks a child for `req`. Returns the request in the child, None in the server."""
     ack_r, ack_w = os.pipe()
-    pid = os.fork()
+    namespaces = split(req, list(fds))[3]
+    if namespaces is not None:
+        # Our next child is born in the case's PID namespace; we stay where we are.
+        try:
+            check(libc.setns(namespaces[0], CLONE_NEWPID), "setns(pid)")
+        except OSError as e:
+            os.close(ack_r)
+            os.close(ack_w)
+            ctl.send(json.dumps({"id": req["id"], "error": "%s" % e}).encode())
+            return None
+    try:
+        pid = os.fork()
+    except OSError as e:
+        pid = None
+        error = "fork: %s (the case's namespace has ended)" % e
+    if namespaces is not None and pid != 0:
+        check(libc.setns(OWN_PIDNS, CLONE_NEWPID), "setns(pid) back")
+    if pid is None:
+        os.close(ack_r)
+        os.close(ack_w)
+        ctl.send(json.dumps({"id": req["id"], "error": error}).encode())
+        return None
     if pid == 0:
         os.close(ack_r)
         # The socket is closed below with every other descriptor; the object must not

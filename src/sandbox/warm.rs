@@ -13,8 +13,9 @@
 //! # What the child gets
 //!
 //! The same sandbox as a cold start, entered in the same order as `process.rs`'s
-//! pre_exec: its own session, the case's cgroup, network namespace, rlimits, the mount
-//! namespace that [`Confinement::mount_namespace`] built, the case's uid with every
+//! pre_exec: born in the case's PID namespace (the server forks it from there), its own
+//! session, the case's cgroup, network namespace, rlimits, the case's IPC and mount
+//! namespaces (its init's, [`super::caseinit`]), the case's uid with every
 //! capability dropped and `no_new_privs`, the case's stdin/stdout/stderr, no other
 //! descriptor (the server's socket included), the case's environment and folder. Then
 //! the file runs as `__main__` with the `sys.argv`, `sys.path[0]`, `__file__`,
@@ -24,7 +25,8 @@
 //! What differs, and why it does not matter for grading: modules that start-up imported
 //! are already in `sys.modules` (as they are after a cold start), plus the server's own
 //! (`socket`, `json`, `ctypes`, `select`, `resource`); string hashing uses one seed for
-//! every child of a run; `/proc/PID/cmdline` shows the server's command line. `random`
+//! every child of a run; `/proc/PID/cmdline` shows the server's command line (in the case's
+//! own `/proc`, where only the case's processes are). `random`
 //! reseeds itself in every child (Python's at-fork hook). Python 2 and other programs
 //! start cold; so does everything when a spec says `warm_start = false`.
 //!
@@ -64,12 +66,16 @@ pub struct WarmLaunch {
     /// `cgroup.procs` files to write "0" to (the child joins them itself).
     pub cgroups: Vec<OwnedFd>,
     pub netns: Option<RawFd>,
-    pub mntns: Option<OwnedFd>,
+    /// The case's PID, IPC and mount namespaces, when confined: the server forks the
+    /// child into the first, the child enters the others.
+    pub namespaces: Option<[RawFd; 3]>,
     /// `(resource, limit)` pairs set in this order; the open-files limit is set last.
     pub rlimits: Vec<(u32, u64)>,
     pub open_files: u64,
     /// The case's uid and gid, when confined.
     pub ids: Option<(u32, u32)>,
+    /// The seccomp filters to install last ([`super::seccomp::Filters::to_hex`]).
+    pub seccomp: Vec<String>,
 }
 
 /// A started child: its pid, and its exit status once the server reaps it (the pid is
@@ -169,16 +175,17 @@ impl ForkServer {
             "env": launch.env,
             "cgroups": launch.cgroups.len(),
             "netns": launch.netns.is_some(),
-            "mntns": launch.mntns.is_some(),
+            "namespaces": launch.namespaces.is_some(),
             "rlimits": launch.rlimits,
             "nofile": launch.open_files,
             "uid": launch.ids.map(|i| i.0),
             "gid": launch.ids.map(|i| i.1),
+            "seccomp": launch.seccomp,
         });
         let mut fds: Vec<RawFd> = launch.stdio.iter().map(|f| f.as_raw_fd()).collect();
         fds.extend(launch.cgroups.iter().map(|f| f.as_raw_fd()));
         fds.extend(launch.netns);
-        fds.extend(launch.mntns.as_ref().map(|f| f.as_raw_fd()));
+        fds.extend(launch.namespaces.iter().flatten());
         let bytes = request.to_string().into_bytes();
         let sent = {
             use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};

@@ -11,11 +11,15 @@ pub mod error;
 pub mod extra;
 mod personalize;
 pub mod raw;
+pub mod udp;
+pub mod udp_raw;
 pub mod validate;
 
 pub use extra::{ByteCheck, ConnOpts, DataFile, FileCheck, FileSource, LengthPrefix, RandomVar};
 
 pub use error::{SpecError, SpecErrors};
+pub use raw::MustMatch;
+pub use udp::{DatagramFrom, Fault, PeerName, Protocol, ProtocolPeer, SawRole, Transfer, UdpCase};
 
 use regex::bytes::Regex;
 use std::collections::BTreeMap;
@@ -36,6 +40,10 @@ pub struct Spec {
     /// Client targets: where the reference server listens (the student's hardcoded
     /// address usually, and the fallback when connections cannot be redirected).
     pub connects_to: SocketAddr,
+    /// What of `connects_to` a student client's connect() must match.
+    pub must_match: MustMatch,
+    /// `[files]`: written into the program's folder before it starts, by name.
+    pub files: BTreeMap<String, Vec<u8>>,
     pub cases: Vec<Case>,
     /// `[random]`: values drawn per student (see [`Spec::for_student`]).
     pub random: Vec<RandomVar>,
@@ -295,6 +303,60 @@ pub struct Program {
     pub share_process: bool,
     /// Whether a Python 3 command may start from a fork server ([`crate::sandbox::warm`]).
     pub warm_start: bool,
+    /// TCP (listen/accept, connect) or UDP (bind, sendto/recvfrom).
+    pub protocol: Protocol,
+    /// Run once per submission before the side's cases (a compiler), if any.
+    pub build: Option<Build>,
+}
+
+/// A side's build step: `command` (with `{file}` and `{stem}` as in a program's command)
+/// run once per submission, in a case sandbox with the network off, under `limits`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Build {
+    pub command: Vec<String>,
+    pub limits: BuildLimits,
+}
+
+/// A build's own limits: all its processes together, as a case's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildLimits {
+    /// Wall-clock time (a hang is stopped there); its CPU time is bounded by twice that.
+    pub time: Duration,
+    pub memory_bytes: u64,
+    pub processes: u64,
+    pub output_bytes: u64,
+}
+
+impl Default for BuildLimits {
+    /// A compiler's needs: javac starts ~30 threads and takes a few hundred MiB; gcc
+    /// takes less than a second for a homework file. A minute bounds a hang.
+    fn default() -> Self {
+        BuildLimits {
+            time: Duration::from_secs(60),
+            memory_bytes: 1 << 30,
+            processes: 64,
+            output_bytes: 64 << 10,
+        }
+    }
+}
+
+impl BuildLimits {
+    /// The limits a build's processes start with. Open files and file size are the
+    /// case's, raised to what a compiler needs (its temporary files, an object file).
+    pub fn as_limits(&self, case: &Limits) -> Limits {
+        Limits {
+            memory_bytes: self.memory_bytes,
+            processes: self.processes,
+            // Twice the wall time: a compiler's threads (javac) use more CPU than wall
+            // time, and a CPU limit equal to the wall limit would race it, so a hang
+            // would be reported one way or the other by chance.
+            cpu_time: self.time * 2,
+            open_files: case.open_files.max(256),
+            output_bytes: self.output_bytes,
+            file_size_bytes: case.file_size_bytes.max(64 << 20),
+            send_buffer: None,
+        }
+    }
 }
 
 #[derive(
@@ -351,6 +413,8 @@ pub struct Case {
     /// whose steps leave the process running.
     pub share_process: bool,
     pub steps: Vec<Step>,
+    /// UDP cases: faults the reference plays, and a built-in protocol peer.
+    pub udp: UdpCase,
     /// Arguments appended to the program's command for this case.
     pub args: Vec<String>,
     /// Environment variables for this case (over the program's).
@@ -449,6 +513,24 @@ pub enum Action {
         stream: Stream,
         matcher: Matcher,
     },
+    /// UDP: one datagram from the reference socket `peer`.
+    SendDatagram {
+        peer: PeerName,
+        bytes: Vec<u8>,
+    },
+    /// UDP: the next datagram `peer` receives matches, as a whole.
+    ExpectDatagram {
+        peer: PeerName,
+        matcher: Matcher,
+        from: DatagramFrom,
+    },
+    /// UDP: `peer` receives nothing for `window`.
+    ExpectNoDatagram {
+        peer: PeerName,
+        window: Duration,
+    },
+    /// UDP: the case's built-in protocol peer finishes its transfer.
+    ExpectTransfer(Transfer),
     /// One message as several writes with a delay between them.
     SendPieces {
         conn: ConnName,
@@ -504,6 +586,27 @@ impl Action {
                 | Action::ExpectClose { .. }
                 | Action::ExpectExit(_)
                 | Action::ExpectOutput { .. }
+                | Action::ExpectDatagram { .. }
+                | Action::ExpectTransfer(_)
+                | Action::ExpectBytes { .. }
+                | Action::ExpectWaiting
+        )
+    }
+
+    /// Whether the step delivers something to the program (a connection, data, a close,
+    /// a signal, input): the grader first waits until the program waits for it.
+    pub fn delivers(&self) -> bool {
+        matches!(
+            self,
+            Action::Connect { .. }
+                | Action::Send { .. }
+                | Action::SendPieces { .. }
+                | Action::SendFile { .. }
+                | Action::Shutdown { .. }
+                | Action::Close { .. }
+                | Action::Signal { .. }
+                | Action::WriteStdin { .. }
+                | Action::CloseStdin
                 | Action::ExpectBytes { .. }
                 | Action::ExpectWaiting
         )
@@ -717,6 +820,14 @@ impl Step {
                     .unwrap_or_else(|| matcher.describe().replacen("data", "output", 1)),
                 stream.as_str()
             ),
+            Action::SendDatagram { peer, bytes } => udp::describe_send(peer, bytes),
+            Action::ExpectDatagram {
+                peer,
+                matcher,
+                from,
+            } => udp::describe_expect(peer, matcher, *from, &within.to_string()),
+            Action::ExpectNoDatagram { peer, window } => udp::describe_no_datagram(peer, *window),
+            Action::ExpectTransfer(t) => udp::describe_transfer(t, &within.to_string()),
             other => extra::describe(other, &within.to_string(), who),
         }
     }

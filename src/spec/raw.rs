@@ -177,6 +177,57 @@ pub struct RawProgram {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RawDataFile>")]
     pub files: BTreeMap<String, Spanned<RawDataFile>>,
+    /// "tcp" (default) or "udp": a UDP server only binds (the grader finds its bound
+    /// socket, on any port); a UDP client's datagrams reach the reference peer whatever
+    /// address it sends to.
+    #[schemars(with = "Option<super::udp_raw::RawProtocol>")]
+    pub protocol: Option<Spanned<String>>,
+    /// Client only: what of `connects_to` the student's connect() must match. "port"
+    /// (the default): any address at that port (a classroom machine's IP works);
+    /// "address_and_port": exactly `connects_to`; "nothing": any address and port (the
+    /// grader takes every connection, which needs Debian's nftables where it runs).
+    #[schemars(with = "Option<MustMatch>")]
+    pub must_match: Option<Spanned<MustMatch>>,
+    /// Builds the program once per submission, before any case: a command run in the
+    /// case sandbox with the network off, e.g. ["gcc", "-O2", "-Wall", "-o", "server", "{file}"]
+    /// or ["javac", "{file}"]. The files it makes are in every case's work folder. A failed
+    /// build is one result for the side, and its cases do not run.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub build: Option<Spanned<Vec<String>>>,
+    /// The build's own limits (the case limits of [limits] apply to the built program).
+    #[schemars(with = "Option<RawBuildLimits>")]
+    pub build_limits: Option<Spanned<RawBuildLimits>>,
+}
+
+/// Limits of a build (`build_limits`): all of its processes together.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBuildLimits {
+    /// How long the build may take, e.g. "60s" (default "60s"); its CPU time by twice that.
+    #[schemars(with = "Option<String>")]
+    pub time: Option<Spanned<String>>,
+    /// Memory of the build's processes together, e.g. "1GiB" (default "1GiB").
+    #[schemars(with = "Option<String>")]
+    pub memory: Option<Spanned<String>>,
+    /// Processes and threads the build may start (default 64).
+    #[schemars(with = "Option<u64>")]
+    pub processes: Option<Spanned<u64>>,
+    /// Output of the build kept per stream for the report, e.g. "64KiB" (default "64KiB").
+    #[schemars(with = "Option<String>")]
+    pub output: Option<Spanned<String>>,
+}
+
+/// What of `connects_to` a student client's connect() must match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MustMatch {
+    /// Any address, the spec's port.
+    #[default]
+    Port,
+    /// The spec's address and port.
+    AddressAndPort,
+    /// Any address and any port.
+    Nothing,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -229,6 +280,14 @@ pub struct RawCase {
     /// server or wait for its exit).
     #[schemars(with = "Option<bool>")]
     pub fresh_process: Option<Spanned<bool>>,
+    /// UDP cases: faults the reference side plays, e.g. [{ drop = 2 }] (the student's
+    /// 2nd datagram is lost).
+    #[schemars(with = "Option<Vec<super::udp_raw::RawFault>>")]
+    pub faults: Option<Spanned<Vec<super::udp_raw::RawFault>>>,
+    /// UDP cases: a built-in reference peer playing a protocol instead of a step list,
+    /// e.g. { protocol = "stop-and-wait", role = "sender", file = "data.bin", rto = "300ms" }.
+    #[schemars(with = "Option<super::udp_raw::RawProtocolPeer>")]
+    pub peer: Option<Spanned<super::udp_raw::RawProtocolPeer>>,
     /// The steps, in order; each does exactly one thing.
     #[schemars(with = "Vec<RawStep>")]
     pub steps: Spanned<Vec<Spanned<RawStep>>>,
@@ -315,7 +374,27 @@ pub struct RawStep {
     /// Wait for the program's stderr to match.
     #[schemars(with = "Option<RawMatcher>")]
     pub expect_stderr: Option<Spanned<RawMatcher>>,
+    // Datagrams (UDP).
+    /// UDP: send one datagram: text, { hex } / { text, repeat }, or a list of parts
+    /// (text, { u32be = N }, { hex }, { file, from, to }) sent as one datagram.
+    #[schemars(with = "Option<super::udp_raw::RawDatagram>")]
+    pub send_datagram: Option<Spanned<super::udp_raw::RawDatagram>>,
+    /// UDP: the next datagram matches, as a whole (never joined or split); `from =
+    /// "student"` also requires it to come from the student's socket.
+    #[schemars(with = "Option<super::udp_raw::RawDatagramMatcher>")]
+    pub expect_datagram: Option<Spanned<super::udp_raw::RawDatagramMatcher>>,
+    /// UDP: no datagram arrives for this long, e.g. "300ms".
+    #[schemars(with = "Option<String>")]
+    pub expect_no_datagram: Option<Spanned<String>>,
+    /// UDP: the case's built-in protocol peer finishes: { complete = true } or
+    /// { equals_file = "data.bin" } (what it received equals that file of [files]).
+    #[schemars(with = "Option<super::udp_raw::RawTransfer>")]
+    pub expect_transfer: Option<Spanned<super::udp_raw::RawTransfer>>,
     // Modifiers.
+    /// UDP: the reference socket this step uses (default "main"); each name is a
+    /// socket of its own, on its own port.
+    #[schemars(with = "Option<String>")]
+    pub peer: Option<Spanned<String>>,
     /// Deadline of this step, e.g. "3s" (steps that wait only).
     #[schemars(with = "Option<String>")]
     pub within: Option<Spanned<String>>,

@@ -10,6 +10,7 @@ use std::ops::Range;
 use std::str::FromStr;
 
 mod extra;
+mod udp;
 
 /// Parses and validates spec text; `file` is only used in error messages.
 pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
@@ -21,6 +22,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
         file,
         text,
         errors: Vec::new(),
+        files: BTreeMap::new(),
+        udp_targets: Vec::new(),
         vars: Vec::new(),
         file_refs: Vec::new(),
     };
@@ -156,9 +159,13 @@ struct Validator<'a> {
     vars: Vec<String>,
     /// Files named by the steps of the case being checked: (name, where, key).
     file_refs: Vec<(String, Range<usize>, String)>,
+    /// `[files]`, for the datagram parts and protocol peers that name them.
+    files: BTreeMap<String, Vec<u8>>,
+    /// The targets whose program speaks UDP.
+    udp_targets: Vec<Target>,
 }
 
-const STEP_ACTIONS: &str = "connect, accept, expect_accepted, send, expect, shutdown, close, expect_close, expect_idle, signal, expect_exit, expect_port_free, write_stdin, close_stdin, expect_stdout, expect_stderr, expect_nothing, expect_open, pause, expect_bytes, expect_file, expect_waiting";
+const STEP_ACTIONS: &str = "connect, accept, expect_accepted, send, expect, shutdown, close, expect_close, expect_idle, signal, expect_exit, expect_port_free, write_stdin, close_stdin, expect_stdout, expect_stderr, expect_nothing, expect_open, pause, expect_bytes, expect_file, expect_waiting, send_datagram, expect_datagram, expect_no_datagram, expect_transfer";
 
 impl<'a> Validator<'a> {
     fn err(
@@ -375,6 +382,13 @@ impl<'a> Validator<'a> {
 
         let random = self.random(&raw.random);
         let spec_files = self.data_files(&raw.files, "files");
+        // The bytes of the spec's files with fixed content, for the datagram parts and
+        // protocol peers that name them (random ones are drawn per student, later).
+        self.files = spec_files
+            .iter()
+            .filter(|f| matches!(f.source, super::extra::FileSource::Bytes(_)))
+            .map(|f| (f.path.clone(), f.bytes().to_vec()))
+            .collect();
         let server_files = raw
             .server
             .as_ref()
@@ -387,9 +401,13 @@ impl<'a> Validator<'a> {
             .unwrap_or_default();
         let server = raw.server.map(|p| self.program(p, Target::Server));
         let mut connects_to: SocketAddr = "127.0.0.1:8888".parse().unwrap();
+        let mut must_match = MustMatch::default();
         let client = raw.client.map(|p| {
             let span = p.span();
             let p = p.into_inner();
+            if let Some(m) = &p.must_match {
+                must_match = *m.get_ref();
+            }
             match &p.connects_to {
                 Some(a) => {
                     if let Some(a) = self.addr(a, "client.connects_to") {
@@ -406,6 +424,11 @@ impl<'a> Validator<'a> {
             self.program(Spanned::new(span, p), Target::Client)
         });
 
+        for (t, p) in [(Target::Server, &server), (Target::Client, &client)] {
+            if p.as_ref().and_then(|p| p.as_ref()).map(|p| p.protocol) == Some(Protocol::Udp) {
+                self.udp_targets.push(t);
+            }
+        }
         if raw.cases.is_empty() {
             self.err(
                 None,
@@ -461,6 +484,8 @@ impl<'a> Validator<'a> {
             server: server.flatten(),
             client: client.flatten(),
             connects_to,
+            must_match,
+            files: std::mem::take(&mut self.files),
             cases,
             random,
             personalized: false,
@@ -477,7 +502,7 @@ impl<'a> Validator<'a> {
                 "the command is empty",
                 Some("e.g. command = [\"python3\", \"{file}\"]".into()),
             );
-        } else if !p.command.get_ref().iter().any(|a| a.contains("{file}")) {
+        } else if p.build.is_none() && !names_file(p.command.get_ref()) {
             self.err(
                 Some(p.command.span()),
                 format!("{section}.command"),
@@ -488,6 +513,7 @@ impl<'a> Validator<'a> {
                 ),
             );
         }
+        let build = self.build(&p.build, &p.build_limits, section);
         if let Some(fb) = &p.fallback_command {
             if fb.get_ref().is_empty() || !fb.get_ref().iter().any(|a| a.contains("{file}")) {
                 self.err(
@@ -536,6 +562,14 @@ impl<'a> Validator<'a> {
             }
             (None, _) => None,
         };
+        if let (Some(m), Target::Server) = (&p.must_match, target) {
+            self.err(
+                Some(m.span()),
+                "server.must_match",
+                "`must_match` belongs in [client]: it says what of `connects_to` a client's connect() must match",
+                None,
+            );
+        }
         if let (Some(a), Target::Server) = (&p.connects_to, target) {
             self.err(
                 Some(a.span()),
@@ -562,7 +596,17 @@ impl<'a> Validator<'a> {
             }
             (None, _) => false,
         };
+        let protocol = self.protocol(&p.protocol, section);
+        if let (Some(b), Protocol::Udp) = (&p.share_process, protocol) {
+            self.err(
+                Some(b.span()),
+                format!("{section}.share_process"),
+                "`share_process` is for TCP servers: a UDP server's cases each get a process of their own",
+                Some("remove `share_process`".into()),
+            );
+        }
         Some(Program {
+            protocol,
             share_process,
             warm_start: p.warm_start.is_none_or(|b| *b.get_ref()),
             command: p.command.into_inner(),
@@ -570,6 +614,70 @@ impl<'a> Validator<'a> {
             files,
             listen,
             env: p.env,
+            build,
+        })
+    }
+
+    /// A side's `build` and `build_limits`: the build must name the student's file
+    /// (`{file}` or `{stem}`), and limits come only with a build.
+    fn build(
+        &mut self,
+        command: &Option<Spanned<Vec<String>>>,
+        limits: &Option<Spanned<super::raw::RawBuildLimits>>,
+        section: &str,
+    ) -> Option<super::Build> {
+        let key = format!("{section}.build_limits");
+        let Some(command) = command else {
+            if let Some(l) = limits {
+                self.err(
+                    Some(l.span()),
+                    key,
+                    "`build_limits` without a `build`",
+                    Some("add the build command, e.g. build = [\"gcc\", \"-o\", \"server\", \"{file}\"]".into()),
+                );
+            }
+            return None;
+        };
+        if !names_file(command.get_ref()) {
+            self.err(
+                Some(command.span()),
+                format!("{section}.build"),
+                "the build never names the student's file",
+                Some("put \"{file}\" where the student's file goes, e.g. [\"gcc\", \"-O2\", \"-o\", \"server\", \"{file}\"] or [\"javac\", \"{file}\"]".into()),
+            );
+        }
+        let mut out = super::BuildLimits::default();
+        if let Some(l) = limits {
+            let l = l.get_ref();
+            if let Some(t) = &l.time {
+                out.time = self.duration(t, &format!("{key}.time")).unwrap_or(out.time);
+            }
+            if let Some(m) = &l.memory {
+                out.memory_bytes = self
+                    .size(m, &format!("{key}.memory"))
+                    .unwrap_or(out.memory_bytes);
+            }
+            if let Some(o) = &l.output {
+                out.output_bytes = self
+                    .size(o, &format!("{key}.output"))
+                    .unwrap_or(out.output_bytes);
+            }
+            if let Some(n) = &l.processes {
+                if *n.get_ref() == 0 {
+                    self.err(
+                        Some(n.span()),
+                        format!("{key}.processes"),
+                        "at least 1 process is needed to run the build",
+                        None,
+                    );
+                } else {
+                    out.processes = *n.get_ref();
+                }
+            }
+        }
+        Some(super::Build {
+            command: command.get_ref().clone(),
+            limits: out,
         })
     }
 
@@ -647,8 +755,11 @@ impl<'a> Validator<'a> {
                 .unwrap_or_else(|| defaults.show.clone()),
             None => defaults.show.clone(),
         };
+        let udp = self.udp_case(&key, target, c.faults, c.peer);
         let clients = self.clients(c.clients.as_ref(), target, &key);
-        let steps = StepChecker::new(self, &key, target, defaults).steps(raw_steps);
+        let mut checker = StepChecker::new(self, &key, target, defaults);
+        checker.protocol_peer = udp.peer.is_some();
+        let steps = checker.steps(raw_steps);
         let steps = extra::for_clients(steps, clients);
         let files = extra::merge_files(&files, &self.data_files(&c.files, &format!("{key}.files")));
         self.check_file_refs(&files);
@@ -695,6 +806,7 @@ impl<'a> Validator<'a> {
             visibility,
             show,
             steps,
+            udp,
             args: c.args,
             env: c.env,
             stdin: c.stdin.map(String::into_bytes),
@@ -716,6 +828,8 @@ struct StepChecker<'v, 'a> {
     half_closed: BTreeSet<ConnName>,
     connections: usize,
     exited: bool,
+    /// The case has a built-in protocol peer (UDP) instead of datagram steps.
+    protocol_peer: bool,
 }
 
 impl<'v, 'a> StepChecker<'v, 'a> {
@@ -730,6 +844,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             half_closed: BTreeSet::new(),
             connections: 0,
             exited: false,
+            protocol_peer: false,
         }
     }
 
@@ -915,6 +1030,10 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             ("close_stdin", s.close_stdin.is_some()),
             ("expect_stdout", s.expect_stdout.is_some()),
             ("expect_stderr", s.expect_stderr.is_some()),
+            ("send_datagram", s.send_datagram.is_some()),
+            ("expect_datagram", s.expect_datagram.is_some()),
+            ("expect_no_datagram", s.expect_no_datagram.is_some()),
+            ("expect_transfer", s.expect_transfer.is_some()),
             ("expect_nothing", s.expect_nothing.is_some()),
             ("expect_open", s.expect_open.is_some()),
             ("pause", s.pause.is_some()),
@@ -953,6 +1072,9 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             }
         };
         let key_a = format!("{key}.{action_name}");
+        if self.protocol_mismatch(&span, &key_a, action_name) {
+            return None;
+        }
 
         let server_only = [
             "connect",
@@ -1213,6 +1335,10 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 stream: Stream::Stderr,
                 matcher: self.matcher(s.expect_stderr.as_ref().unwrap(), &key_a)?,
             },
+            a if udp::UDP_ACTIONS.contains(&a) => {
+                let has_peer = self.protocol_peer;
+                self.udp_action(a, &key_a, &span, &s, has_peer)?
+            }
             other => self.extra_action(other, &s, &span, &key_a)?,
         };
 
@@ -1229,6 +1355,14 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 );
             }
         }
+        if let (Some(p), false) = (&s.peer, udp::UDP_ACTIONS.contains(&action_name)) {
+            self.err(
+                p.span(),
+                &format!("{key}.peer"),
+                format!("`{action_name}` does not use a reference socket"),
+                Some("`peer` goes on send_datagram, expect_datagram, expect_no_datagram".into()),
+            );
+        }
         let within = match &s.within {
             Some(w) => {
                 let waits = action.waits() || matches!(action, Action::ExpectPortFree);
@@ -1242,6 +1376,16 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             }
             // A client needs the interpreter's start-up before it connects.
             None if matches!(action, Action::Accept { .. }) => self.defaults.startup,
+            // The same for a UDP client's first datagram.
+            None if self.target == Target::Client
+                && matches!(action, Action::ExpectDatagram { .. })
+                && {
+                    self.connections += 1;
+                    self.connections == 1
+                } =>
+            {
+                self.defaults.startup
+            }
             None => self.defaults.within,
         };
         let label = [&s.expect, &s.expect_stdout, &s.expect_stderr]
@@ -1309,4 +1453,12 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(mult)
+}
+
+/// Whether a command names the student's file: `{file}`, or `{stem}` (its name without
+/// the extension, a Java class).
+fn names_file(command: &[String]) -> bool {
+    command
+        .iter()
+        .any(|a| a.contains("{file}") || a.contains("{stem}"))
 }

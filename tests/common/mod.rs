@@ -14,10 +14,22 @@ use std::sync::Arc;
 /// Grades `fixture` (a path relative to the crate, e.g. "fixtures/good") with `spec`,
 /// only the cases named (all when empty). Paths stay relative so reports are stable.
 pub fn grade_in_process(spec: &str, fixture: &str, cases: &[&str]) -> SubmissionResult {
+    grade_in_process_on(spec, fixture, cases, |_| {})
+}
+
+/// [`grade_in_process`] on this machine's host as `change` alters it: a state of the
+/// machine (no `nft`, say) tested without changing the machine.
+pub fn grade_in_process_on(
+    spec: &str,
+    fixture: &str,
+    cases: &[&str],
+    change: impl FnOnce(&mut Host),
+) -> SubmissionResult {
     let s = Spec::load(Path::new(spec)).unwrap_or_else(|e| panic!("{spec}: {e}"));
     let names: Vec<String> = cases.iter().map(|c| c.to_string()).collect();
     let plan = Plan::new(&s, &names, None).expect("the cases exist");
-    let host = Host::detect(IsolationRequest::Auto).expect("a host to grade on");
+    let mut host = Host::detect(IsolationRequest::Auto).expect("a host to grade on");
+    change(&mut host);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -91,16 +103,15 @@ pub fn sockgrade() -> Command {
 
 /// Grades one fixture for one target with the shipped spec; returns the JSON report.
 pub fn grade(fixture: &str, target: &str, extra: &[&str]) -> serde_json::Value {
+    let fixture = format!("fixtures/{fixture}");
+    let args = [&["--target", target][..], extra].concat();
+    grade_json("specs/tcp-basics.toml", &fixture, &args)
+}
+
+/// `run SPEC SUBMISSION --format json EXTRA...` (paths relative to the crate): the report.
+pub fn grade_json(spec: &str, submission: &str, extra: &[&str]) -> serde_json::Value {
     let out = sockgrade()
-        .args([
-            "run",
-            "specs/tcp-basics.toml",
-            &format!("fixtures/{fixture}"),
-            "--format",
-            "json",
-            "--target",
-            target,
-        ])
+        .args(["run", spec, submission, "--format", "json"])
         .args(extra)
         .output()
         .unwrap();

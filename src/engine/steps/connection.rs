@@ -59,6 +59,75 @@ impl Run<'_> {
             .listening()
             .expect("validated: connect is for servers, which listen before steps run")
             .addr;
+        let expected = || format!("the server to take a connection on {addr}");
+        // A refused connect while the program lives is a moment when nothing listened
+        // (a server that makes a new listening socket for each client, or the instant
+        // between the kernel marking a socket listening and taking connections on it): a
+        // person would simply run their client again, so the reference client tries
+        // again once the program listens, within the step's deadline.
+        let mut refused = 0;
+        let outcome = loop {
+            let socket = self
+                .client_socket(addr, recv_buffer)
+                .map_err(|e| cx.fail("a socket for the reference client", e.to_string()))?;
+            match cx.deadline.race(socket.connect(addr), never).await {
+                Some(Err(e))
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused
+                        && !self.proc().is_dead() =>
+                {
+                    refused += 1;
+                    let port = Some(addr.port());
+                    let listens_again = async {
+                        let mut tick = tokio::time::interval(super::super::POLL);
+                        // Delay, not burst: a loop that fell behind would otherwise be
+                        // ready at every poll and starve the deadline it races.
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        loop {
+                            tick.tick().await;
+                            if self.proc().is_dead()
+                                || self.sandbox.listening_socket(self.proc(), port).is_some()
+                            {
+                                return;
+                            }
+                        }
+                    };
+                    if cx.deadline.race(listens_again, never).await.is_none() {
+                        break Some(Err(e));
+                    }
+                }
+                other => break other,
+            }
+        };
+        if refused > 0 {
+            let text = format!("connect() to {addr} was refused {refused} time(s): the server was not listening at that moment; the reference client tried again");
+            self.event(EventKind::Note { text });
+        }
+        match outcome {
+            Some(Ok(stream)) => {
+                let mut c = Connection::new(stream).map_err(|e| cx.fail("a connection", e.to_string()))?;
+                c.set_read_rate(opts.read_rate);
+                self.event(EventKind::Connected { conn: conn.clone(), address: addr.to_string() });
+                self.conns.insert(conn, c);
+                Ok(())
+            }
+            Some(Err(e)) if refused > 0 => Err(cx.fail(
+                expected(),
+                format!("connect() failed: {e}: the server stopped listening on {addr} and did not listen again within {}{}", cx.within, self.exit_suffix()),
+            )),
+            Some(Err(e)) => Err(cx.fail(expected(), format!("connect() failed: {e}{}", self.exit_suffix()))),
+            None => Err(cx.fail(
+                expected(),
+                format!("connect() did not complete within {}: the listen queue is full or the server stopped listening{}", cx.within, self.exit_suffix()),
+            )),
+        }
+    }
+
+    /// A non-blocking socket of the reference client, in the case's network.
+    fn client_socket(
+        &self,
+        addr: std::net::SocketAddr,
+        recv_buffer: Option<u32>,
+    ) -> std::io::Result<tokio::net::TcpSocket> {
         let socket = self
             .sandbox
             .in_net(move || -> std::io::Result<std::net::TcpStream> {
@@ -73,24 +142,8 @@ impl Run<'_> {
                 s.set_nonblocking(true)?;
                 Ok(s.into())
             })
-            .and_then(|r| r)
-            .map_err(|e| cx.fail("a socket for the reference client", e.to_string()))?;
-        let socket = tokio::net::TcpSocket::from_std_stream(socket);
-        let expected = || format!("the server to take a connection on {addr}");
-        match cx.deadline.race(socket.connect(addr), never).await {
-            Some(Ok(stream)) => {
-                let mut c = Connection::new(stream).map_err(|e| cx.fail("a connection", e.to_string()))?;
-                c.set_read_rate(opts.read_rate);
-                self.event(EventKind::Connected { conn: conn.clone(), address: addr.to_string() });
-                self.conns.insert(conn, c);
-                Ok(())
-            }
-            Some(Err(e)) => Err(cx.fail(expected(), format!("connect() failed: {e}{}", self.exit_suffix()))),
-            None => Err(cx.fail(
-                expected(),
-                format!("connect() did not complete within {}: the listen queue is full or the server stopped listening{}", cx.within, self.exit_suffix()),
-            )),
-        }
+            .and_then(|r| r)?;
+        Ok(tokio::net::TcpSocket::from_std_stream(socket))
     }
 
     /// Client targets: the reference server accepts the student's connection.
@@ -147,11 +200,18 @@ impl Run<'_> {
                 format!("accept() failed in the grader: {e}"),
             )),
             Some(Seen::Exited(status)) => {
-                let got = format!(
-                    "the client {} without connecting",
+                self.note_exit();
+                let last = self.last_stderr_line().await;
+                let mut got = format!(
+                    "the client {} without connecting{last}",
                     crate::sandbox::process::describe_status(status)
                 );
-                self.note_exit();
+                if last.contains("refused") {
+                    got.push_str(&format!(
+                        "; the reference server listens at {}",
+                        self.where_clients_connect()
+                    ));
+                }
                 Err(cx.fail(expected(), got))
             }
             None => {
@@ -163,7 +223,7 @@ impl Run<'_> {
                 };
                 Err(cx.fail(
                     expected(),
-                    format!("no connection within {within}; {printed}"),
+                    format!("no connection within {within}; {printed}; the reference server listens at {}", self.where_clients_connect()),
                 ))
             }
         }
@@ -204,13 +264,14 @@ impl Run<'_> {
 
     fn not_accepted(&self) -> usize {
         match self.sandbox.sockets(self.proc()) {
-            // Accepted: the program holds a socket whose peer is our end (or it
-            // already closed the connection, which only an accepted one can be).
+            // Accepted: the program holds a socket whose peer is our end, or has
+            // already sent on it or closed it, which only an accepted one can be.
             Ok(list) => self
                 .conns
                 .iter()
                 .filter(|c| {
                     c.peer_closed().is_none()
+                        && !c.heard_from_peer()
                         && !list.iter().any(|s| !s.listening && s.peer == Some(c.local))
                 })
                 .count(),
@@ -220,12 +281,13 @@ impl Run<'_> {
                 self.conns
                     .iter()
                     .filter(|c| {
-                        table.iter().any(|e| {
-                            e.local == c.remote
-                                && e.remote == c.local
-                                && e.inode == 0
-                                && e.state == crate::sandbox::proc_net::TCP_ESTABLISHED
-                        })
+                        !c.heard_from_peer()
+                            && table.iter().any(|e| {
+                                e.local == c.remote
+                                    && e.remote == c.local
+                                    && e.inode == 0
+                                    && e.state == crate::sandbox::proc_net::TCP_ESTABLISHED
+                            })
                     })
                     .count()
             }

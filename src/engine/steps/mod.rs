@@ -4,9 +4,12 @@
 //! - [`connection`]: the reference peer's TCP connections (connect, accept,
 //!   expect_accepted, send, expect, shutdown, close, expect_close);
 //! - [`process`]: the student's process itself (signal, expect_exit,
-//!   expect_port_free, write_stdin, close_stdin, expect_stdout/stderr, expect_idle).
+//!   expect_port_free, write_stdin, close_stdin, expect_stdout/stderr, expect_idle);
+//! - [`datagram`]: the reference peer's UDP sockets (send_datagram, expect_datagram,
+//!   expect_no_datagram, expect_transfer).
 
 mod connection;
+mod datagram;
 mod process;
 mod stream;
 
@@ -48,7 +51,23 @@ impl StepCtx<'_> {
 impl Run<'_> {
     /// Starts the program and plays the case's steps; the first failure, if any.
     pub(super) async fn play(&mut self) -> Option<Failure> {
-        if let Err(f) = self.start().await {
+        let started = self.start().await;
+        if let Some(ticket) = self.startup.take() {
+            match &started {
+                Ok(()) => ticket.started(),
+                // The student's doing: the other cases of this side would fail the same.
+                Err(f) if !self.grader_error => {
+                    let workdir = format!("{}/", self.sandbox.workdir.path().display());
+                    ticket.failed(
+                        &self.case.name,
+                        f.got.replace(&workdir, ""),
+                        crate::outcome::Status::Failed,
+                    )
+                }
+                Err(_) => drop(ticket),
+            }
+        }
+        if let Err(f) = started {
             return Some(f);
         }
         // The case's own clock starts with the program (the grader's set-up is not the
@@ -56,6 +75,7 @@ impl Run<'_> {
         let mut deadline = self.fair_deadline(self.case.timeout);
         for (i, step) in self.case.steps.iter().enumerate() {
             let outcome = deadline.race(self.step(i + 1, step), never).await;
+            self.take_udp_events();
             self.note_exit();
             match outcome {
                 Some(Ok(())) => {}
@@ -82,6 +102,9 @@ impl Run<'_> {
 
     /// Plays one step.
     async fn step(&mut self, n: usize, step: &Step) -> Result<(), Failure> {
+        if step.action.delivers() {
+            self.settle().await;
+        }
         let pids = match step.action.waits() {
             true => self.pids(),
             false => Vec::new(),
@@ -90,7 +113,7 @@ impl Run<'_> {
             n,
             step,
             target: self.case.target,
-            deadline: Deadline::new(step.within, pids),
+            deadline: Deadline::new(step.within, self.wait_clock(pids)),
             within: humantime::format_duration(step.within).to_string(),
         };
         match &step.action {
@@ -111,6 +134,16 @@ impl Run<'_> {
             Action::ExpectOutput { stream, matcher } => {
                 self.expect_output(cx, *stream, matcher).await
             }
+            Action::SendDatagram { peer, bytes } => self.send_datagram(cx, peer, bytes).await,
+            Action::ExpectDatagram {
+                peer,
+                matcher,
+                from,
+            } => self.expect_datagram(cx, peer, matcher, *from).await,
+            Action::ExpectNoDatagram { peer, window } => {
+                self.expect_no_datagram(cx, peer, *window).await
+            }
+            Action::ExpectTransfer(t) => self.expect_transfer(cx, t).await,
             other => self.stream_step(cx, other).await,
         }
     }

@@ -88,9 +88,18 @@ impl Run<'_> {
             address: bound.to_string(),
             free: free.is_ok(),
         });
-        free.map_err(|e| cx.fail(
+        let Err(e) = free else { return Ok(()) };
+        use crate::sandbox::launch::PortUse;
+        let why = match self.sandbox.port_use(self.proc(), bound.port()) {
+            PortUse::Listening(Some((pid, cmd))) => format!("a listening socket on port {} is still open, held by process {pid} (`{cmd}`): a process the program started outlived it", bound.port()),
+            PortUse::Listening(None) => format!("a listening socket on port {} is still open, held by a process of the program", bound.port()),
+            PortUse::TimeWait(n) => format!("no process holds the port, but {n} connection(s) on it are in TIME_WAIT (the server closed them first), and a restarted server can bind the port then only if it sets SO_REUSEADDR before bind(): `s.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)`"),
+            PortUse::Connections(n) => format!("{n} connection(s) on port {} are still open", bound.port()),
+            PortUse::Unknown => "a process of the program (a child it started?) still holds the listening socket".to_string(),
+        };
+        Err(cx.fail(
             format!("{bound} to be free once the server exited"),
-            format!("binding {bound} failed ({e}): a process of the program (a child it started?) still holds the listening socket"),
+            format!("binding {bound} failed ({e}): {why}"),
         ))
     }
 
@@ -214,7 +223,8 @@ impl Run<'_> {
         };
         let written_before = written(self);
         let pids = self.pids();
-        let wait_before = crate::sandbox::proc_net::cpu_wait(&pids);
+        let clock = self.wait_clock(pids);
+        let most = window * super::super::deadline::MAX_STRETCH;
         let started = Instant::now();
         // The window is the program's own time: it is extended by the time the program
         // waited for a CPU, so on a loaded machine a spinning loop still shows its full
@@ -223,9 +233,7 @@ impl Run<'_> {
         loop {
             futures::future::join_all(self.conns.iter_mut().map(|c| c.absorb_until(end))).await;
             tokio::time::sleep_until(end).await;
-            let waited = crate::sandbox::proc_net::cpu_wait(&pids)
-                .saturating_sub(wait_before)
-                .min(window * 20);
+            let waited = clock.waited().min(most);
             let due = started + window + waited;
             if due <= end + MIN_CREDIT {
                 break;
@@ -233,7 +241,7 @@ impl Run<'_> {
             end = due;
         }
         let elapsed = started.elapsed();
-        let waited = crate::sandbox::proc_net::cpu_wait(&pids).saturating_sub(wait_before);
+        let waited = clock.waited().min(most);
         let available = elapsed.saturating_sub(waited).max(window);
         let used = self.cpu_time().saturating_sub(cpu_before);
         self.event(EventKind::Idle {
@@ -247,13 +255,22 @@ impl Run<'_> {
             return Err(cx.fail(
                 format!("the {} to wait idle (under {:.0} % of a CPU)", self.who(), max_cpu * 100.0),
                 format!(
-                    "it used {} ms of CPU time in {} ms ({:.0} % of a CPU) and wrote {wrote} bytes meanwhile: a busy loop",
+                    "it used {} ms of CPU time in {} ms ({}) and wrote {wrote} bytes meanwhile: a busy loop",
                     used.as_millis(),
                     available.as_millis(),
-                    share * 100.0
+                    cpu_share(share)
                 ),
             ));
         }
         Ok(())
+    }
+}
+
+/// "85 % of a CPU", or for several processes busy at once "3.2 CPUs busy", never
+/// "4034 % of a CPU".
+fn cpu_share(share: f64) -> String {
+    match share > 1.05 {
+        true => format!("{share:.1} CPUs busy at once"),
+        false => format!("{:.0} % of a CPU", share.min(1.0) * 100.0),
     }
 }

@@ -112,9 +112,12 @@ impl Run<'_> {
                 tokio::time::sleep(delay).await;
             }
             let c = self.conns.get_mut(conn);
-            let r = Deadline::new(within, Vec::new())
-                .race(c.send(&piece), never)
-                .await;
+            let r = Deadline::new(
+                within,
+                super::super::deadline::WaitClock::new(Vec::new(), None),
+            )
+            .race(c.send(&piece), never)
+            .await;
             let data = quote(&piece);
             match r {
                 Some(Ok(())) => self.event(EventKind::Sent {
@@ -174,9 +177,12 @@ impl Run<'_> {
                 tokio::time::sleep(delay).await;
             }
             let c = self.conns.get_mut(conn);
-            let r = Deadline::new(cx.step.within, Vec::new())
-                .race(c.send(piece), never)
-                .await;
+            let r = Deadline::new(
+                cx.step.within,
+                super::super::deadline::WaitClock::new(Vec::new(), None),
+            )
+            .race(c.send(piece), never)
+            .await;
             match r {
                 Some(Ok(())) => sent += piece.len(),
                 Some(Err(e)) => {

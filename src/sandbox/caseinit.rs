@@ -1,0 +1,396 @@
+//! A case's init: the process that holds the case's PID, IPC and mount namespaces, whose
+//! root is the case's minimal root ([`super::root`]).
+//!
+//! # Why a process of its own
+//!
+//! A PID namespace lives as long as its first process (its "init", PID 1) and dies with
+//! it: the kernel then SIGKILLs every other process in it, however it was started
+//! (double-forked, `setsid`, ignoring SIGTERM). So that process must be neither the
+//! student's program (PID 1 ignores every signal it has no handler for: SIGTERM would do
+//! nothing, and a student's Ctrl-C test would differ from a terminal's) nor a process
+//! the student can kill. It is this one: cloned by the grader with `CLONE_NEWPID |
+//! CLONE_NEWIPC | CLONE_NEWNS`, it builds the root, `pivot_root`s into it, mounts `/proc`
+//! of its namespace, drops its capabilities and becomes `sleep infinity` (an `exec`, so
+//! it holds none of the grader's memory) with SIGCHLD ignored, so that the orphans it
+//! inherits are reaped by the kernel.
+//!
+//! - **Dies with the grader**: its parent-death signal is SIGKILL, and its parent is a
+//!   thread of the grader that never ends; a `kill -9` of sockgrade kills every init, and
+//!   so every process of every case.
+//! - **Dies with the case**: dropping [`CaseInit`] SIGKILLs it (through a pidfd) and a
+//!   reaper thread collects it; SysV shared memory and message queues of the case go with
+//!   its IPC namespace.
+//! - **Entered, not inherited**: a student process is born in the PID namespace because
+//!   the thread that forks it points its children there for the duration of the fork
+//!   (`setns(CLONE_NEWPID)` changes only the caller's *children*, and only that
+//!   thread's), then enters the IPC and mount namespaces itself (`setns`), cold
+//!   (`process.rs`'s pre_exec) or warm (the fork server's child, `warm.py`).
+//!
+//! Its host pid also names the case's uid ([`super::confine`]): unique among live cases
+//! on the machine, and free again when the case ends.
+
+use super::root::RootPlan;
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Steps of the init other than the root's, for error messages.
+const STEP_PARENT: u32 = 20_000;
+const STEP_CAPS: u32 = 20_001;
+const STEP_EXEC: u32 = 20_002;
+
+/// A running case init and its namespaces.
+pub(crate) struct CaseInit {
+    pid: u32,
+    pidfd: OwnedFd,
+    pid_ns: OwnedFd,
+    ipc_ns: OwnedFd,
+    mnt_ns: OwnedFd,
+}
+
+impl std::fmt::Debug for CaseInit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaseInit").field("pid", &self.pid).finish()
+    }
+}
+
+impl CaseInit {
+    /// Starts the init of a case with its root built from `plan`; returns once the init
+    /// runs in its root (or with why it could not get there).
+    pub(crate) fn start(plan: Arc<RootPlan>) -> io::Result<CaseInit> {
+        let sleep = sleep_binary()?;
+        let grader = own_pidfd()?;
+        let mut p = [-1; 2];
+        // SAFETY: a pipe of our own.
+        if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 just returned these.
+        let (status_r, status_w) =
+            unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+        let w = status_w.as_raw_fd();
+        let child_plan = plan.clone();
+        let pid = on_init_thread(move || {
+            // SAFETY: a fork-like clone (no CLONE_VM); the child runs only
+            // async-signal-safe code on its copy of this stack and leaves by exec or _exit.
+            unsafe {
+                let flags = libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWNS;
+                let pid = libc::syscall(
+                    libc::SYS_clone,
+                    (flags | libc::SIGCHLD) as libc::c_ulong,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                );
+                if pid == 0 {
+                    let (step, errno) = init_main(&child_plan, grader, sleep);
+                    let msg = [step.to_ne_bytes(), errno.to_ne_bytes()].concat_array();
+                    libc::write(w, msg.as_ptr().cast(), msg.len());
+                    libc::_exit(127);
+                }
+                if pid < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(pid as u32)
+                }
+            }
+        })??;
+        drop(status_w);
+        let mut msg = [0u8; 8];
+        let n = read_full(status_r.as_raw_fd(), &mut msg);
+        if n != 0 {
+            reap(pid);
+            let step = u32::from_ne_bytes(msg[..4].try_into().expect("4 bytes"));
+            let errno = i32::from_ne_bytes(msg[4..].try_into().expect("4 bytes"));
+            let what = match step {
+                STEP_PARENT => "set its parent-death signal".to_string(),
+                STEP_CAPS => "drop its capabilities".to_string(),
+                STEP_EXEC => format!("run {}", sleep.to_string_lossy()),
+                s => plan.describe_step(s as usize),
+            };
+            return Err(io::Error::new(
+                io::Error::from_raw_os_error(errno).kind(),
+                format!(
+                    "the case's init could not {what}: {}",
+                    io::Error::from_raw_os_error(errno)
+                ),
+            ));
+        }
+        let opened = (|| -> io::Result<_> {
+            // SAFETY: plain system call; the pid is our unreaped child.
+            let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+            if raw < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: pidfd_open just returned it.
+            let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+            let ns = |name: &str| -> io::Result<OwnedFd> {
+                Ok(std::fs::File::open(format!("/proc/{pid}/ns/{name}"))?.into())
+            };
+            Ok((pidfd, ns("pid")?, ns("ipc")?, ns("mnt")?))
+        })();
+        match opened {
+            Ok((pidfd, pid_ns, ipc_ns, mnt_ns)) => Ok(CaseInit {
+                pid,
+                pidfd,
+                pid_ns,
+                ipc_ns,
+                mnt_ns,
+            }),
+            Err(e) => {
+                // SAFETY: our own unreaped child.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                reap(pid);
+                Err(e)
+            }
+        }
+    }
+
+    /// The init's pid (on the grader's side).
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The namespaces a student process enters: PID (for the thread that forks it), IPC
+    /// and mount (for the process itself).
+    pub(crate) fn pid_ns(&self) -> RawFd {
+        self.pid_ns.as_raw_fd()
+    }
+
+    pub(crate) fn ipc_ns(&self) -> RawFd {
+        self.ipc_ns.as_raw_fd()
+    }
+
+    pub(crate) fn mnt_ns(&self) -> RawFd {
+        self.mnt_ns.as_raw_fd()
+    }
+
+    /// Runs `f` (which forks) with this thread's children born in the case's PID
+    /// namespace; the thread points its children back at the grader's own after.
+    pub(crate) fn spawning<T>(&self, f: impl FnOnce() -> T) -> io::Result<T> {
+        let own = own_pid_ns()?;
+        // SAFETY: setns on descriptors we hold; CLONE_NEWPID changes only which PID
+        // namespace this thread's next children are born in.
+        if unsafe { libc::setns(self.pid_ns.as_raw_fd(), libc::CLONE_NEWPID) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let out = f();
+        // SAFETY: as above; the grader's own namespace is always allowed.
+        if unsafe { libc::setns(own, libc::CLONE_NEWPID) } < 0 {
+            return Err(io::Error::other(format!(
+                "could not point this thread's children back to the grader's PID namespace: {}",
+                io::Error::last_os_error()
+            )));
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for CaseInit {
+    fn drop(&mut self) {
+        // Through the pidfd: no mistaking a recycled pid. The kernel then kills every
+        // process of the namespace; the reaper collects the init.
+        // SAFETY: a plain system call on a descriptor we own.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+        reap_later(self.pid);
+    }
+}
+
+/// The init's side, between the clone and the exec: returns only with an error, as
+/// (step, errno).
+///
+/// # Safety
+/// Only in the child of the clone in [`CaseInit::start`].
+unsafe fn init_main(plan: &RootPlan, grader: RawFd, sleep: &CStr) -> (u32, i32) {
+    let errno = || *libc::__errno_location();
+    // Dies with the thread that cloned it, which lives as long as the grader; and the
+    // grader may have died before this line (then the signal would never come).
+    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
+        return (STEP_PARENT, errno());
+    }
+    let mut pfd = libc::pollfd {
+        fd: grader,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    if libc::poll(&mut pfd, 1, 0) != 0 {
+        libc::_exit(0);
+    }
+    crate::sys::clean_signal_state();
+    // Orphans of the case are re-parented to us: the kernel reaps them at once.
+    libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+    if let Err((step, e)) = plan.build() {
+        return (step as u32, e.raw_os_error().unwrap_or(0));
+    }
+    if let Err(e) = super::confine::drop_capabilities() {
+        return (STEP_CAPS, e.raw_os_error().unwrap_or(0));
+    }
+    // Nothing of the grader's reaches the init's program (the status pipe is
+    // close-on-exec already).
+    libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 1u32 << 2);
+    let argv = [c"sleep".as_ptr(), c"infinity".as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null::<libc::c_char>()];
+    libc::execve(sleep.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    (STEP_EXEC, errno())
+}
+
+/// `[a, b].concat()` without allocating (for the child of the clone).
+trait ConcatArray {
+    fn concat_array(self) -> [u8; 8];
+}
+
+impl ConcatArray for [[u8; 4]; 2] {
+    fn concat_array(self) -> [u8; 8] {
+        let mut out = [0u8; 8];
+        out[..4].copy_from_slice(&self[0]);
+        out[4..].copy_from_slice(&self[1]);
+        out
+    }
+}
+
+/// Reads until `buf` is full or EOF; returns the bytes read.
+fn read_full(fd: RawFd, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: reads into the rest of a buffer we own.
+        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        if n == 0 {
+            break;
+        }
+        if n < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        got += n as usize;
+    }
+    got
+}
+
+/// The program the init becomes: `sleep` of the system (inside `/usr` in the root).
+fn sleep_binary() -> io::Result<&'static CStr> {
+    static SLEEP: OnceLock<Option<std::ffi::CString>> = OnceLock::new();
+    SLEEP
+        .get_or_init(|| {
+            ["/usr/bin/sleep", "/bin/sleep"]
+                .iter()
+                .filter_map(|p| std::path::Path::new(p).canonicalize().ok())
+                .find(|p| p.starts_with("/usr"))
+                .and_then(|p| {
+                    std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
+                        .ok()
+                })
+        })
+        .as_deref()
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "no `sleep` under /usr for the case's init (coreutils)",
+            )
+        })
+}
+
+/// A pidfd of the grader itself, which the init checks right after arming its
+/// parent-death signal.
+fn own_pidfd() -> io::Result<RawFd> {
+    static FD: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
+    FD.get_or_init(|| {
+        // SAFETY: plain system call.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+        if raw < 0 {
+            Err(io::Error::last_os_error().to_string())
+        } else {
+            // SAFETY: pidfd_open just returned it; pidfds are close-on-exec.
+            Ok(unsafe { OwnedFd::from_raw_fd(raw as RawFd) })
+        }
+    })
+    .as_ref()
+    .map(|f| f.as_raw_fd())
+    .map_err(|e| io::Error::other(format!("pidfd_open: {e}")))
+}
+
+/// The grader's own PID namespace, to point a thread's children back to.
+fn own_pid_ns() -> io::Result<RawFd> {
+    static FD: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
+    FD.get_or_init(|| {
+        std::fs::File::open("/proc/self/ns/pid")
+            .map(OwnedFd::from)
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map(|f| f.as_raw_fd())
+    .map_err(|e| io::Error::other(format!("/proc/self/ns/pid: {e}")))
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs `f` on the thread that clones every init: a thread that lives as long as the
+/// grader, since a parent-death signal follows the *thread* that forked (a pool thread
+/// that retires would take every case with it).
+fn on_init_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+    static JOBS: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    let jobs = JOBS.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sockgrade-inits".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .expect("a thread for case inits");
+        Mutex::new(tx)
+    });
+    let (tx, rx) = mpsc::sync_channel(1);
+    let job: Job = Box::new(move || {
+        let _ = tx.send(f());
+    });
+    jobs.lock()
+        .unwrap()
+        .send(job)
+        .map_err(|_| io::Error::other("the case init thread is gone"))?;
+    rx.recv()
+        .map_err(|_| io::Error::other("the case init thread is gone"))
+}
+
+/// Collects a killed init on a thread of its own (it exits once every process of its
+/// namespace has).
+fn reap_later(pid: u32) {
+    static PIDS: OnceLock<Mutex<mpsc::Sender<u32>>> = OnceLock::new();
+    let tx = PIDS.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<u32>();
+        std::thread::Builder::new()
+            .name("sockgrade-reaper".into())
+            .spawn(move || {
+                for pid in rx {
+                    reap(pid);
+                }
+            })
+            .expect("a thread to reap case inits");
+        Mutex::new(tx)
+    });
+    let _ = tx.lock().unwrap().send(pid);
+}
+
+fn reap(pid: u32) {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child, by pid (never -1: tokio reaps its own).
+        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::__WALL) };
+        if r >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! UDP (issue 16): both UDP specs checked with `check --against` on their fixtures
+//! (a correct solution and buggy ones, each failing exactly the cases its bug breaks),
+//! the faults the reference side plays, and a program of the other protocol than the
+//! spec's told so in one line.
+
+mod common;
+use common::{sockgrade, statuses};
+use std::path::Path;
+
+/// Builds `pass/<name>/` and `fail/<name>/` (with sockgrade-expect.txt) in `dir` from
+/// fixtures/udp/ and an .expect file: one `[name]` section per fixture folder, then the
+/// cases it must fail (none: a pass/ solution).
+fn build_against(expect: &str, dir: &Path) {
+    let text = std::fs::read_to_string(common::root().join(expect)).unwrap();
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap().trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            sections.push((name.to_string(), Vec::new()));
+        } else if !line.is_empty() {
+            sections.last_mut().unwrap().1.push(line.to_string());
+        }
+    }
+    assert!(!sections.is_empty(), "{expect} names no fixture");
+    for (name, failing) in sections {
+        let kind = if failing.is_empty() { "pass" } else { "fail" };
+        let to = dir.join(kind).join(&name);
+        std::fs::create_dir_all(&to).unwrap();
+        let from = common::root().join("fixtures/udp").join(&name);
+        for f in std::fs::read_dir(&from).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+        if !failing.is_empty() {
+            std::fs::write(to.join("sockgrade-expect.txt"), failing.join("\n") + "\n").unwrap();
+        }
+    }
+}
+
+fn check_against(spec: &str, expect: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    build_against(expect, dir.path());
+    let out = sockgrade()
+        .args(["check", spec, "--against"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "check --against failed ({:?}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn udp_basics_against_its_fixtures() {
+    check_against("specs/udp-basics.toml", "fixtures/udp/udp-basics.expect");
+}
+
+#[test]
+fn stop_and_wait_against_its_fixtures() {
+    check_against(
+        "specs/stop-and-wait.toml",
+        "fixtures/udp/stop-and-wait.expect",
+    );
+}
+
+fn run_json(spec: &str, fixture: &str, case: &str) -> serde_json::Value {
+    let out = sockgrade()
+        .args(["run", spec, fixture, "--format", "json", "--case", case])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn got(report: &serde_json::Value) -> String {
+    report["cases"][0]["failure"]["got"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Each fault, played on the correct echo server, does what it says; and
+/// expect_no_datagram fails when a datagram comes.
+#[test]
+fn faults_on_a_correct_echo_server() {
+    let out = sockgrade()
+        .args([
+            "run",
+            "tests/specs/udp-faults.toml",
+            "fixtures/udp/echo_good",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = statuses(&report);
+    for (name, status) in &s {
+        let want = if name.starts_with("expect_no_datagram fails") {
+            "failed"
+        } else {
+            "passed"
+        };
+        assert_eq!(status, want, "{name}: {report:#}");
+    }
+    let no = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["status"] == "failed")
+        .unwrap();
+    assert!(
+        no["failure"]["got"]
+            .as_str()
+            .unwrap()
+            .starts_with("received the datagram \"now\""),
+        "{no:#}"
+    );
+    // The transcript has datagram events with addresses.
+    let events: Vec<&str> = report["cases"][0]["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert!(
+        events.contains(&"datagram_sent") && events.contains(&"datagram_received"),
+        "{events:?}"
+    );
+}
+
+/// A server that binds UDP under a TCP spec is told so in one line, and the reverse.
+#[test]
+fn the_other_protocol_is_named() {
+    let r = run_json(
+        "specs/tcp-basics.toml",
+        "fixtures/udp/echo_good",
+        "accepts a connection",
+    );
+    assert!(
+        got(&r).contains(
+            "bound a UDP socket (SOCK_DGRAM) on 0.0.0.0:21567, but this assignment is TCP"
+        ),
+        "{r:#}"
+    );
+    let r = run_json(
+        "specs/udp-basics.toml",
+        "fixtures/good",
+        "echoes a datagram",
+    );
+    assert!(
+        got(&r).contains("listens on TCP (SOCK_STREAM)")
+            && got(&r).contains("this assignment is UDP"),
+        "{r:#}"
+    );
+}
+
+/// Datagram steps in a TCP case, TCP steps in a UDP case: spec errors at the step.
+#[test]
+fn protocol_mismatch_in_a_spec_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("bad.toml");
+    std::fs::write(
+        &spec,
+        "[assignment]\nname = \"x\"\n[server]\ncommand = [\"python3\", \"{file}\"]\nfile = \"s.py\"\n\
+         [[case]]\nname = \"a\"\ntarget = \"server\"\nsteps = [{ send_datagram = \"x\" }]\n",
+    )
+    .unwrap();
+    let out = sockgrade().args(["check"]).arg(&spec).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`send_datagram` is a UDP step; the [server] section speaks TCP"),
+        "{err}"
+    );
+    std::fs::write(
+        &spec,
+        "[assignment]\nname = \"x\"\n[server]\nprotocol = \"udp\"\ncommand = [\"python3\", \"{file}\"]\nfile = \"s.py\"\n\
+         [[case]]\nname = \"a\"\ntarget = \"server\"\nfaults = [{ drop = 0 }]\nsteps = [{ connect = {} }]\n",
+    )
+    .unwrap();
+    let out = sockgrade().args(["check"]).arg(&spec).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`connect` is a TCP step; the [server] section speaks UDP"),
+        "{err}"
+    );
+    assert!(err.contains("datagrams are counted from 1"), "{err}");
+}
+
+/// The UDP specs validate against the shipped JSON Schema (tests/schema.rs checks
+/// the schema is the generated one).
+#[test]
+fn udp_specs_validate_against_the_schema() {
+    if !common::python_has("jsonschema") {
+        return;
+    }
+    let script = r#"
+import json, sys, tomllib, jsonschema
+v = jsonschema.Draft7Validator(json.load(open("schema/spec.schema.json")))
+bad = [(p, e.message) for p in sys.argv[1:] for e in v.iter_errors(tomllib.load(open(p, "rb")))]
+print(bad)
+sys.exit(1 if bad else 0)
+"#;
+    let out = std::process::Command::new("python3")
+        .current_dir(common::root())
+        .args([
+            "-c",
+            script,
+            "specs/udp-basics.toml",
+            "specs/stop-and-wait.toml",
+            "tests/specs/udp-faults.toml",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
