@@ -14,17 +14,6 @@ pub enum RawProtocol {
     Udp,
 }
 
-/// A file of [files]: exactly one of `text`, `hex`, `random_bytes`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawFile {
-    pub text: Option<String>,
-    /// Bytes as pairs of hex digits, spaces allowed.
-    pub hex: Option<String>,
-    /// That many bytes of a fixed pseudo-random sequence, e.g. "2500B", "1MiB".
-    pub random_bytes: Option<String>,
-}
-
 /// One datagram: a text, a table, or a list of parts sent together as one datagram.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
