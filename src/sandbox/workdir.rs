@@ -23,7 +23,9 @@ pub enum WorkdirError {
     },
     #[error("the submission is larger than {} MiB", MAX_COPY_BYTES >> 20)]
     TooLarge,
-    #[error("cannot read the submission {path}: {source}")]
+    #[error("the submission has more files and folders than a case's work folder holds ({} at most)", super::scratch::WORK_FILES)]
+    DoesNotFit,
+    #[error("cannot copy the submission's {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
 
@@ -119,36 +121,38 @@ fn list_contents(dir: &Path) -> String {
     }
 }
 
-/// Copies `from` into `to` (which exists), regular files and folders only.
+/// Copies `from` into `to` (which exists), regular files and folders only. A folder at
+/// a time from an explicit list, not by recursion: the tree may be one a build made.
 pub fn copy_submission(from: &Path, to: &Path) -> Result<u64, WorkdirError> {
-    let mut total = 0;
-    copy_dir(from, to, &mut total)?;
-    Ok(total)
-}
-
-fn copy_dir(from: &Path, to: &Path, total: &mut u64) -> Result<(), WorkdirError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| WorkdirError::Io { path, source }
+        move |source: io::Error| match source.raw_os_error() {
+            Some(libc::ENOSPC) => WorkdirError::DoesNotFit,
+            _ => WorkdirError::Io { path, source },
+        }
     };
-    for entry in std::fs::read_dir(from).map_err(io(from))? {
-        let entry = entry.map_err(io(from))?;
-        let ty = entry.file_type().map_err(io(&entry.path()))?;
-        let dest = to.join(entry.file_name());
-        if ty.is_dir() {
-            if entry.file_name() == ".git" {
-                continue;
+    let mut total = 0;
+    let mut folders = vec![(from.to_path_buf(), to.to_path_buf())];
+    while let Some((from, to)) = folders.pop() {
+        for entry in std::fs::read_dir(&from).map_err(io(&from))? {
+            let entry = entry.map_err(io(&from))?;
+            let ty = entry.file_type().map_err(io(&entry.path()))?;
+            let dest = to.join(entry.file_name());
+            if ty.is_dir() {
+                if entry.file_name() == ".git" {
+                    continue;
+                }
+                std::fs::create_dir(&dest).map_err(io(&dest))?;
+                folders.push((entry.path(), dest));
+            } else if ty.is_file() {
+                let len = entry.metadata().map_err(io(&entry.path()))?.len();
+                total += len;
+                if total > MAX_COPY_BYTES {
+                    return Err(WorkdirError::TooLarge);
+                }
+                std::fs::copy(entry.path(), &dest).map_err(io(&dest))?;
             }
-            std::fs::create_dir(&dest).map_err(io(&dest))?;
-            copy_dir(&entry.path(), &dest, total)?;
-        } else if ty.is_file() {
-            let len = entry.metadata().map_err(io(&entry.path()))?.len();
-            *total += len;
-            if *total > MAX_COPY_BYTES {
-                return Err(WorkdirError::TooLarge);
-            }
-            std::fs::copy(entry.path(), &dest).map_err(io(&entry.path()))?;
         }
     }
-    Ok(())
+    Ok(total)
 }
