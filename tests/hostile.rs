@@ -583,7 +583,10 @@ fn wait_for_marker(dir: &Path, name: &str, limit: std::time::Duration) -> Option
     unsafe {
         let fd = libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK);
         assert!(fd >= 0);
-        let mounts = libc::open(c"/proc/self/mountinfo".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        let mounts = libc::open(
+            c"/proc/self/mountinfo".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
         let watch = |p: &Path, mask: u32| {
             let c = CString::new(p.as_os_str().as_bytes()).unwrap();
             libc::inotify_add_watch(fd, c.as_ptr(), mask)
@@ -852,9 +855,12 @@ fn a_kill_9_of_the_grader_leaves_no_work_copy_after_the_next_start() {
             .stdout(std::process::Stdio::null());
         cmd
     };
-    let mut grader = grade("fixtures/hostile_outlives_the_grader", "replies to a message")
-        .spawn()
-        .unwrap();
+    let mut grader = grade(
+        "fixtures/hostile_outlives_the_grader",
+        "replies to a message",
+    )
+    .spawn()
+    .unwrap();
     let folder = wait_for_marker(&tmp, "daemon-started", std::time::Duration::from_secs(30));
     grader.kill().unwrap();
     grader.wait().unwrap();
@@ -887,7 +893,9 @@ fn a_kill_9_of_the_grader_leaves_no_work_copy_after_the_next_start() {
     );
     assert!(folder.join("tcp_server.py").exists());
     // The next grader's start removes it.
-    let next = grade("fixtures/good", "accepts a connection").status().unwrap();
+    let next = grade("fixtures/good", "accepts a connection")
+        .status()
+        .unwrap();
     let left: Vec<String> = std::fs::read_dir(&tmp)
         .unwrap()
         .flatten()
@@ -897,5 +905,9 @@ fn a_kill_9_of_the_grader_leaves_no_work_copy_after_the_next_start() {
     clean_up();
     assert!(matches!(next.code(), Some(0 | 1)), "{next:?}");
     assert_eq!(left, Vec::<String>::new(), "left in the temp folder");
-    assert_eq!(mounts, Vec::<String>::new(), "mounts left in the temp folder");
+    assert_eq!(
+        mounts,
+        Vec::<String>::new(),
+        "mounts left in the temp folder"
+    );
 }

@@ -416,7 +416,13 @@ impl Grading {
         spec: &Spec,
         targets: &[Target],
         submission: &std::path::Path,
-    ) -> Result<(Vec<BuildResult>, Option<crate::sandbox::scratch::WorkFolder>), Cancelled> {
+    ) -> Result<
+        (
+            Vec<BuildResult>,
+            Option<crate::sandbox::scratch::WorkFolder>,
+        ),
+        Cancelled,
+    > {
         let mut builds = Vec::new();
         let mut tree: Option<crate::sandbox::scratch::WorkFolder> = None;
         for &target in targets {

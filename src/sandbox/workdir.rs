@@ -23,7 +23,10 @@ pub enum WorkdirError {
     },
     #[error("the submission is larger than {} MiB", MAX_COPY_BYTES >> 20)]
     TooLarge,
-    #[error("the submission has more files and folders than a case's work folder holds ({} at most)", super::scratch::WORK_FILES)]
+    #[error(
+        "the submission has more files and folders than a case's work folder holds ({} at most)",
+        super::scratch::WORK_FILES
+    )]
     DoesNotFit,
     #[error("cannot copy the submission's {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
