@@ -200,7 +200,7 @@ impl Run<'_> {
             return Some(format!("the {who} tried to run more than {} processes at once (the limit); fork() was refused", limits.processes));
         }
         if let Some(full) = self.sandbox.workdir.full() {
-            return Some(work_folder_full(&who, full));
+            return Some(work_folder_full(who, full));
         }
         if let Some(sig) = exit.and_then(|s| s.signal()) {
             if sig == libc::SIGXCPU {
