@@ -137,7 +137,10 @@ impl Drop for WorkFolder {
 /// now is swept with its grader's folder.
 fn remove_work_folder(path: &Path, mounted: bool) {
     if mounted {
-        let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
+        let _ = nix::mount::umount2(
+            path,
+            nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW,
+        );
         if std::fs::remove_dir(path).is_ok() {
             return;
         }
@@ -397,7 +400,12 @@ pub(crate) fn sweep(temp: &Path) -> Vec<PathBuf> {
         let Some(owner) = Owner::of(&name.to_string_lossy()) else {
             continue;
         };
-        if owner.alive() || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        // Only a folder of our own uid (and not a symlink): the temp folder is everyone's,
+        // and what another user put there under such a name is theirs, not a grader's.
+        let ours = entry.metadata().is_ok_and(|m| {
+            m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == nix::unistd::geteuid().as_raw()
+        });
+        if owner.alive() || !ours {
             continue;
         }
         let dir = entry.path();
@@ -522,10 +530,43 @@ mod tests {
         }
         let stranger = temp.path().join("sockgrade-someone-else");
         std::fs::create_dir(&stranger).unwrap();
-        assert_eq!(sweep(temp.path()), vec![theirs.clone()]);
+        // A dead owner's name on a symlink (to a folder that must survive), and on a
+        // folder of another uid: another user's doing, left alone.
+        let target = temp.path().join("target");
+        std::fs::create_dir_all(target.join("w0")).unwrap();
+        let link = temp.path().join(
+            Owner {
+                start: me.start + 2,
+                ..me.clone()
+            }
+            .folder_name(),
+        );
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let foreign = temp.path().join(
+            Owner {
+                start: me.start + 3,
+                ..me.clone()
+            }
+            .folder_name(),
+        );
+        std::fs::create_dir(&foreign).unwrap();
+        let is_root = nix::unistd::geteuid().is_root();
+        if is_root {
+            std::os::unix::fs::lchown(&foreign, Some(54321), Some(54321)).unwrap();
+        }
+        let mut swept = sweep(temp.path());
+        swept.sort();
+        let mut want = vec![theirs.clone()];
+        if !is_root {
+            want.push(foreign.clone());
+            want.sort();
+        }
+        assert_eq!(swept, want);
         assert!(!theirs.exists());
         assert!(mine.join("w0/deep/er/code.py").exists());
         assert!(stranger.exists());
+        assert!(target.join("w0").exists());
+        assert!(link.exists());
     }
 
     #[test]
