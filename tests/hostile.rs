@@ -643,6 +643,28 @@ fn processes_in(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// Mounts below `dir` (a killed grader's bounded work folders).
+fn mounts_below(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .map(String::from)
+        .collect()
+}
+
+/// Removes a test's temp folder, unmounting first what a killed grader left mounted.
+fn remove_test_temp(dir: &Path) {
+    for m in mounts_below(dir) {
+        let _ = nix::mount::umount2(
+            m.as_str(),
+            nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW,
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Issue 12, item 8: after a `kill -9` of the grader, children that ignore SIGTERM
 /// survived. The case's init dies with the grader (its parent-death signal), and with it
 /// every process of the case's PID namespace, the setsid daemon included.
@@ -712,7 +734,7 @@ fn a_kill_9_of_the_grader_leaves_no_student_process() {
         // SAFETY: our own descriptor.
         unsafe { libc::close(*fd) };
     }
-    let _ = std::fs::remove_dir_all(&tmp);
+    remove_test_temp(&tmp);
     let Some(_) = folder else {
         eprintln!("skipped: the daemon never started (no isolation to grade in?)");
         return;
@@ -864,21 +886,7 @@ fn a_kill_9_of_the_grader_leaves_no_work_copy_after_the_next_start() {
     let folder = wait_for_marker(&tmp, "daemon-started", std::time::Duration::from_secs(30));
     grader.kill().unwrap();
     grader.wait().unwrap();
-    let mounts_below = || -> Vec<String> {
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| Path::new(m).starts_with(&tmp))
-            .map(String::from)
-            .collect()
-    };
-    let clean_up = || {
-        for m in mounts_below() {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-        let _ = std::fs::remove_dir_all(&tmp);
-    };
+    let clean_up = || remove_test_temp(&tmp);
     let Some(folder) = folder else {
         clean_up();
         eprintln!("skipped: the program never started (no isolation to grade in?)");
@@ -901,7 +909,7 @@ fn a_kill_9_of_the_grader_leaves_no_work_copy_after_the_next_start() {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    let mounts = mounts_below();
+    let mounts = mounts_below(&tmp);
     clean_up();
     assert!(matches!(next.code(), Some(0 | 1)), "{next:?}");
     assert_eq!(left, Vec::<String>::new(), "left in the temp folder");

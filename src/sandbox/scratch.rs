@@ -1,5 +1,6 @@
 //! Where the grader puts what students' programs write: the work folders of its cases
-//! and builds, their limits, and their removal.
+//! and builds (and the folders archives are unpacked into), their limits, and their
+//! removal.
 //!
 //! - **One folder per grader**, `sockgrade-<pid>-<start time>-<pid namespace>` in the
 //!   temp folder (mode 0700), named so that a later grader can tell whether its owner
