@@ -288,6 +288,24 @@ fn a_build_that_hangs_is_stopped() {
         .all(|c| c["status"] == "error"));
 }
 
+/// Issue 12, item 5, for builds: a build script that writes 1 GiB in its folder meets
+/// the same bounded work folder as a case, and its reason names the limit.
+#[test]
+fn a_build_that_fills_its_folder_meets_the_limit() {
+    let (r, _) = grade_hostile("hostile_build_fills_disk");
+    let build = &r["builds"][0];
+    assert_eq!(build["status"], "error", "{r}");
+    if r["isolation"] == "none" {
+        eprintln!("SKIPPED: work folders are bounded only where the grader may mount (root)");
+        return;
+    }
+    let reason = build["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the work folder is full: the build filled it to 128 MiB"),
+        "{reason}"
+    );
+}
+
 #[test]
 fn a_build_that_floods_is_cut_and_stopped() {
     let (r, took) = grade_hostile("hostile_build_flood");

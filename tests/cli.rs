@@ -12,7 +12,7 @@ fn redact(s: &str) -> String {
             r"(127\.0\.0\.1|0\.0\.0\.0|172\.40\.83\.120)('?[:, ]+)\d{2,5}",
             "$1$2[PORT]",
         ),
-        (r"/tmp/sockgrade-[A-Za-z0-9]+", "[TMP]"),
+        (r"/tmp/sockgrade-[A-Za-z0-9-]+(/w[0-9]+)?", "[TMP]"),
         (r#""(at_ms|duration_ms|pid|bytes)": \d+"#, r#""$1": [N]"#),
         (r"\d+ (more )?bytes", "[N] ${1}bytes"),
         (r"\(\d+ % of a CPU\)", "([N] % of a CPU)"),

@@ -357,6 +357,8 @@ struct ClassRun {
     mallory: serde_json::Value,
     alice: serde_json::Value,
     isolation: String,
+    /// The class's gradebook.csv.
+    gradebook: String,
 }
 
 fn grade_class(fixture: &str) -> ClassRun {
@@ -397,10 +399,12 @@ fn grade_class(fixture: &str) -> ClassRun {
     };
     let (mallory, alice) = (report("mallory"), report("alice"));
     let isolation = alice["isolation"].as_str().unwrap_or_default().to_string();
+    let gradebook = std::fs::read_to_string(out.join("gradebook.csv")).unwrap_or_default();
     ClassRun {
         mallory,
         alice,
         isolation,
+        gradebook,
     }
 }
 
@@ -558,49 +562,70 @@ fn sysv_shared_memory_and_queues_die_with_their_case() {
 }
 
 /// Waits (inotify, up to `limit`) until a file `name` appears in a folder made in
-/// `dir`; returns that folder.
+/// `dir` or one level below (the grader's folder holds its work folders); returns that
+/// folder. A work folder may become a tmpfs after it was watched: a change of the
+/// mount table wakes the wait too, and the folders are watched again as they are.
 fn wait_for_marker(dir: &Path, name: &str, limit: std::time::Duration) -> Option<PathBuf> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     let deadline = std::time::Instant::now() + limit;
-    // SAFETY: plain system calls on a descriptor of our own, closed below.
+    let subfolders = |d: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(d)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // SAFETY: plain system calls on descriptors of our own, closed below.
     unsafe {
         let fd = libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK);
         assert!(fd >= 0);
+        let mounts = libc::open(
+            c"/proc/self/mountinfo".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
         let watch = |p: &Path, mask: u32| {
             let c = CString::new(p.as_os_str().as_bytes()).unwrap();
             libc::inotify_add_watch(fd, c.as_ptr(), mask)
         };
-        let mut dirs: std::collections::HashMap<i32, PathBuf> = Default::default();
-        watch(dir, libc::IN_CREATE | libc::IN_ONLYDIR);
+        let mask = libc::IN_CLOSE_WRITE | libc::IN_CREATE | libc::IN_MOVED_TO;
+        watch(dir, mask);
         let found = 'outer: loop {
-            // Folders made before their watch: look in each once it is watched.
-            for e in std::fs::read_dir(dir).unwrap().flatten() {
-                let p = e.path();
-                if p.is_dir() && !dirs.values().any(|d| *d == p) {
-                    let wd = watch(&p, libc::IN_CLOSE_WRITE | libc::IN_CREATE);
-                    if wd >= 0 {
-                        dirs.insert(wd, p.clone());
+            // Watched before looked in: nothing made in between is missed.
+            for p in subfolders(dir) {
+                watch(&p, mask);
+                for q in std::iter::once(p.clone()).chain(subfolders(&p)) {
+                    watch(&q, mask);
+                    if q.join(name).exists() {
+                        break 'outer Some(q);
                     }
-                }
-                if p.join(name).exists() {
-                    break 'outer Some(p);
                 }
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 break None;
             }
-            let mut pfd = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            libc::poll(&mut pfd, 1, left.as_millis() as i32);
+            let mut pfd = [
+                libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: mounts,
+                    events: libc::POLLPRI,
+                    revents: 0,
+                },
+            ];
+            libc::poll(pfd.as_mut_ptr(), 2, left.as_millis() as i32);
             let mut buf = [0u8; 4096];
             while libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) > 0 {}
         };
         libc::close(fd);
+        libc::close(mounts);
         found
     }
 }
@@ -616,6 +641,28 @@ fn processes_in(dir: &Path) -> Vec<i32> {
             cwd.starts_with(dir).then_some(pid)
         })
         .collect()
+}
+
+/// Mounts below `dir` (a killed grader's bounded work folders).
+fn mounts_below(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .map(String::from)
+        .collect()
+}
+
+/// Removes a test's temp folder, unmounting first what a killed grader left mounted.
+fn remove_test_temp(dir: &Path) {
+    for m in mounts_below(dir) {
+        let _ = nix::mount::umount2(
+            m.as_str(),
+            nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW,
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Issue 12, item 8: after a `kill -9` of the grader, children that ignore SIGTERM
@@ -687,7 +734,7 @@ fn a_kill_9_of_the_grader_leaves_no_student_process() {
         // SAFETY: our own descriptor.
         unsafe { libc::close(*fd) };
     }
-    let _ = std::fs::remove_dir_all(&tmp);
+    remove_test_temp(&tmp);
     let Some(_) = folder else {
         eprintln!("skipped: the daemon never started (no isolation to grade in?)");
         return;
@@ -727,4 +774,148 @@ fn host_unix_sockets_and_vsock_are_out_of_reach() {
     }
     assert!(!reached, "a case reached the host's unix socket");
     assert_verdicts(&run.mallory, &["serves two clients at the same time"]);
+}
+
+/// Free bytes of the file system that holds `path`.
+fn free_bytes(path: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: statvfs fills the struct we pass.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        assert_eq!(libc::statvfs(c.as_ptr(), &mut st), 0);
+        st.f_bavail as u64 * st.f_frsize as u64
+    }
+}
+
+/// Issue 12, item 5: a program wrote 1 GiB (64 × 16 MiB) and 20,000 files per case onto
+/// the host's disk in 0.8 s. A case's work folder is a tmpfs of its own (128 MiB, 16,384
+/// files): the program meets "No space left on device", the reason names the limit,
+/// and the host's temp folder never loses the space.
+#[test]
+fn hostile_fills_disk() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let temp = std::env::temp_dir();
+    let before = free_bytes(&temp);
+    // The lowest free space while the class runs. A disk tells no one when it fills:
+    // sampled, every 20 ms (a case writes its gigabyte in about a second).
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (stop, temp) = (stop.clone(), temp.clone());
+        std::thread::spawn(move || {
+            let mut low = u64::MAX;
+            while !stop.load(Ordering::Relaxed) {
+                low = low.min(free_bytes(&temp));
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            low
+        })
+    };
+    let run = grade_class("hostile_fills_disk");
+    stop.store(true, Ordering::Relaxed);
+    let low = sampler.join().unwrap();
+    run.assert_alice_unharmed();
+    if !run.full() {
+        return;
+    }
+    let case = run.case("replies to a message");
+    assert_eq!(case["status"], "failed", "{case}");
+    let reason = case["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the work folder is full") && reason.contains("128 MiB"),
+        "{reason}"
+    );
+    // Every case of the server met the limit, none the memory limit before it.
+    for c in run.mallory["cases"].as_array().unwrap() {
+        if c["target"] == "server" {
+            let why = c["reason"].as_str().unwrap_or_default();
+            assert!(why.contains("the work folder is full"), "{c}");
+        }
+    }
+    let lost = before.saturating_sub(low);
+    assert!(
+        lost < 256 << 20,
+        "the host's temp folder lost {} MiB while the class ran",
+        lost >> 20
+    );
+}
+
+/// Issue 12, item 7: a program that made a 20,000-deep chain of folders crashed the
+/// grader on teardown (std's recursive removal overflowed a runtime thread's stack):
+/// `run` printed nothing, `grade` died without a gradebook. A bounded work folder is
+/// unmounted, an unbounded one removed by an iterative walk: both runs finish.
+#[test]
+fn hostile_deep_tree() {
+    // `run` prints its report (checked in `grade_contained`).
+    let r = grade_contained("hostile_deep_tree", "server", &["replies to a message"]);
+    assert_eq!(r["cases"].as_array().unwrap().len(), 1, "{r}");
+    // `grade` completes, with a gradebook of both students.
+    let run = grade_class("hostile_deep_tree");
+    run.assert_alice_unharmed();
+    assert!(
+        run.gradebook.contains("mallory") && run.gradebook.contains("alice"),
+        "{}",
+        run.gradebook
+    );
+}
+
+/// Issue 12, item 8: after a `kill -9` of the grader, its work copies (student code)
+/// stayed in the temp folder forever. They live in a folder named after the grader (pid
+/// and start time), and the next grader removes the folders of dead ones, unmounting
+/// their work folders first.
+#[test]
+fn a_kill_9_of_the_grader_leaves_no_work_copy_after_the_next_start() {
+    let tmp = std::env::temp_dir().join(format!("sockgrade-hostile-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let grade = |fixture: &str, case: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sockgrade"));
+        cmd.current_dir(root())
+            .env("TMPDIR", &tmp)
+            .args(["run", "specs/tcp-basics.toml", fixture])
+            .args(["--target", "server", "--case", case, "--format", "json"])
+            .stdout(std::process::Stdio::null());
+        cmd
+    };
+    let mut grader = grade(
+        "fixtures/hostile_outlives_the_grader",
+        "replies to a message",
+    )
+    .spawn()
+    .unwrap();
+    let folder = wait_for_marker(&tmp, "daemon-started", std::time::Duration::from_secs(30));
+    grader.kill().unwrap();
+    grader.wait().unwrap();
+    let clean_up = || remove_test_temp(&tmp);
+    let Some(folder) = folder else {
+        clean_up();
+        eprintln!("skipped: the program never started (no isolation to grade in?)");
+        return;
+    };
+    // The killed grader's work copy is there, in its folder.
+    let owner = folder.parent().unwrap().to_path_buf();
+    let owner_name = owner.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        owner_name.starts_with(&format!("sockgrade-{}-", grader.id())),
+        "{owner_name}"
+    );
+    assert!(folder.join("tcp_server.py").exists());
+    // The next grader's start removes it.
+    let next = grade("fixtures/good", "accepts a connection")
+        .status()
+        .unwrap();
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mounts = mounts_below(&tmp);
+    clean_up();
+    assert!(matches!(next.code(), Some(0 | 1)), "{next:?}");
+    assert_eq!(left, Vec::<String>::new(), "left in the temp folder");
+    assert_eq!(
+        mounts,
+        Vec::<String>::new(),
+        "mounts left in the temp folder"
+    );
 }

@@ -126,8 +126,9 @@ pub async fn grade_one(class: &Class, sub: Submission) -> Option<StudentRecord> 
 /// A submission unpacked, ready to grade.
 struct Prepared {
     dir: PathBuf,
-    /// The folder an archive was unpacked into, deleted when dropped.
-    unpacked: Option<tempfile::TempDir>,
+    /// The folder an archive was unpacked into, deleted when dropped (by a walk that
+    /// survives any tree an archive holds; swept by the next grader after a `kill -9`).
+    unpacked: Option<crate::sandbox::scratch::WorkFolder>,
     /// Files left out of the archive.
     notes: Vec<String>,
 }
@@ -149,9 +150,7 @@ fn prepare(source: &Path) -> Result<Prepared, String> {
                     a.display()
                 )
             })?;
-            let tmp = tempfile::Builder::new()
-                .prefix("sockgrade-unpacked-")
-                .tempdir()
+            let tmp = crate::sandbox::scratch::WorkFolder::new(false)
                 .map_err(|e| format!("cannot make a folder to unpack {} into: {e}", a.display()))?;
             let u = archive::extract(&a, format, tmp.path()).map_err(|e| e.to_string())?;
             if !u.skipped.is_empty() {

@@ -27,7 +27,7 @@ const LINE_CHARS: usize = 300;
 /// A finished build: its result, and when it built, the folder the cases copy.
 pub(crate) struct Built {
     pub(crate) result: BuildResult,
-    pub(crate) tree: Option<tempfile::TempDir>,
+    pub(crate) tree: Option<crate::sandbox::scratch::WorkFolder>,
 }
 
 /// Builds `target`'s program of the submission in `source` (the submission, or the tree
@@ -99,11 +99,13 @@ pub(crate) async fn build(
     text.push_str(&decode(&stdout.text()));
     let (first, output) = first_error_first(&text);
     let limit_hit = if sandbox.memory_limit_hit() {
-        " (it ran out of memory: build_limits.memory)"
+        " (it ran out of memory: build_limits.memory)".to_string()
     } else if sandbox.process_limit_hit() {
-        " (it reached its process limit: build_limits.processes)"
+        " (it reached its process limit: build_limits.processes)".to_string()
+    } else if let Some(full) = sandbox.workdir.full() {
+        format!(" ({})", super::verdict::work_folder_full("build", full))
     } else {
-        ""
+        String::new()
     };
     let reason = match status {
         Some(s) if s.success() => None,

@@ -59,7 +59,10 @@ impl Kept {
                 let why = format!("{} after the previous case", describe_status(status));
                 return Err((self, why));
             }
-            if self.sandbox.memory_limit_hit() || self.sandbox.process_limit_hit() {
+            if self.sandbox.memory_limit_hit()
+                || self.sandbox.process_limit_hit()
+                || self.sandbox.workdir.full().is_some()
+            {
                 return Err((self, "hit a resource limit in the previous case".into()));
             }
             let list = match self.sandbox.sockets(&self.proc) {

@@ -199,6 +199,9 @@ impl Run<'_> {
         if self.sandbox.process_limit_hit() {
             return Some(format!("the {who} tried to run more than {} processes at once (the limit); fork() was refused", limits.processes));
         }
+        if let Some(full) = self.sandbox.workdir.full() {
+            return Some(work_folder_full(who, full));
+        }
         if let Some(sig) = exit.and_then(|s| s.signal()) {
             if sig == libc::SIGXCPU {
                 return Some(format!(
@@ -228,4 +231,11 @@ impl Run<'_> {
         }
         None
     }
+}
+
+/// The reason of a program that filled its (bounded) work folder.
+pub(super) fn work_folder_full(who: &str, full: crate::sandbox::scratch::Full) -> String {
+    format!(
+        "the work folder is full: the {who} filled it to {full} (the limit of a case's work folder), and writing more failed with \"No space left on device\""
+    )
 }

@@ -416,9 +416,15 @@ impl Grading {
         spec: &Spec,
         targets: &[Target],
         submission: &std::path::Path,
-    ) -> Result<(Vec<BuildResult>, Option<tempfile::TempDir>), Cancelled> {
+    ) -> Result<
+        (
+            Vec<BuildResult>,
+            Option<crate::sandbox::scratch::WorkFolder>,
+        ),
+        Cancelled,
+    > {
         let mut builds = Vec::new();
-        let mut tree: Option<tempfile::TempDir> = None;
+        let mut tree: Option<crate::sandbox::scratch::WorkFolder> = None;
         for &target in targets {
             if spec.program(target).is_none_or(|p| p.build.is_none()) {
                 continue;

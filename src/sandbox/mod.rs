@@ -1,6 +1,8 @@
 //! Everything about the student's side of a case: where it runs and how it is contained.
 //!
 //! - [`workdir`]: a throw-away copy of the submission, and finding the student's file;
+//! - [`scratch`]: where work folders live (one folder per grader, swept when its owner
+//!   died), bounded in bytes and files, and removed without recursion;
 //! - [`netns`]: a network namespace per case (loopback, any address local, redirects);
 //! - [`pcap`]: a packet capture of a case's namespace (`--pcap`);
 //! - [`cgroup`]: a cgroup per case (limits, CPU accounting, kill everything);
@@ -28,6 +30,7 @@ pub mod pcap;
 pub mod proc_net;
 pub mod process;
 pub(crate) mod root;
+pub mod scratch;
 pub mod seccomp;
 pub mod sockets;
 pub mod warm;
@@ -198,7 +201,7 @@ pub const CASE_CPU_PERCENT: u32 = 100;
 
 /// One case's box: a copy of the submission, and its network and cgroup if isolated.
 pub struct Sandbox {
-    pub workdir: tempfile::TempDir,
+    pub workdir: scratch::WorkFolder,
     /// The student's file, relative to `workdir`.
     pub file: PathBuf,
     pub netns: Option<netns::NetNs>,
@@ -226,13 +229,13 @@ impl Sandbox {
         case_id: &str,
     ) -> Result<Sandbox, SandboxError> {
         let file = workdir::find_file(submission, &program.files)?;
-        let dir = tempfile::Builder::new()
-            .prefix("sockgrade-")
-            .tempdir()
-            .map_err(|e| SandboxError::Setup {
+        // Bounded where the grader may mount (what isolates a case needs root too).
+        let dir = scratch::WorkFolder::new(host.isolation != Isolation::None).map_err(|e| {
+            SandboxError::Setup {
                 what: "work folder",
                 source: e,
-            })?;
+            }
+        })?;
         workdir::copy_submission(submission, dir.path())?;
         let netns = match host.isolation {
             Isolation::None => None,

@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 /// Largest submission copied for a case.
 pub const MAX_COPY_BYTES: u64 = 64 << 20;
 
+/// Deepest folder copied: a homework nests a few; a tree a build made may be a chain
+/// thousands deep, whose paths outgrow `PATH_MAX` (and the report's reasons).
+pub const MAX_COPY_DEPTH: usize = 64;
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkdirError {
     #[error("no file matches {patterns}; the submission contains: {contents}")]
@@ -23,7 +27,14 @@ pub enum WorkdirError {
     },
     #[error("the submission is larger than {} MiB", MAX_COPY_BYTES >> 20)]
     TooLarge,
-    #[error("cannot read the submission {path}: {source}")]
+    #[error("the submission nests folders more than {MAX_COPY_DEPTH} deep ({path}/…)")]
+    TooDeep { path: String },
+    #[error(
+        "the submission has more files and folders than a case's work folder holds ({} at most)",
+        super::scratch::WORK_FILES
+    )]
+    DoesNotFit,
+    #[error("cannot copy the submission's {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
 
@@ -119,36 +130,82 @@ fn list_contents(dir: &Path) -> String {
     }
 }
 
-/// Copies `from` into `to` (which exists), regular files and folders only.
+/// Copies `from` into `to` (which exists), regular files and folders only. A folder at
+/// a time from an explicit list, not by recursion: the tree may be one a build made.
 pub fn copy_submission(from: &Path, to: &Path) -> Result<u64, WorkdirError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source: io::Error| match source.raw_os_error() {
+            Some(libc::ENOSPC) => WorkdirError::DoesNotFit,
+            _ => WorkdirError::Io { path, source },
+        }
+    };
     let mut total = 0;
-    copy_dir(from, to, &mut total)?;
+    let top = from;
+    let mut folders = vec![(from.to_path_buf(), to.to_path_buf(), 0)];
+    while let Some((from, to, depth)) = folders.pop() {
+        for entry in std::fs::read_dir(&from).map_err(io(&from))? {
+            let entry = entry.map_err(io(&from))?;
+            let ty = entry.file_type().map_err(io(&entry.path()))?;
+            let dest = to.join(entry.file_name());
+            if ty.is_dir() {
+                if entry.file_name() == ".git" {
+                    continue;
+                }
+                if depth == MAX_COPY_DEPTH {
+                    // Named by its first folders only: the whole path may be kilobytes.
+                    let rel = from.strip_prefix(top).unwrap_or(&from);
+                    let head: PathBuf = rel.components().take(3).collect();
+                    return Err(WorkdirError::TooDeep {
+                        path: head.display().to_string(),
+                    });
+                }
+                std::fs::create_dir(&dest).map_err(io(&dest))?;
+                folders.push((entry.path(), dest, depth + 1));
+            } else if ty.is_file() {
+                let len = entry.metadata().map_err(io(&entry.path()))?.len();
+                total += len;
+                if total > MAX_COPY_BYTES {
+                    return Err(WorkdirError::TooLarge);
+                }
+                std::fs::copy(entry.path(), &dest).map_err(io(&dest))?;
+            }
+        }
+    }
     Ok(total)
 }
 
-fn copy_dir(from: &Path, to: &Path, total: &mut u64) -> Result<(), WorkdirError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| WorkdirError::Io { path, source }
-    };
-    for entry in std::fs::read_dir(from).map_err(io(from))? {
-        let entry = entry.map_err(io(from))?;
-        let ty = entry.file_type().map_err(io(&entry.path()))?;
-        let dest = to.join(entry.file_name());
-        if ty.is_dir() {
-            if entry.file_name() == ".git" {
-                continue;
-            }
-            std::fs::create_dir(&dest).map_err(io(&dest))?;
-            copy_dir(&entry.path(), &dest, total)?;
-        } else if ty.is_file() {
-            let len = entry.metadata().map_err(io(&entry.path()))?.len();
-            *total += len;
-            if *total > MAX_COPY_BYTES {
-                return Err(WorkdirError::TooLarge);
-            }
-            std::fs::copy(entry.path(), &dest).map_err(io(&entry.path()))?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_folders_but_not_a_chain_deeper_than_the_cap() {
+        let from = tempfile::tempdir().unwrap();
+        let to = tempfile::tempdir().unwrap();
+        let mut deep = from.path().join("src");
+        for _ in 1..MAX_COPY_DEPTH {
+            deep.push("d");
         }
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("x.py"), "x").unwrap();
+        std::fs::create_dir(from.path().join(".git")).unwrap();
+        std::fs::write(from.path().join(".git/HEAD"), "ref").unwrap();
+        assert_eq!(copy_submission(from.path(), to.path()).unwrap(), 1);
+        assert!(to
+            .path()
+            .join(deep.strip_prefix(from.path()).unwrap())
+            .join("x.py")
+            .exists());
+        assert!(!to.path().join(".git").exists());
+        std::fs::create_dir(deep.join("d")).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let err = copy_submission(from.path(), other.path())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "the submission nests folders more than 64 deep (src/d/d/…)"
+        );
     }
-    Ok(())
 }
