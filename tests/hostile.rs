@@ -298,7 +298,6 @@ fn a_growing_log_hits_the_file_size_limit() {
 /// class completes, the correct student keeps every point, and the hog's CPU use is
 /// reported as what one case may use (a CPU quota per case), not as "4034 % of a CPU".
 #[test]
-#[ignore = "the per-case CPU quota is not applied to warm-started processes on hybrid cgroup v1/v2 hosts yet (issue 14 note)"]
 fn a_cpu_hog_gets_one_cpu_and_its_neighbour_keeps_its_score() {
     let class = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();

@@ -145,6 +145,7 @@ pub struct CaseCgroup {
     memory_limited: bool,
     process_limited: bool,
     cpu_limited: bool,
+    cpu_quota: Option<f64>,
 }
 
 /// A `'static` handle that a `pre_exec` closure can own (std's and tokio's `pre_exec`
@@ -488,6 +489,7 @@ impl Cgroups {
             memory_limited: false,
             process_limited: false,
             cpu_limited: false,
+            cpu_quota: None,
         };
         for parent in &l.parents {
             let dir = parent.join(name);
@@ -531,6 +533,7 @@ impl Cgroups {
                 }
             }
             case.cpu_limited = true;
+            case.cpu_quota = Some(quota as f64 / CPU_PERIOD_US as f64);
         }
 
         let mut fds = Vec::with_capacity(case.dirs.len());
@@ -1046,13 +1049,10 @@ impl CaseCgroup {
         throttled_in(&dir.join("cpu.stat"), ver)
     }
 
-    /// Where [`CaseCgroup::throttled`] reads, for a reader that outlives a borrow.
-    pub fn throttle_probe(&self) -> Option<ThrottleProbe> {
-        let (ver, i) = self.layout.bandwidth.filter(|_| self.cpu_limited)?;
-        Some(ThrottleProbe {
-            path: self.dirs.get(i)?.join("cpu.stat"),
-            ver,
-        })
+    /// The CPU time the case may use per unit of wall time (its quota: 1.0 is one CPU),
+    /// when the kernel enforces one.
+    pub fn cpu_quota(&self) -> Option<f64> {
+        self.cpu_quota
     }
 
     /// Whether the memory limit made the kernel kill (or try to kill) a process of the case:
@@ -1109,19 +1109,6 @@ impl CaseCgroup {
             Ver::V1 => "memory.max_usage_in_bytes",
         };
         fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
-    }
-}
-
-/// Reads a case's throttled time by path (see [`CaseCgroup::throttled`]).
-#[derive(Debug, Clone)]
-pub struct ThrottleProbe {
-    path: PathBuf,
-    ver: Ver,
-}
-
-impl ThrottleProbe {
-    pub fn throttled(&self) -> Duration {
-        throttled_in(&self.path, self.ver)
     }
 }
 
