@@ -105,7 +105,9 @@ struct Layout {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
     /// Memory of all processes of the case together, swap included where the kernel
-    /// accounts swap, so a program cannot dodge the limit by being swapped out.
+    /// accounts swap, so a program cannot dodge the limit by being swapped out. Socket
+    /// buffers count too: cgroup2 charges them to the same `memory.max`; on v1 they get
+    /// a limit of the same size of their own (`memory.kmem.tcp.limit_in_bytes`).
     pub memory_bytes: Option<u64>,
     /// Processes *and threads* of the case together (`pids.max` counts tasks); it stops a
     /// fork bomb before it hurts the machine.
@@ -515,6 +517,14 @@ impl Cgroups {
                     let memsw = dir.join("memory.memsw.limit_in_bytes");
                     if memsw.exists() {
                         write_ctx(&memsw, &v)?;
+                    }
+                    // v1 charges socket buffers to a group only once its TCP limit is
+                    // set (cgroup2 always charges them to memory.max): without it, a
+                    // case parked 800 MiB in loopback buffers while its group showed
+                    // 3 MiB. Set before any process joins, so every socket counts.
+                    let tcp = dir.join("memory.kmem.tcp.limit_in_bytes");
+                    if tcp.exists() {
+                        write_ctx(&tcp, &v)?;
                     }
                 }
             }
