@@ -12,8 +12,9 @@
 #                 {"id", "error"} when a child could not enter its sandbox, and
 #                 {"exit": pid, "status": wait status} when a child ends (after its reply).
 #   grader -> us: a launch request (fields below) with its descriptors: stdin, stdout,
-#                 stderr, then the cgroup.procs files, the network namespace, and the
-#                 case's PID, IPC and mount namespaces (its init's, see caseinit.rs).
+#                 stderr, then the cgroup.procs files, the case's cgroup2 directory (when
+#                 "cgroup_dir" gives the index of its cgroup.procs), the network namespace,
+#                 and the case's PID, IPC and mount namespaces (its init's, see caseinit.rs).
 # The grader closing the socket ends the server; the grader's death kills it (pdeathsig).
 import ctypes
 import gc
@@ -41,6 +42,8 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+CLONE_INTO_CGROUP = 0x200000000
+SYS_CLONE3 = 435  # the same on every architecture (the unified syscall table)
 PR_SET_PDEATHSIG = 1
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
@@ -94,24 +97,70 @@ def install_seccomp(programs):
 
 
 def split(req, fds):
-    """The request's descriptors: stdio, cgroup.procs files, network namespace, and the
-    case's PID, IPC and mount namespaces."""
+    """The request's descriptors: stdio, cgroup.procs files, the cgroup2 directory,
+    network namespace, and the case's PID, IPC and mount namespaces."""
     stdio, fds = fds[:3], fds[3:]
     groups, fds = fds[: req["cgroups"]], fds[req["cgroups"]:]
+    cgroup_dir = fds.pop(0) if req.get("cgroup_dir") is not None else None
     netns = fds.pop(0) if req["netns"] else None
     namespaces = fds[:3] if req["namespaces"] else None
-    return stdio, groups, netns, namespaces
+    return stdio, groups, cgroup_dir, netns, namespaces
 
 
-def enter(req, fds, keep):
+class CloneArgs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack",
+        "stack_size", "tls", "set_tid", "set_tid_size", "cgroup")]
+
+
+# Called with the GIL held, as os.fork calls fork(): the child must not find it taken
+# by a thread that does not exist there.
+_syscall = ctypes.PyDLL(None, use_errno=True).syscall
+_syscall.restype = ctypes.c_long
+# Whether clone3 may create children into a cgroup here; False once the kernel (older
+# than 5.7) or a seccomp policy of our own container said no.
+clone_into_works = True
+
+
+def fork_into(cgroup_dir):
+    """os.fork, but the child is born in the cgroup2 group `cgroup_dir` (clone3 with
+    CLONE_INTO_CGROUP), so it does not have to move there: a move waits for the kernel's
+    global cgroup lock (an RCU grace period, ~11 ms), a birth does not (cgroup.rs,
+    CgroupJoiner::clone_into). None when the kernel cannot, and the caller forks."""
+    global clone_into_works
+    if cgroup_dir is None or not clone_into_works:
+        return None
+    args = CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=signal.SIGCHLD, cgroup=cgroup_dir)
+    # What os.fork does around fork(): locks taken and released, at-fork hooks run
+    # (random reseeds itself in the child), the interpreter's thread state made whole.
+    ctypes.pythonapi.PyOS_BeforeFork()
+    pid = _syscall(SYS_CLONE3, ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
+    if pid == 0:
+        ctypes.pythonapi.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    ctypes.pythonapi.PyOS_AfterFork_Parent()
+    if pid > 0:
+        return pid
+    # ENOSYS, EPERM (a seccomp policy), E2BIG/EINVAL (before 5.7): never again this run.
+    # Anything else (EAGAIN, ENOMEM, a dead PID namespace) is fork's to report.
+    if err in (38, 1, 7, 22):
+        clone_into_works = False
+        return None
+    raise OSError(err, os.strerror(err))
+
+
+def enter(req, fds, keep, born_in):
     """The child's way into its sandbox (process.rs's pre_exec, in the same order). It
-    was born in the case's PID namespace (the server forked it from there)."""
-    stdio, groups, netns, namespaces = split(req, fds)
+    was born in the case's PID namespace (the server forked it from there), and in the
+    cgroup whose cgroup.procs is `born_in` if any."""
+    stdio, groups, _, netns, namespaces = split(req, fds)
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setsid()
-    for fd in groups:
-        os.write(fd, b"0")
+    for i, fd in enumerate(groups):
+        if i != born_in:
+            os.write(fd, b"0")
     if netns is not None:
         check(libc.setns(netns, CLONE_NEWNET), "setns(net)")
     check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
@@ -149,7 +198,7 @@ def reap(ctl):
 def launch(ctl, req, fds):
     """Forks a child for `req`. Returns the request in the child, None in the server."""
     ack_r, ack_w = os.pipe()
-    namespaces = split(req, list(fds))[3]
+    _, _, cgroup_dir, _, namespaces = split(req, list(fds))
     if namespaces is not None:
         # Our next child is born in the case's PID namespace; we stay where we are.
         try:
@@ -159,8 +208,13 @@ def launch(ctl, req, fds):
             os.close(ack_w)
             ctl.send(json.dumps({"id": req["id"], "error": "%s" % e}).encode())
             return None
+    born_in = None
     try:
-        pid = os.fork()
+        pid = fork_into(cgroup_dir)
+        if pid is None:
+            pid = os.fork()
+        else:
+            born_in = req["cgroup_dir"]
     except OSError as e:
         pid = None
         error = "fork: %s (the case's namespace has ended)" % e
@@ -177,7 +231,7 @@ def launch(ctl, req, fds):
         # close "its" fd again later, when that number may be the student's.
         ctl.detach()
         try:
-            enter(req, fds, ack_w)
+            enter(req, fds, ack_w, born_in)
         except BaseException as e:
             os.write(ack_w, ("%s: %s" % (type(e).__name__, e)).encode("utf-8", "replace"))
             os._exit(127)
