@@ -415,10 +415,13 @@ impl Cgroups {
         })
     }
 
-    /// Whether [`Limits::memory_bytes`] can be enforced here.
     /// Moving a process into a cgroup takes the kernel's global threadgroup lock, which
     /// waits for an RCU grace period unless cgroup2 is mounted with `favordynmods`:
-    /// about 4 ms per hierarchy, over 10 ms per case here. Said once, with the fix.
+    /// 11 ms (up to 50 ms under load) per move, whatever the number of hierarchies (the
+    /// writes that follow the first within a grace period are cheap). Warm starts are
+    /// created straight into their cgroup2 group ([`CgroupJoiner::clone_into`]), so on a
+    /// pure cgroup2 machine only cold starts pay it; on a hybrid one every case does (its
+    /// v1 groups can only be joined by a move). Said once, with the fix.
     pub fn slow_moves_note(&self) -> Option<String> {
         let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
         let cg2 = info.lines().find(|l| l.contains(" - cgroup2 "))?;
@@ -426,11 +429,16 @@ impl Cgroups {
             return None;
         }
         let mount_point = cg2.split_whitespace().nth(4)?;
+        let who = match self.layout.parents.len() > 1 {
+            true => "each case",
+            false => "each cold start (warm starts are created in their cgroup)",
+        };
         Some(format!(
-            "each case spends ~10 ms moving into its cgroup on this machine; `mount -o remount,favordynmods {mount_point}` (as root) makes that ~0.1 ms"
+            "{who} spends ~10 ms moving into its cgroup on this machine; `mount -o remount,favordynmods {mount_point}` (as root) makes that ~0.1 ms"
         ))
     }
 
+    /// Whether [`Limits::memory_bytes`] can be enforced here.
     pub fn supports_memory_limit(&self) -> bool {
         self.layout.memory.is_some()
     }

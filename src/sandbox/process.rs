@@ -142,10 +142,7 @@ impl StudentProcess {
         let (stdout_r, stdout_w) = pipe_pair().map_err(io)?;
         let (stderr_r, stderr_w) = pipe_pair().map_err(io)?;
         let (cgroups, cgroup_dir) = match &launch.cgroup {
-            Some(c) => (
-                c.descriptors().map_err(io)?,
-                c.clone_into().map_err(io)?,
-            ),
+            Some(c) => (c.descriptors().map_err(io)?, c.clone_into().map_err(io)?),
             None => (Vec::new(), None),
         };
         let child = server
