@@ -82,8 +82,8 @@ pub(crate) async fn build(
     // compiling on a busy machine); a build busy on its own (a flood, a loop) competes
     // with the grader for CPUs and would be credited without end: twice its time is
     // the most it gets.
-    let throttle = sandbox.cgroup.as_ref().and_then(|c| c.throttle_probe());
-    let clock = super::deadline::WaitClock::new(sandbox.pids(&proc), throttle);
+    let quota = sandbox.cgroup.as_ref().and_then(|c| c.cpu_quota());
+    let clock = super::deadline::WaitClock::new(sandbox.pids(&proc), quota);
     let mut deadline = Deadline::new(build.limits.time, clock);
     let status = tokio::time::timeout(build.limits.time * 2, deadline.race(proc.exited(), never))
         .await

@@ -245,12 +245,8 @@ impl<'a> Run<'a> {
 
     /// A clock of the CPU waits of `pids` that are not the case's own doing.
     pub(super) fn wait_clock(&self, pids: Vec<u32>) -> super::deadline::WaitClock {
-        let throttle = self
-            .sandbox
-            .cgroup
-            .as_ref()
-            .and_then(|c| c.throttle_probe());
-        super::deadline::WaitClock::new(pids, throttle)
+        let quota = self.sandbox.cgroup.as_ref().and_then(|c| c.cpu_quota());
+        super::deadline::WaitClock::new(pids, quota)
     }
 
     pub(super) fn cpu_time(&self) -> Duration {

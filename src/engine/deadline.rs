@@ -13,15 +13,19 @@
 //! executor races a child process against its timers.
 //!
 //! What counts as waiting is bounded so that a program cannot stretch its own deadlines:
-//! - the wait of the program is that of its *longest-waiting thread* since the wait
-//!   began, not the sum over its threads (60 busy processes on 2 CPUs wait 30 s per
-//!   second between them, but no thread waits longer than the wall clock);
-//! - time the case spent throttled by its own CPU quota (see `sandbox::cgroup`) is its
-//!   own doing, not the machine's: it is taken off;
+//! - the program's wait is measured on its *longest-runnable thread* since the wait
+//!   began, not summed over its threads (60 busy processes on 2 CPUs wait 30 s per
+//!   second between them, but no thread is runnable longer than the wall clock);
+//! - a case has one CPU's worth of time (its quota, `sandbox::CASE_CPU_PERCENT`): a
+//!   thread that waits while its siblings use that, or while the quota throttles the
+//!   case, waits for its own program, not for the machine. So the CPU time all its
+//!   threads got, in units of the quota, is taken off ([`load_wait`]). Five spinning
+//!   processes each wait 80 % of the time on an idle machine; counted as load, that
+//!   stretched every deadline and made the program look five times as "available",
+//!   hence reports of "4034 % of a CPU";
 //! - the deadline stretches by at most [`MAX_STRETCH`] times its length.
 
-use crate::sandbox::cgroup::ThrottleProbe;
-use crate::sandbox::proc_net;
+use crate::sandbox::proc_net::{self, TaskTimes};
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
@@ -44,47 +48,62 @@ pub(super) const MAX_STRETCH: u32 = 4;
 /// The time a program waited for a CPU through no doing of its own, since it was made.
 pub(super) struct WaitClock {
     pids: Vec<u32>,
-    throttle: Option<ThrottleProbe>,
-    /// Each thread's wait when the clock started (a thread born since started at 0).
-    base: HashMap<u32, u64>,
-    throttled_base: Duration,
+    /// The case's CPU quota in CPUs (one when it has none: what one thread can use).
+    quota: f64,
+    /// Each thread's times when the clock started (a thread born since started at 0).
+    base: HashMap<u32, TaskTimes>,
 }
 
 impl WaitClock {
-    /// A clock over the threads of `pids` (none: it never moves); `throttle` reads the
-    /// case's time throttled by its CPU quota.
-    pub(super) fn new(pids: Vec<u32>, throttle: Option<ThrottleProbe>) -> WaitClock {
+    /// A clock over the threads of `pids` (none: it never moves), in a case whose CPU
+    /// quota is `quota` CPUs (`None`: no quota).
+    pub(super) fn new(pids: Vec<u32>, quota: Option<f64>) -> WaitClock {
         let base = match pids.is_empty() {
             true => HashMap::new(),
-            false => proc_net::task_waits(&pids).into_iter().collect(),
+            false => proc_net::task_times(&pids).into_iter().collect(),
         };
-        let throttled_base = throttle.as_ref().map(|t| t.throttled()).unwrap_or_default();
         WaitClock {
             pids,
-            throttle,
+            quota: quota.filter(|q| *q > 0.0).unwrap_or(1.0),
             base,
-            throttled_base,
         }
     }
 
-    /// The longest wait of any one thread since the clock started, less the time the
-    /// case was throttled by its own quota meanwhile.
+    /// The time the program was kept from a CPU by the machine since the clock started
+    /// (see [`load_wait`]).
     pub(super) fn waited(&self) -> Duration {
         if self.pids.is_empty() {
             return Duration::ZERO;
         }
-        let longest = proc_net::task_waits(&self.pids)
-            .into_iter()
-            .map(|(tid, ns)| ns.saturating_sub(self.base.get(&tid).copied().unwrap_or(0)))
-            .max()
-            .unwrap_or(0);
-        let throttled = self
-            .throttle
-            .as_ref()
-            .map(|t| t.throttled().saturating_sub(self.throttled_base))
-            .unwrap_or_default();
-        Duration::from_nanos(longest).saturating_sub(throttled)
+        load_wait(&self.base, &proc_net::task_times(&self.pids), self.quota)
     }
+}
+
+/// The time a program was kept from a CPU by others between two readings of its
+/// threads' times: the longest any one thread wanted a CPU (ran or waited), less the
+/// time its threads together ran, counted in units of the case's `quota` (CPUs).
+///
+/// While a sibling ran, or the quota throttled the case, the program was using its
+/// share, not kept waiting by the machine. For one thread this is its wait, as it always
+/// was. For `n` threads spinning under a quota of one CPU it is 0 on an idle machine
+/// (each is runnable all the time, and the case used all of its CPU), and on a loaded
+/// one the time the case did not get: never more than the wall clock, whatever `n`.
+/// (The kernel's own throttled time is summed over CPUs, so it cannot say this.)
+pub(super) fn load_wait(
+    base: &HashMap<u32, TaskTimes>,
+    now: &[(u32, TaskTimes)],
+    quota: f64,
+) -> Duration {
+    let (mut longest, mut ran) = (0u64, 0u64);
+    for (tid, t) in now {
+        let b = base.get(tid).copied().unwrap_or_default();
+        let run = t.run.saturating_sub(b.run);
+        let wait = t.wait.saturating_sub(b.wait);
+        longest = longest.max(run + wait);
+        ran += run;
+    }
+    let own = (ran as f64 / quota) as u64;
+    Duration::from_nanos(longest.saturating_sub(own))
 }
 
 pub(super) struct Deadline {
@@ -109,7 +128,13 @@ impl Deadline {
     /// Moves the deadline by the CPU wait not yet credited (up to the cap); true when
     /// it moved.
     pub(super) fn extend(&mut self) -> bool {
-        let waited = self.clock.waited().min(self.cap);
+        let waited = self.clock.waited();
+        self.extend_to(waited)
+    }
+
+    /// Credits a total wait of `waited` since the deadline was made, up to the cap.
+    fn extend_to(&mut self, waited: Duration) -> bool {
+        let waited = waited.min(self.cap);
         let more = waited.saturating_sub(self.credited);
         if more < MIN_CREDIT {
             return false;
@@ -159,4 +184,70 @@ pub(super) fn never() -> bool {
 /// A deadline for a wait that [`Deadline::race`] ends: later than any case runs.
 pub(super) fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(30 * 24 * 3600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn t(run_ms: u64, wait_ms: u64) -> TaskTimes {
+        TaskTimes {
+            run: run_ms * MS,
+            wait: wait_ms * MS,
+        }
+    }
+
+    /// One thread: its wait for a CPU is the machine's doing, as it always was.
+    #[test]
+    fn one_thread_is_credited_its_wait() {
+        let base = HashMap::from([(1, t(10, 5))]);
+        let w = load_wait(&base, &[(1, t(30, 405))], 1.0);
+        assert_eq!(w, Duration::from_millis(400));
+    }
+
+    /// Five spinning threads sharing one CPU's worth on an idle machine: each waits 80 %
+    /// of the time, for its siblings. No credit: that wait is the program's own.
+    #[test]
+    fn siblings_waiting_for_each_other_are_not_load() {
+        let now: Vec<_> = (1..=5).map(|i| (i, t(100, 400))).collect();
+        assert_eq!(load_wait(&HashMap::new(), &now, 1.0), Duration::ZERO);
+        // Under a fifth of a CPU, 100 ms of CPU in 500 ms is all the quota gives.
+        assert_eq!(
+            load_wait(&HashMap::new(), &[(1, t(100, 400))], 0.2),
+            Duration::ZERO
+        );
+    }
+
+    /// The same five on a loaded machine that gave the case half a CPU: credited the
+    /// half it did not get, not 90 % of the wall clock as the longest wait alone said.
+    #[test]
+    fn a_loaded_machine_is_credited_once_whatever_the_threads() {
+        let now: Vec<_> = (1..=5).map(|i| (i, t(50, 450))).collect();
+        assert_eq!(
+            load_wait(&HashMap::new(), &now, 1.0),
+            Duration::from_millis(250)
+        );
+        // A thread born since the clock started counts from 0.
+        let base = HashMap::from([(1, t(50, 450))]);
+        let w = load_wait(&base, &[(1, t(150, 850)), (7, t(20, 80))], 1.0);
+        assert_eq!(w, Duration::from_millis(500 - 120));
+    }
+
+    /// However long a program is kept waiting, a deadline moves by at most
+    /// [`MAX_STRETCH`] times its length.
+    #[tokio::test]
+    async fn a_deadline_stretches_by_at_most_max_stretch() {
+        let within = Duration::from_millis(100);
+        let mut d = Deadline::new(within, WaitClock::new(Vec::new(), None));
+        let at = d.at;
+        assert!(!d.extend(), "no pids, no wait");
+        assert!(d.extend_to(Duration::from_millis(150)));
+        assert_eq!(d.at, at + Duration::from_millis(150));
+        assert!(d.extend_to(Duration::from_secs(60)));
+        assert_eq!(d.at, at + within * MAX_STRETCH);
+        assert!(!d.extend_to(Duration::from_secs(120)), "capped");
+        assert_eq!(d.at, at + within * MAX_STRETCH);
+    }
 }

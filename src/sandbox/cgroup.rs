@@ -105,7 +105,9 @@ struct Layout {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
     /// Memory of all processes of the case together, swap included where the kernel
-    /// accounts swap, so a program cannot dodge the limit by being swapped out.
+    /// accounts swap, so a program cannot dodge the limit by being swapped out. Socket
+    /// buffers count too: cgroup2 charges them to the same `memory.max`; on v1 they get
+    /// a limit of the same size of their own (`memory.kmem.tcp.limit_in_bytes`).
     pub memory_bytes: Option<u64>,
     /// Processes *and threads* of the case together (`pids.max` counts tasks); it stops a
     /// fork bomb before it hurts the machine.
@@ -145,6 +147,9 @@ pub struct CaseCgroup {
     memory_limited: bool,
     process_limited: bool,
     cpu_limited: bool,
+    cpu_quota: Option<f64>,
+    /// The cgroup2 dir opened, and its index in `dirs` (see [`CgroupJoiner::clone_into`]).
+    v2_fd: Option<(usize, Arc<OwnedFd>)>,
 }
 
 /// A `'static` handle that a `pre_exec` closure can own (std's and tokio's `pre_exec`
@@ -153,6 +158,9 @@ pub struct CaseCgroup {
 #[derive(Clone, Debug)]
 pub struct CgroupJoiner {
     procs: Arc<[OwnedFd]>,
+    /// The cgroup2 group (its index in `procs`, and the directory opened), for a child
+    /// created straight into it (`clone3` with `CLONE_INTO_CGROUP`).
+    v2: Option<(usize, Arc<OwnedFd>)>,
 }
 
 impl CgroupJoiner {
@@ -166,6 +174,24 @@ impl CgroupJoiner {
     /// elsewhere (a child of the fork server writes "0" to each, as `join` does).
     pub fn descriptors(&self) -> io::Result<Vec<OwnedFd>> {
         self.procs.iter().map(|f| f.try_clone()).collect()
+    }
+
+    /// The case's cgroup2 group, opened, and the index of its `cgroup.procs` in
+    /// [`CgroupJoiner::descriptors`]: a process created into it with `clone3`'s
+    /// `CLONE_INTO_CGROUP` (Linux 5.7) is born there, and skips that write.
+    ///
+    /// Why it matters: moving a process between cgroups takes the kernel's global
+    /// threadgroup lock for writing, which waits for an RCU grace period (unless cgroup2
+    /// is mounted with `favordynmods`): 11 ms per case measured here, on the critical path
+    /// of every start. A process born in the group takes that lock only for reading, as
+    /// every fork does (0.55 ms against 0.41 ms for a plain fork). On a hybrid v1/v2
+    /// machine the v1 groups must still be joined by a write, and the first of those then
+    /// pays the grace period (8.3 ms): the gain is cgroup2-only.
+    pub fn clone_into(&self) -> io::Result<Option<(OwnedFd, usize)>> {
+        match &self.v2 {
+            Some((i, dir)) => Ok(Some((dir.try_clone()?, *i))),
+            None => Ok(None),
+        }
     }
 }
 
@@ -389,10 +415,13 @@ impl Cgroups {
         })
     }
 
-    /// Whether [`Limits::memory_bytes`] can be enforced here.
     /// Moving a process into a cgroup takes the kernel's global threadgroup lock, which
     /// waits for an RCU grace period unless cgroup2 is mounted with `favordynmods`:
-    /// about 4 ms per hierarchy, over 10 ms per case here. Said once, with the fix.
+    /// 11 ms (up to 50 ms under load) per move, whatever the number of hierarchies (the
+    /// writes that follow the first within a grace period are cheap). Warm starts are
+    /// created straight into their cgroup2 group ([`CgroupJoiner::clone_into`]), so on a
+    /// pure cgroup2 machine only cold starts pay it; on a hybrid one every case does (its
+    /// v1 groups can only be joined by a move). Said once, with the fix.
     pub fn slow_moves_note(&self) -> Option<String> {
         let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
         let cg2 = info.lines().find(|l| l.contains(" - cgroup2 "))?;
@@ -400,11 +429,16 @@ impl Cgroups {
             return None;
         }
         let mount_point = cg2.split_whitespace().nth(4)?;
+        let who = match self.layout.parents.len() > 1 {
+            true => "each case",
+            false => "each cold start (warm starts are created in their cgroup)",
+        };
         Some(format!(
-            "each case spends ~10 ms moving into its cgroup on this machine; `mount -o remount,favordynmods {mount_point}` (as root) makes that ~0.1 ms"
+            "{who} spends ~10 ms moving into its cgroup on this machine; `mount -o remount,favordynmods {mount_point}` (as root) makes that ~0.1 ms"
         ))
     }
 
+    /// Whether [`Limits::memory_bytes`] can be enforced here.
     pub fn supports_memory_limit(&self) -> bool {
         self.layout.memory.is_some()
     }
@@ -488,6 +522,8 @@ impl Cgroups {
             memory_limited: false,
             process_limited: false,
             cpu_limited: false,
+            cpu_quota: None,
+            v2_fd: None,
         };
         for parent in &l.parents {
             let dir = parent.join(name);
@@ -514,6 +550,14 @@ impl Cgroups {
                     if memsw.exists() {
                         write_ctx(&memsw, &v)?;
                     }
+                    // v1 charges socket buffers to a group only once its TCP limit is
+                    // set (cgroup2 always charges them to memory.max): without it, a
+                    // case parked 800 MiB in loopback buffers while its group showed
+                    // 3 MiB. Set before any process joins, so every socket counts.
+                    let tcp = dir.join("memory.kmem.tcp.limit_in_bytes");
+                    if tcp.exists() {
+                        write_ctx(&tcp, &v)?;
+                    }
                 }
             }
         }
@@ -531,6 +575,7 @@ impl Cgroups {
                 }
             }
             case.cpu_limited = true;
+            case.cpu_quota = Some(quota as f64 / CPU_PERIOD_US as f64);
         }
 
         let mut fds = Vec::with_capacity(case.dirs.len());
@@ -544,6 +589,14 @@ impl Cgroups {
             fds.push(OwnedFd::from(f));
         }
         case.procs = Arc::from(fds);
+        if let Some(i) = l.v2 {
+            let dir = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(&case.dirs[i])
+                .map_err(|e| ctx(e, &case.dirs[i]))?;
+            case.v2_fd = Some((i, Arc::new(OwnedFd::from(dir))));
+        }
         case.memory_limited = limits.memory_bytes.is_some() && l.memory.is_some();
         case.process_limited = limits.max_processes.is_some() && l.pids.is_some();
         case.complete = true;
@@ -813,6 +866,7 @@ impl CaseCgroup {
     pub fn joiner(&self) -> CgroupJoiner {
         CgroupJoiner {
             procs: Arc::clone(&self.procs),
+            v2: self.v2_fd.clone(),
         }
     }
 
@@ -1046,13 +1100,10 @@ impl CaseCgroup {
         throttled_in(&dir.join("cpu.stat"), ver)
     }
 
-    /// Where [`CaseCgroup::throttled`] reads, for a reader that outlives a borrow.
-    pub fn throttle_probe(&self) -> Option<ThrottleProbe> {
-        let (ver, i) = self.layout.bandwidth.filter(|_| self.cpu_limited)?;
-        Some(ThrottleProbe {
-            path: self.dirs.get(i)?.join("cpu.stat"),
-            ver,
-        })
+    /// The CPU time the case may use per unit of wall time (its quota: 1.0 is one CPU),
+    /// when the kernel enforces one.
+    pub fn cpu_quota(&self) -> Option<f64> {
+        self.cpu_quota
     }
 
     /// Whether the memory limit made the kernel kill (or try to kill) a process of the case:
@@ -1109,19 +1160,6 @@ impl CaseCgroup {
             Ver::V1 => "memory.max_usage_in_bytes",
         };
         fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
-    }
-}
-
-/// Reads a case's throttled time by path (see [`CaseCgroup::throttled`]).
-#[derive(Debug, Clone)]
-pub struct ThrottleProbe {
-    path: PathBuf,
-    ver: Ver,
-}
-
-impl ThrottleProbe {
-    pub fn throttled(&self) -> Duration {
-        throttled_in(&self.path, self.ver)
     }
 }
 
@@ -1876,6 +1914,7 @@ mod tests {
             }
             let j = CgroupJoiner {
                 procs: Arc::from(fds),
+                v2: None,
             };
             // SAFETY: join only calls write(2).
             let spawned = unsafe {

@@ -381,11 +381,10 @@ mod tests {
     }
 }
 
-/// Time the threads of these processes spent runnable but waiting for a CPU, from
-/// `/proc/<pid>/task/<tid>/schedstat` (its second field, in nanoseconds).
-/// Time each thread of `pids` has spent runnable but not running (`schedstat`), by
-/// thread id, in nanoseconds.
-pub fn task_waits(pids: &[u32]) -> Vec<(u32, u64)> {
+/// Each thread of `pids`, by thread id: the time it has spent on a CPU and the time it
+/// has spent runnable but not running, in nanoseconds (`/proc/<pid>/task/<tid>/schedstat`,
+/// its first two fields).
+pub fn task_times(pids: &[u32]) -> Vec<(u32, TaskTimes)> {
     let mut out = Vec::new();
     for pid in pids {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -396,13 +395,23 @@ pub fn task_waits(pids: &[u32]) -> Vec<(u32, u64)> {
                 continue;
             };
             if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-                if let Some(ns) = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()) {
-                    out.push((tid, ns));
+                let mut f = s.split_whitespace().map(|v| v.parse::<u64>().ok());
+                if let (Some(Some(run)), Some(Some(wait))) = (f.next(), f.next()) {
+                    out.push((tid, TaskTimes { run, wait }));
                 }
             }
         }
     }
     out
+}
+
+/// One thread's `schedstat` times, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskTimes {
+    /// On a CPU.
+    pub run: u64,
+    /// Runnable, waiting for a CPU (or throttled by its cgroup's quota).
+    pub wait: u64,
 }
 
 pub fn cpu_wait(pids: &[u32]) -> std::time::Duration {

@@ -141,9 +141,9 @@ impl StudentProcess {
         let (stdin_r, stdin_w) = pipe_pair().map_err(io)?;
         let (stdout_r, stdout_w) = pipe_pair().map_err(io)?;
         let (stderr_r, stderr_w) = pipe_pair().map_err(io)?;
-        let cgroups = match &launch.cgroup {
-            Some(c) => c.descriptors().map_err(io)?,
-            None => Vec::new(),
+        let (cgroups, cgroup_dir) = match &launch.cgroup {
+            Some(c) => (c.descriptors().map_err(io)?, c.clone_into().map_err(io)?),
+            None => (Vec::new(), None),
         };
         let child = server
             .launch(super::warm::WarmLaunch {
@@ -152,6 +152,7 @@ impl StudentProcess {
                 env: launch.env.clone(),
                 stdio: [stdin_r, stdout_w, stderr_w],
                 cgroups,
+                cgroup_dir,
                 netns: launch.netns,
                 namespaces: launch.confine.as_ref().map(|c| c.namespaces()),
                 rlimits: launch.rlimits(),

@@ -65,6 +65,11 @@ pub struct WarmLaunch {
     pub stdio: [OwnedFd; 3],
     /// `cgroup.procs` files to write "0" to (the child joins them itself).
     pub cgroups: Vec<OwnedFd>,
+    /// The case's cgroup2 group, opened, and the index in `cgroups` of its
+    /// `cgroup.procs`: the server creates the child straight into it where the kernel
+    /// allows (`clone3` with `CLONE_INTO_CGROUP`), and the child skips that write
+    /// ([`super::cgroup::CgroupJoiner::clone_into`]).
+    pub cgroup_dir: Option<(OwnedFd, usize)>,
     pub netns: Option<RawFd>,
     /// The case's PID, IPC and mount namespaces, when confined: the server forks the
     /// child into the first, the child enters the others.
@@ -174,6 +179,7 @@ impl ForkServer {
             "cwd": launch.cwd,
             "env": launch.env,
             "cgroups": launch.cgroups.len(),
+            "cgroup_dir": launch.cgroup_dir.as_ref().map(|d| d.1),
             "netns": launch.netns.is_some(),
             "namespaces": launch.namespaces.is_some(),
             "rlimits": launch.rlimits,
@@ -184,6 +190,7 @@ impl ForkServer {
         });
         let mut fds: Vec<RawFd> = launch.stdio.iter().map(|f| f.as_raw_fd()).collect();
         fds.extend(launch.cgroups.iter().map(|f| f.as_raw_fd()));
+        fds.extend(launch.cgroup_dir.iter().map(|d| d.0.as_raw_fd()));
         fds.extend(launch.netns);
         fds.extend(launch.namespaces.iter().flatten());
         let bytes = request.to_string().into_bytes();
