@@ -112,6 +112,23 @@ fn a_fork_bomb_hits_the_process_limit() {
             "{}",
             reasons(&r)
         );
+        assert!(!reasons(&r).contains("threads"), "{}", reasons(&r));
+    }
+}
+
+/// The task limit counts threads too: 500 threads in one process are told apart from a
+/// fork bomb (the reason said "processes … fork() was refused").
+#[test]
+fn a_thread_flood_hits_the_limit_and_is_called_threads() {
+    let r = grade_contained("hostile_thread_flood", "server", &["replies to a message"]);
+    if full(&r) {
+        assert_eq!(r["cases"][0]["status"], "failed");
+        assert!(
+            reasons(&r).contains("started more than 64 threads at once (the limit counts processes and threads); pthread_create/threading.Thread failed"),
+            "{}",
+            reasons(&r)
+        );
+        assert!(!reasons(&r).contains("fork()"), "{}", reasons(&r));
     }
 }
 

@@ -224,6 +224,12 @@ impl Sandbox {
         self.cgroup.as_ref().is_some_and(|cg| cg.memory_limit_hit())
     }
 
+    /// The program's processes alive now, and their threads together (see
+    /// [`proc_net::task_counts`]).
+    pub(crate) fn task_counts(&self, proc: &StudentProcess) -> (usize, usize) {
+        proc_net::task_counts(&self.pids(proc))
+    }
+
     /// Whether the program ran into the process limit of its cgroup.
     pub(crate) fn process_limit_hit(&self) -> bool {
         self.cgroup

@@ -269,6 +269,16 @@ const WAITING_FOR_CLIENTS: &[&str] = &[
     "do_epoll_wait",
 ];
 
+/// How many of `pids` are alive, and how many threads they have together (each
+/// process's main thread included): what a limit that counts tasks counted.
+pub(crate) fn task_counts(pids: &[u32]) -> (usize, usize) {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/task")).ok())
+        .fold((0, 0), |(procs, threads), tasks| {
+            (procs + 1, threads + tasks.flatten().count())
+        })
+}
+
 /// Every thread of `pids`; a process that is gone has none.
 fn threads(pids: &[u32]) -> Vec<ThreadState> {
     let mut out = Vec::new();
