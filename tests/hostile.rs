@@ -894,3 +894,41 @@ fn as_pid1_sigterm_stops_the_grader_and_its_cases() {
     );
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// The reason of the one case graded, with pids and ports redacted, for a snapshot.
+fn one_reason(r: &serde_json::Value) -> String {
+    let reason = r["cases"][0]["reason"].as_str().unwrap_or("").to_string();
+    let reason = regex::Regex::new(r"process \d+")
+        .unwrap()
+        .replace_all(&reason, "process [pid]");
+    regex::Regex::new(r":\d{4,5}\b")
+        .unwrap()
+        .replace_all(&reason, ":[port]")
+        .into_owned()
+}
+
+/// Issue 12, item 10: a daemon (double fork, setsid) that keeps the listening socket
+/// after the server exits is named in the reason, by its command, not its pid. The
+/// daemon of `hostile_daemon`, which holds no socket, passes the same case.
+#[test]
+fn a_daemon_keeping_the_listening_socket_is_named() {
+    let case = "exits on Ctrl-C and frees the port";
+    let r = grade_contained("hostile_daemon_keeps_socket", "server", &[case]);
+    assert_verdicts(&r, &[case]);
+    insta::assert_snapshot!("daemon_keeps_listening_socket", one_reason(&r));
+    let fine = grade_contained("hostile_daemon", "server", &[case]);
+    assert_verdicts(&fine, &[]);
+}
+
+/// A fork()ed child that keeps the accepted socket: the server's close sends no FIN,
+/// and the reason says which process still holds the connection. A server that
+/// closes its own connection (`good`) passes the same case.
+#[test]
+fn a_child_holding_the_connection_is_named() {
+    let case = "closes after the client closes";
+    let r = grade_contained("hostile_child_holds_connection", "server", &[case]);
+    assert_verdicts(&r, &[case]);
+    insta::assert_snapshot!("child_holds_connection", one_reason(&r));
+    let fine = grade_contained("good", "server", &[case]);
+    assert_verdicts(&fine, &[]);
+}

@@ -150,6 +150,25 @@ impl Sandbox {
         }
     }
 
+    /// The processes of the program holding the student's end of a TCP connection
+    /// (`student` its address, `grader` the other end), with their command lines.
+    pub(crate) fn connection_holders(
+        &self,
+        proc: &StudentProcess,
+        student: SocketAddr,
+        grader: SocketAddr,
+    ) -> Vec<(u32, String)> {
+        // Addresses as the case's network sees them may differ from the grader's view
+        // (a redirect): the ports are enough to tell the connection apart there.
+        let Some(entry) = self.tcp_table().into_iter().find(|e| {
+            (e.local == student && e.remote == grader)
+                || (e.local.port() == student.port() && e.remote.port() == grader.port())
+        }) else {
+            return Vec::new();
+        };
+        proc_net::socket_holders(&self.pids(proc), entry.inode)
+    }
+
     /// A bound UDP socket of the program (on `port` when given), or None yet: a UDP
     /// server binds and never listens. Through copies of its descriptors, else the
     /// kernel's UDP table.
