@@ -74,3 +74,35 @@ pub(crate) unsafe fn clean_signal_state() {
         }
     }
 }
+
+/// The message [`say_on_abort`] prints.
+static ABORT_MESSAGE: std::sync::atomic::AtomicPtr<u8> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+static ABORT_MESSAGE_LEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Prints `message` on stderr if the process aborts (a stack overflow ends in abort(),
+/// after Rust's own line saying so): the last words of a grader that cannot unwind. The
+/// process still dies of SIGABRT, as it would have (glibc's abort() raises it again with
+/// the default action once the handler returns).
+pub(crate) fn say_on_abort(message: &'static str) {
+    use std::sync::atomic::Ordering;
+    extern "C" fn on_abort(_: libc::c_int) {
+        let ptr = ABORT_MESSAGE.load(Ordering::Acquire);
+        let len = ABORT_MESSAGE_LEN.load(Ordering::Acquire);
+        if !ptr.is_null() {
+            // SAFETY: write(2) is async-signal-safe; the message is 'static.
+            unsafe { libc::write(libc::STDERR_FILENO, ptr as *const libc::c_void, len) };
+        }
+    }
+    ABORT_MESSAGE_LEN.store(message.len(), Ordering::Release);
+    ABORT_MESSAGE.store(message.as_ptr() as *mut u8, Ordering::Release);
+    // SAFETY: installs a handler that only calls write(2); SA_RESETHAND so a second
+    // abort (from within the handler, which cannot happen) would not loop.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_abort as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_RESETHAND | libc::SA_ONSTACK;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGABRT, &sa, std::ptr::null_mut());
+    }
+}

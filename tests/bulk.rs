@@ -315,8 +315,7 @@ fn resume_after_kill_9_gives_the_same_gradebook() {
     let (mut child, _stderr) = grade_until_first_student(&out, &tmp);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let journaled = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
-    let students = journaled.lines().count() - 1;
+    let students = journaled_students(&out);
     assert!(
         students >= 1 && students < 10,
         "the kill should land mid-run: {students} students journaled"
@@ -335,13 +334,7 @@ fn resume_after_kill_9_gives_the_same_gradebook() {
     assert_eq!(resumed, r.gradebook);
     assert_eq!(std::fs::read_to_string(out.join("lms.csv")).unwrap(), r.lms);
     assert!(out.join("report.html").exists());
-    assert_eq!(
-        std::fs::read_to_string(out.join("journal.jsonl"))
-            .unwrap()
-            .lines()
-            .count(),
-        11
-    );
+    assert_eq!(journaled_students(&out), 10);
     assert_no_student_processes(&tmp);
 }
 
@@ -569,4 +562,106 @@ fn formula_names_are_neutralised_and_hidden_entries_listed() {
             );
         }
     }
+}
+
+/// The students lines of a journal (it also notes when each grading starts).
+fn journaled_students(out: &Path) -> usize {
+    std::fs::read_to_string(out.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with(r#"{"type":"student""#))
+        .count()
+}
+
+/// A grader that dies while grading one student (a stack overflow aborts: nothing to
+/// catch) is not stopped by the same student on every `--resume`: graded again once,
+/// then an error, and the class completes. The abort is real (`std::process::abort`
+/// in the grader, asked for by a variable that only debug builds read).
+#[test]
+fn a_student_the_grader_dies_on_twice_is_an_error_and_the_class_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let class = dir.path().join("class");
+    let fx = root().join("fixtures");
+    copy_dir(&fx.join("good"), &class.join("alice"));
+    copy_dir(&fx.join("good"), &class.join("mallory"));
+    copy_dir(&fx.join("server_recv5"), &class.join("zoe"));
+    let out = dir.path().join("out");
+    let tmp = test_tmp("abort");
+    let grade = |resume: bool| {
+        let mut c = grader_in(&tmp);
+        c.env("SOCKGRADE_TEST_ABORT_ON", "mallory")
+            .args(["grade", SPEC])
+            .arg(&class)
+            .arg("--out")
+            .arg(&out)
+            .args(["--jobs", "2"]);
+        if resume {
+            c.arg("--resume");
+        }
+        c.assert()
+    };
+    // Dies, and says what to do.
+    let first = grade(false).failure();
+    let code = first.get_output().status;
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(code.signal(), Some(libc::SIGABRT), "{code:?}");
+    first.stderr(predicates::str::contains(
+        "run the same command with --resume",
+    ));
+    assert!(!out.join("gradebook.csv").exists());
+    // Graded again once: dies again.
+    grade(true).failure().stderr(
+        predicates::str::is_match(
+            "the grader stopped while grading (alice, )?mallory: graded again, one at a time",
+        )
+        .unwrap(),
+    );
+    // The second time is the submission: an error, and the class completes.
+    grade(true).code(0).stderr(predicates::str::contains(
+        "the grader stopped twice while grading mallory: graded as errors",
+    ));
+    let book = rows(&std::fs::read_to_string(out.join("gradebook.csv")).unwrap());
+    assert_eq!(book.len(), 3, "{book:?}");
+    assert_eq!(book["alice"].1, "passed", "{book:?}");
+    assert_eq!(book["zoe"].0, 12, "{book:?}");
+    assert_eq!(
+        (book["mallory"].0, book["mallory"].1.as_str()),
+        (0, "error")
+    );
+    assert!(book["mallory"].2.contains("stopped twice"), "{book:?}");
+    assert_eq!(journaled_students(&out), 3);
+    let report = std::fs::read_to_string(out.join("reports").join("mallory.txt")).unwrap();
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex::escape(&class.display().to_string()), "[class]");
+    settings.bind(|| insta::assert_snapshot!("grader_died_twice_report", report));
+    assert_no_student_processes(&tmp);
+}
+
+/// A panic while grading one student is that student's error, never the end of the
+/// class; a deliberate stop is not counted as a crash.
+#[test]
+fn a_panic_while_grading_one_student_is_that_students_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let class = dir.path().join("class");
+    let fx = root().join("fixtures");
+    copy_dir(&fx.join("good"), &class.join("alice"));
+    copy_dir(&fx.join("good"), &class.join("mallory"));
+    let out = dir.path().join("out");
+    grader_in(&test_tmp("panic"))
+        .env("SOCKGRADE_TEST_PANIC_ON", "mallory")
+        .args(["grade", SPEC])
+        .arg(&class)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0);
+    let book = rows(&std::fs::read_to_string(out.join("gradebook.csv")).unwrap());
+    assert_eq!(book["alice"].1, "passed", "{book:?}");
+    assert_eq!(book["mallory"].1, "error", "{book:?}");
+    assert!(
+        book["mallory"]
+            .2
+            .contains("the grader failed while grading this submission (a panic: SOCKGRADE_TEST_PANIC_ON=mallory)"),
+        "{book:?}"
+    );
 }

@@ -9,7 +9,7 @@
 
 use super::archive::{self, Format};
 use super::discover::Submission;
-use super::journal::{Outcome, StudentRecord};
+use super::journal::{Journal, Outcome, StudentRecord};
 use crate::outcome::events::ClassEvent;
 use crate::plan::Plan;
 use crate::runner::{interpreter, Grading};
@@ -27,6 +27,10 @@ pub struct Class {
     pub in_flight: Arc<Semaphore>,
     /// `--pcap DIR`: each student's captures go to a folder of DIR named for them.
     pub pcap: Option<PathBuf>,
+    /// Where each student's start is noted before its grading begins (see
+    /// [`super::journal`]): a grader that dies is then not stopped by the same student
+    /// on every `--resume`.
+    pub journal: Option<Journal>,
 }
 
 impl Class {
@@ -35,6 +39,7 @@ impl Class {
         Class {
             in_flight: Arc::new(Semaphore::new(jobs.max(2))),
             pcap: None,
+            journal: None,
             grading: Grading::new(
                 Arc::new(host),
                 Arc::new(interpreter::resolve_spec(spec)),
@@ -53,10 +58,17 @@ impl Class {
 }
 
 /// Grades `todo`, telling `events` as each student starts and finishes (in the order
-/// they finish).
-pub async fn grade_all(class: Arc<Class>, todo: Vec<Submission>, events: mpsc::Sender<ClassEvent>) {
+/// they finish). The first `alone` of them are graded one at a time, before the others:
+/// the grader died while grading each (with others at once, maybe), and should it die
+/// again, the student it was grading is then the only one it can be blamed on.
+pub async fn grade_all(
+    class: Arc<Class>,
+    todo: Vec<Submission>,
+    alone: usize,
+    events: mpsc::Sender<ClassEvent>,
+) {
     let mut set = tokio::task::JoinSet::new();
-    for sub in todo {
+    for (i, sub) in todo.into_iter().enumerate() {
         let Ok(permit) = class.in_flight.clone().acquire_owned().await else {
             break;
         };
@@ -64,20 +76,78 @@ pub async fn grade_all(class: Arc<Class>, todo: Vec<Submission>, events: mpsc::S
         set.spawn(async move {
             let _permit = permit;
             let student = sub.student.clone();
-            let _ = events.send(ClassEvent::StudentStarted { student }).await;
-            if let Some(record) = grade_one(&class, sub).await {
+            let student_name = student.clone();
+            if let Some(journal) = &class.journal {
+                // Durable before the grading begins. Should it fail, the student is
+                // graded all the same: its result's journal line will fail too, and
+                // that error stops the run and is reported.
+                let _ = journal.started(&student);
+            }
+            crash_if_asked("SOCKGRADE_TEST_ABORT_ON", &student);
+            let _ = events
+                .send(ClassEvent::StudentStarted {
+                    student: student.clone(),
+                })
+                .await;
+            let (source, class2) = (sub.source.display().to_string(), class.clone());
+            // Its own task: a panic while grading one student is that student's error,
+            // never the end of the class.
+            let graded = tokio::spawn(async move {
+                crash_if_asked("SOCKGRADE_TEST_PANIC_ON", &sub.student);
+                grade_one(&class2, sub).await
+            });
+            let record = match graded.await {
+                Ok(record) => record,
+                Err(e) if e.is_panic() => Some(StudentRecord {
+                    student,
+                    source,
+                    notes: Vec::new(),
+                    outcome: Outcome::Error(format!(
+                        "the grader failed while grading this submission ({}); graded as an \
+                         error so the class completes",
+                        panic_message(e.into_panic().as_ref())
+                    )),
+                }),
+                Err(_) => None,
+            };
+            if let Some(record) = record {
                 let _ = events
                     .send(ClassEvent::StudentFinished(Box::new(record)))
                     .await;
+                // Graded alone: the next starts once this result is durable, so that
+                // a crash on the next is never blamed on this one too.
+                if let (true, Some(journal)) = (i < alone, &class.journal) {
+                    journal.finished(&student_name).await;
+                }
             }
         });
-    }
-    while let Some(r) = set.join_next().await {
-        if let Err(e) = r {
-            if e.is_panic() {
-                std::panic::resume_unwind(e.into_panic());
-            }
+        if i < alone {
+            while set.join_next().await.is_some() {}
         }
+    }
+    while set.join_next().await.is_some() {}
+}
+
+/// What a panic said, for the error result of the student it happened on.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let said = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    format!("a panic: {said}")
+}
+
+/// Tests only (debug builds): `SOCKGRADE_TEST_ABORT_ON=<student>` aborts the grader as
+/// that student's grading begins, as a stack overflow does: the real process dies, so
+/// what `--resume` does after a crash is tested without a submission that crashes it.
+/// `SOCKGRADE_TEST_PANIC_ON=<student>` panics in that student's grading.
+fn crash_if_asked(var: &str, student: &str) {
+    if cfg!(debug_assertions) && std::env::var_os(var).is_some_and(|v| v == student) {
+        if var.ends_with("ABORT_ON") {
+            std::process::abort();
+        }
+        panic!("{var}={student}");
     }
 }
 

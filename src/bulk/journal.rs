@@ -7,12 +7,22 @@
 //! the spec. A kill can cut the last line short; reading drops such a tail (and
 //! `--resume` truncates it before appending), while damage anywhere else is an error:
 //! silently skipping a graded student would change the gradebook.
+//!
+//! A student's grading is journaled when it starts too (`started`), so that a grader
+//! that dies while grading someone (a stack overflow is an abort, not a panic it can
+//! catch) knows on `--resume` who it was grading: such a student is graded once more,
+//! and one whose grading was started twice without finishing is recorded as an error,
+//! so that one submission cannot stop a class from completing. A deliberate stop
+//! (Ctrl-C, SIGTERM, an output error) journals the students it interrupted (`stopped`):
+//! those starts were not crashes.
 
 pub use crate::outcome::class::{CaseColumn, Outcome, RunHeader, StudentRecord};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 pub const FILE_NAME: &str = "journal.jsonl";
 /// Bumped when the line format changes incompatibly.
@@ -23,7 +33,20 @@ pub const VERSION: u32 = 1;
 enum Line {
     Run(RunHeader),
     Student(Box<StudentRecord>),
+    /// The grading of this student began (durable before it does).
+    Started {
+        student: String,
+    },
+    /// The run stopped on purpose while grading these students: their last start was
+    /// not a crash.
+    Stopped {
+        students: Vec<String>,
+    },
 }
+
+/// Gradings started and never finished that the grader died during (it did not stop
+/// on purpose): how many times, per student.
+pub type Unfinished = BTreeMap<String, u32>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -43,10 +66,22 @@ pub enum JournalError {
     Mismatch { path: PathBuf, what: String },
 }
 
-/// An open journal, appended to.
+/// An open journal, appended to; clones append to the same file (the class's
+/// gradings journal their starts, the command line their results).
+#[derive(Clone)]
 pub struct Journal {
-    file: File,
+    inner: Arc<Mutex<Open>>,
     path: PathBuf,
+    /// Bumped when a student's result is journaled (or the run gave up journaling).
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+struct Open {
+    file: File,
+    /// Students started and not yet finished in this run.
+    in_flight: BTreeSet<String>,
+    /// A result could not be kept: no more will be.
+    failed: bool,
 }
 
 impl Journal {
@@ -64,25 +99,40 @@ impl Journal {
             }
             Err(e) => return Err(io(e)),
         };
-        let mut j = Journal {
-            file,
-            path: path.clone(),
-        };
+        let j = Journal::over(file, path.clone());
         j.write(&Line::Run(header.clone())).map_err(io)?;
         Ok(j)
     }
 
+    fn over(file: File, path: PathBuf) -> Journal {
+        Journal {
+            inner: Arc::new(Mutex::new(Open {
+                file,
+                in_flight: BTreeSet::new(),
+                failed: false,
+            })),
+            path,
+            changed: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
+
     /// Opens the journal in `dir` to continue it: checks it was made by the same run,
-    /// drops a cut-off last line, and returns the students already graded.
+    /// drops a cut-off last line, and returns the students already graded and those
+    /// whose grading the grader died during.
     pub fn resume(
         dir: &Path,
         header: &RunHeader,
-    ) -> Result<(Journal, Vec<StudentRecord>), JournalError> {
+    ) -> Result<(Journal, Vec<StudentRecord>, Unfinished), JournalError> {
         let path = dir.join(FILE_NAME);
         if !path.exists() {
             return Err(JournalError::Missing { path });
         }
-        let (old, records, good_len) = read_with_len(&path)?;
+        let Read {
+            header: old,
+            records,
+            unfinished,
+            good_len,
+        } = read_with_len(&path)?;
         if old.spec_hash != header.spec_hash || old.cases != header.cases {
             return Err(JournalError::Mismatch {
                 path,
@@ -102,40 +152,96 @@ impl Journal {
         let mut file = OpenOptions::new().write(true).open(&path).map_err(io)?;
         file.set_len(good_len).map_err(io)?;
         file.seek(io::SeekFrom::End(0)).map_err(io)?;
-        Ok((
-            Journal {
-                file,
-                path: path.clone(),
-            },
-            records,
-        ))
+        Ok((Journal::over(file, path.clone()), records, unfinished))
     }
 
     /// Appends a student and makes it durable before returning.
     pub fn append(&mut self, record: &StudentRecord) -> Result<(), JournalError> {
         self.write(&Line::Student(Box::new(record.clone())))
-            .map_err(|source| JournalError::Io {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(|source| self.err(source))?;
+        self.lock().in_flight.remove(&record.student);
+        self.changed.send_modify(|n| *n += 1);
+        Ok(())
     }
 
-    fn write(&mut self, line: &Line) -> io::Result<()> {
+    /// A result could not be kept (the run stops): nobody waits for one any more.
+    pub fn failed(&self) {
+        self.lock().failed = true;
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Returns once `student`'s result is durable (or the run gave up keeping results).
+    pub async fn finished(&self, student: &str) {
+        let mut rx = self.changed.subscribe();
+        let _ = rx
+            .wait_for(|_| {
+                let open = self.lock();
+                open.failed || !open.in_flight.contains(student)
+            })
+            .await;
+    }
+
+    /// Notes that `student`'s grading begins, durably: call before it does.
+    pub fn started(&self, student: &str) -> Result<(), JournalError> {
+        self.write(&Line::Started {
+            student: student.to_string(),
+        })
+        .map_err(|source| self.err(source))?;
+        self.lock().in_flight.insert(student.to_string());
+        Ok(())
+    }
+
+    /// Notes that the run stops on purpose (Ctrl-C, SIGTERM, an error it reports): the
+    /// students being graded now were interrupted, not crashed on.
+    pub fn stopping(&self) -> Result<(), JournalError> {
+        let students: Vec<String> = self.lock().in_flight.iter().cloned().collect();
+        if students.is_empty() {
+            return Ok(());
+        }
+        self.write(&Line::Stopped { students })
+            .map_err(|source| self.err(source))?;
+        self.lock().in_flight.clear();
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        // A panic while holding it cannot leave a half-written line behind (one write
+        // per line): the file is still good to use.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn err(&self, source: io::Error) -> JournalError {
+        JournalError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn write(&self, line: &Line) -> io::Result<()> {
         let mut bytes = serde_json::to_vec(line).map_err(io::Error::other)?;
         bytes.push(b'\n');
+        let mut open = self.lock();
         // One write of the whole line: a kill leaves a prefix of it at worst.
-        self.file.write_all(&bytes)?;
-        self.file.sync_data()
+        open.file.write_all(&bytes)?;
+        open.file.sync_data()
     }
 }
 
 /// Reads a journal (for `merge`): its header and students.
 pub fn read(path: &Path) -> Result<(RunHeader, Vec<StudentRecord>), JournalError> {
-    read_with_len(path).map(|(h, r, _)| (h, r))
+    read_with_len(path).map(|r| (r.header, r.records))
 }
 
-/// Also returns the length of the valid prefix (without a cut-off last line).
-fn read_with_len(path: &Path) -> Result<(RunHeader, Vec<StudentRecord>, u64), JournalError> {
+/// A journal read whole.
+struct Read {
+    header: RunHeader,
+    records: Vec<StudentRecord>,
+    unfinished: Unfinished,
+    /// The length of the valid prefix (without a cut-off last line).
+    good_len: u64,
+}
+
+fn read_with_len(path: &Path) -> Result<Read, JournalError> {
     let io = |source| JournalError::Io {
         path: path.into(),
         source,
@@ -143,6 +249,7 @@ fn read_with_len(path: &Path) -> Result<(RunHeader, Vec<StudentRecord>, u64), Jo
     let mut reader = BufReader::new(File::open(path).map_err(io)?);
     let mut header = None;
     let mut records = Vec::new();
+    let mut unfinished = Unfinished::new();
     let mut good_len = 0u64;
     let mut buf = Vec::new();
     for n in 1.. {
@@ -170,7 +277,21 @@ fn read_with_len(path: &Path) -> Result<(RunHeader, Vec<StudentRecord>, u64), Jo
         good_len += read as u64;
         match (line, &header) {
             (Line::Run(h), None) => header = Some(h),
-            (Line::Student(r), Some(_)) => records.push(*r),
+            (Line::Student(r), Some(_)) => {
+                unfinished.remove(&r.student);
+                records.push(*r)
+            }
+            (Line::Started { student }, Some(_)) => *unfinished.entry(student).or_default() += 1,
+            (Line::Stopped { students }, Some(_)) => {
+                for s in students {
+                    if let Some(n) = unfinished.get_mut(&s) {
+                        *n -= 1;
+                        if *n == 0 {
+                            unfinished.remove(&s);
+                        }
+                    }
+                }
+            }
             (Line::Run(_), Some(_)) => {
                 return Err(JournalError::Damaged {
                     path: path.into(),
@@ -178,7 +299,7 @@ fn read_with_len(path: &Path) -> Result<(RunHeader, Vec<StudentRecord>, u64), Jo
                     detail: "a second run header".into(),
                 })
             }
-            (Line::Student(_), None) => {
+            (_, None) => {
                 return Err(JournalError::Damaged {
                     path: path.into(),
                     line: n,
@@ -201,7 +322,12 @@ fn read_with_len(path: &Path) -> Result<(RunHeader, Vec<StudentRecord>, u64), Jo
             ),
         });
     }
-    Ok((header, records, good_len))
+    Ok(Read {
+        header,
+        records,
+        unfinished,
+        good_len,
+    })
 }
 
 /// The students of a journal one at a time, sorted by id, for reports over the whole
@@ -271,7 +397,7 @@ impl Iterator for SortedStudents {
             .and_then(|_| serde_json::from_slice::<Line>(&buf).map_err(io::Error::other));
         Some(match line {
             Ok(Line::Student(r)) => Ok(*r),
-            Ok(Line::Run(_)) => Err(io::Error::other(format!(
+            Ok(_) => Err(io::Error::other(format!(
                 "{}: the journal changed while the report was written",
                 self.path.display()
             ))),

@@ -101,10 +101,38 @@ pub struct ClassRun {
     pub ignored: Vec<String>,
     /// Students graded by an earlier run (`--resume`).
     pub resumed: usize,
+    /// Students an earlier run died while grading, once: graded again in this one, one
+    /// at a time, first (they are the first of `todo`).
+    pub retried: Vec<String>,
+    /// Students earlier runs died while grading twice: recorded as errors by this one.
+    pub given_up: Vec<String>,
     out: PathBuf,
     journal: Journal,
     rows: Vec<Row>,
     total: usize,
+}
+
+/// Times the grader may die while grading one student before that student is recorded
+/// as an error: once may be the machine (a kill, a lost node); twice is the submission.
+const CRASHES: u32 = 2;
+
+/// The error result of a student the grader died while grading `times` times.
+fn crashed_record(sub: &Submission, times: u32) -> StudentRecord {
+    let times = match times {
+        2 => "twice".to_string(),
+        n => format!("{n} times"),
+    };
+    StudentRecord {
+        student: sub.student.clone(),
+        source: sub.source.display().to_string(),
+        notes: Vec::new(),
+        outcome: journal::Outcome::Error(format!(
+            "the grader stopped {times} while grading this submission (sockgrade itself \
+             crashed or was killed each time, the last time while grading it alone: e.g. a \
+             stack overflow on what the program left behind; the grader's error output of \
+             those runs says why); graded as an error so the class completes"
+        )),
+    }
 }
 
 /// What a finished `grade` or `merge` wrote.
@@ -141,10 +169,14 @@ impl ClassRun {
             .collect();
 
         std::fs::create_dir_all(out).map_err(output_err(out))?;
-        let (journal, done) = if resume {
+        let (journal, done, unfinished) = if resume {
             Journal::resume(out, &header)?
         } else {
-            (Journal::create(out, &header)?, Vec::new())
+            (
+                Journal::create(out, &header)?,
+                Vec::new(),
+                Default::default(),
+            )
         };
         let graded: std::collections::HashSet<&str> =
             done.iter().map(|r| r.student.as_str()).collect();
@@ -153,10 +185,21 @@ impl ClassRun {
             .filter(|s| !graded.contains(s.student.as_str()))
             .cloned()
             .collect();
+        let (crashed, todo): (Vec<_>, Vec<_>) = todo
+            .into_iter()
+            .partition(|s| unfinished.get(&s.student).is_some_and(|&n| n >= CRASHES));
+        // Those the grader died while grading first, to be graded one at a time.
+        let (mut todo, rest): (Vec<_>, Vec<_>) = todo
+            .into_iter()
+            .partition(|s| unfinished.contains_key(&s.student));
+        let retried = todo.iter().map(|s| s.student.clone()).collect();
+        todo.extend(rest);
         let rows: Vec<Row> = done.iter().map(|r| Row::new(&header, r)).collect();
-        Ok(ClassRun {
-            total: rows.len() + todo.len(),
+        let mut run = ClassRun {
+            total: rows.len() + todo.len() + crashed.len(),
             resumed: done.len(),
+            retried,
+            given_up: crashed.iter().map(|s| s.student.clone()).collect(),
             header,
             plan,
             todo,
@@ -164,7 +207,16 @@ impl ClassRun {
             out: out.to_path_buf(),
             journal,
             rows,
-        })
+        };
+        for s in crashed {
+            run.record(&crashed_record(&s, unfinished[&s.student]))?;
+        }
+        Ok(run)
+    }
+
+    /// The journal, for the gradings to note when each student's starts.
+    pub fn journal(&self) -> Journal {
+        self.journal.clone()
     }
 
     /// Students graded so far, by this run and those it resumed.
@@ -180,9 +232,13 @@ impl ClassRun {
     /// Keeps a finished student: its reports first, then its journal line (so a
     /// journaled student always has its reports); returns its gradebook row.
     pub fn record(&mut self, record: &StudentRecord) -> Result<&Row, BulkError> {
-        gradebook::write_reports(&self.out, record)
-            .map_err(output_err(&self.out.join(gradebook::REPORTS)))?;
-        self.journal.append(record)?;
+        let kept = gradebook::write_reports(&self.out, record)
+            .map_err(output_err(&self.out.join(gradebook::REPORTS)))
+            .and_then(|()| Ok(self.journal.append(record)?));
+        if let Err(e) = kept {
+            self.journal.failed();
+            return Err(e);
+        }
         self.rows.push(Row::new(&self.header, record));
         Ok(self.rows.last().expect("just pushed"))
     }

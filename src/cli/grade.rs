@@ -26,7 +26,15 @@ Examples:
       one of 4 runners (CI matrix, Kubernetes Indexed Job); then `sockgrade merge out-*`
 
 Exit codes: 0 the run completed (see gradebook.csv for scores), 1 it did not complete,
-2 usage or spec error, 130 interrupted (run again with --resume).";
+2 usage or spec error, 130 interrupted (run again with --resume).
+If the grader itself crashes, --resume grades again the students it was grading; one it
+crashed on twice is graded as an error, so the class completes.";
+
+/// Printed if the grader aborts (a stack overflow): what to do next.
+const CRASHED: &str =
+    "\nsockgrade stopped unexpectedly (see above). Every student graded so far is in the \
+journal: run the same command with --resume to continue. A student whose grading stops \
+the grader twice is graded as an error, so the class completes.\n";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = GRADE_EXAMPLES)]
@@ -83,7 +91,20 @@ pub(super) fn grade(args: GradeArgs) -> Result<ExitCode, Error> {
             run.resumed,
             run.todo.len()
         );
+        if !run.retried.is_empty() {
+            anstream::eprintln!(
+                "note: the grader stopped while grading {}: graded again, one at a time (one it stops on again is graded as an error)",
+                run.retried.join(", ")
+            );
+        }
+        if !run.given_up.is_empty() {
+            anstream::eprintln!(
+                "note: the grader stopped twice while grading {}: graded as errors so the class completes",
+                run.given_up.join(", ")
+            );
+        }
     }
+    crate::sys::say_on_abort(CRASHED);
     let runtime = runtime()?;
     if args.pcap.is_some() {
         super::run::pcap_possible(&host)?;
@@ -96,13 +117,15 @@ pub(super) fn grade(args: GradeArgs) -> Result<ExitCode, Error> {
         jobs,
     );
     class.pcap = args.pcap.clone();
+    class.journal = Some(run.journal());
     let class = Arc::new(class);
     let todo = std::mem::take(&mut run.todo);
+    let alone = run.retried.len();
     let total = run.total() as u64;
     let (stopped, failure) = runtime.block_on(async {
         let mut progress = Progress::new(run.graded() as u64, total);
         let (tx, mut rx) = mpsc::channel::<ClassEvent>(64);
-        let producer = tokio::spawn(class::grade_all(class.clone(), todo, tx));
+        let producer = tokio::spawn(class::grade_all(class.clone(), todo, alone, tx));
         let mut sigint = signal(SignalKind::interrupt()).ok();
         let mut sigterm = signal(SignalKind::terminate()).ok();
         let mut stopping = false;
@@ -133,6 +156,10 @@ pub(super) fn grade(args: GradeArgs) -> Result<ExitCode, Error> {
             }
         }
         let _ = producer.await;
+        // The students still being graded were stopped on purpose, not crashed on.
+        if let Err(e) = run.journal().stopping() {
+            failure.get_or_insert(e.into());
+        }
         progress.finish();
         (stopping, failure)
     });
@@ -187,6 +214,9 @@ async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
 /// PR_SET_PDEATHSIG; their cgroups are removed by the next run).
 fn stop_or_quit(class: &Class, progress: &Progress, stopping: &mut bool) {
     if *stopping {
+        if let Some(j) = &class.journal {
+            let _ = j.stopping();
+        }
         progress.say("stopping now; graded students are in the journal");
         std::process::exit(130);
     }

@@ -11,6 +11,7 @@ mod check;
 mod grade;
 mod init;
 mod merge;
+pub mod pid1;
 mod progress;
 mod run;
 mod schema;

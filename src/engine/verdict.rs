@@ -14,6 +14,14 @@ use tokio::time::Instant;
 
 const STDERR_LINES: usize = 8;
 
+/// What runtimes print when a thread cannot be started (Python, Java, glibc's
+/// pthread_create in C's perror): a program that died of the task limit said which.
+const THREAD_REFUSED: &[&str] = &[
+    "can't start new thread",
+    "unable to create native thread",
+    "unable to create new native thread",
+];
+
 /// The result of a case that could not run at all.
 pub(super) fn error_result(case: &Case, reason: String, t0: Instant) -> CaseResult {
     CaseResult {
@@ -33,6 +41,7 @@ impl Run<'_> {
             self.collect_exit().await;
         }
         let exit_before = self.proc.as_ref().and_then(|p| p.status());
+        let tasks = self.tasks();
         if let Some(p) = self.proc.as_mut() {
             self.sandbox.stop(p, GRACE).await;
         }
@@ -43,7 +52,7 @@ impl Run<'_> {
             }
             (None, None) => None,
         };
-        self.result(failure, exit_before, exit)
+        self.result(failure, exit_before, exit, tasks)
     }
 
     /// Ends a case that shares the server process: a process still running is kept
@@ -63,10 +72,11 @@ impl Run<'_> {
             .as_ref()
             .map(|p| p.stderr.snapshot().text())
             .unwrap_or_default();
+        let tasks = self.tasks();
         let keep = exit_before.is_none()
             && self.proc.is_some()
             && self.listening().is_some()
-            && self.limit_hit(None, &stderr).is_none();
+            && self.limit_hit(None, &stderr, tasks).is_none();
         if !keep {
             if let Some(p) = self.proc.as_mut() {
                 self.sandbox.stop(p, GRACE).await;
@@ -83,7 +93,7 @@ impl Run<'_> {
             }
             (None, None) => None,
         };
-        let mut result = self.result(failure, exit_before, exit);
+        let mut result = self.result(failure, exit_before, exit, tasks);
         result.shared_process = true;
         if !keep {
             return (result, None);
@@ -106,11 +116,21 @@ impl Run<'_> {
     }
 
     /// The case's result, once the program is stopped (or kept for the next case).
+    /// The program's processes and threads still alive, read before it is stopped (see
+    /// [`Self::limit_hit`]).
+    fn tasks(&self) -> (usize, usize) {
+        self.proc
+            .as_ref()
+            .map(|p| self.sandbox.task_counts(p))
+            .unwrap_or_default()
+    }
+
     fn result(
         &mut self,
         failure: Option<Failure>,
         exit_before: Option<ExitStatus>,
         exit: Option<String>,
+        tasks: (usize, usize),
     ) -> CaseResult {
         let (stdout, stderr) = match &self.proc {
             Some(p) => (p.stdout.snapshot(), p.stderr.snapshot()),
@@ -127,7 +147,7 @@ impl Run<'_> {
             .as_ref()
             .map(|f| format!("{}: expected {}, got {}", f.action, f.expected, f.got));
         // A limit hit is the real reason, whatever step it broke.
-        if let Some(limit) = self.limit_hit(exit_before, &stderr.text()) {
+        if let Some(limit) = self.limit_hit(exit_before, &stderr.text(), tasks) {
             reason = Some(limit);
         }
         let status = match (&reason, self.grader_error) {
@@ -187,7 +207,13 @@ impl Run<'_> {
     /// A limit the program ran into, in words, or None. `stderr` is what it printed:
     /// the kernel keeps no counter for the open-file and file-size limits, but the
     /// program's own error says it (Python ignores SIGXFSZ and raises OSError instead).
-    fn limit_hit(&self, exit: Option<ExitStatus>, stderr: &[u8]) -> Option<String> {
+    /// `tasks`: the program's processes and threads alive before it was stopped.
+    fn limit_hit(
+        &self,
+        exit: Option<ExitStatus>,
+        stderr: &[u8],
+        (processes, threads): (usize, usize),
+    ) -> Option<String> {
         let limits = &self.spec.limits;
         let who = self.who();
         if self.sandbox.memory_limit_hit() {
@@ -196,8 +222,21 @@ impl Run<'_> {
                 limits.memory_bytes >> 20
             ));
         }
+        let said = |what: &str| stderr.windows(what.len()).any(|w| w == what.as_bytes());
         if self.sandbox.process_limit_hit() {
-            return Some(format!("the {who} tried to run more than {} processes at once (the limit); fork() was refused", limits.processes));
+            // The limit counts processes and threads together (`pids.max`): which the
+            // program multiplied is told by what was alive (most threads beyond one
+            // per process), or else by its own error (a program that died of it).
+            let by_threads = if processes > 0 {
+                threads - processes > processes
+            } else {
+                THREAD_REFUSED.iter().any(|w| said(w))
+            };
+            return Some(if by_threads {
+                format!("the {who} started more than {} threads at once (the limit counts processes and threads); pthread_create/threading.Thread failed", limits.processes)
+            } else {
+                format!("the {who} tried to run more than {} processes at once (the limit); fork() was refused", limits.processes)
+            });
         }
         if let Some(full) = self.sandbox.workdir.full() {
             return Some(work_folder_full(who, full));
@@ -216,7 +255,6 @@ impl Run<'_> {
                 ));
             }
         }
-        let said = |what: &str| stderr.windows(what.len()).any(|w| w == what.as_bytes());
         if said("[Errno 24] Too many open files") {
             return Some(format!(
                 "the {who} tried to keep more than {} files and sockets open at once (the limit)",

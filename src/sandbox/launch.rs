@@ -150,6 +150,25 @@ impl Sandbox {
         }
     }
 
+    /// The processes of the program holding the student's end of a TCP connection
+    /// (`student` its address, `grader` the other end), with their command lines.
+    pub(crate) fn connection_holders(
+        &self,
+        proc: &StudentProcess,
+        student: SocketAddr,
+        grader: SocketAddr,
+    ) -> Vec<(u32, String)> {
+        // Addresses as the case's network sees them may differ from the grader's view
+        // (a redirect): the ports are enough to tell the connection apart there.
+        let Some(entry) = self.tcp_table().into_iter().find(|e| {
+            (e.local == student && e.remote == grader)
+                || (e.local.port() == student.port() && e.remote.port() == grader.port())
+        }) else {
+            return Vec::new();
+        };
+        proc_net::socket_holders(&self.pids(proc), entry.inode)
+    }
+
     /// A bound UDP socket of the program (on `port` when given), or None yet: a UDP
     /// server binds and never listens. Through copies of its descriptors, else the
     /// kernel's UDP table.
@@ -222,6 +241,12 @@ impl Sandbox {
     /// Whether the program ran into the memory limit of its cgroup.
     pub(crate) fn memory_limit_hit(&self) -> bool {
         self.cgroup.as_ref().is_some_and(|cg| cg.memory_limit_hit())
+    }
+
+    /// The program's processes alive now, and their threads together (see
+    /// [`proc_net::task_counts`]).
+    pub(crate) fn task_counts(&self, proc: &StudentProcess) -> (usize, usize) {
+        proc_net::task_counts(&self.pids(proc))
     }
 
     /// Whether the program ran into the process limit of its cgroup.

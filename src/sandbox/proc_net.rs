@@ -163,8 +163,15 @@ pub fn socket_inodes(pids: &[u32]) -> HashSet<u64> {
 
 /// Which of these processes holds the socket `inode`, and its command line.
 pub(crate) fn socket_holder(pids: &[u32], inode: u64) -> Option<(u32, String)> {
-    pids.iter().find_map(|&pid| {
-        socket_inodes(&[pid]).contains(&inode).then(|| {
+    socket_holders(pids, inode).into_iter().next()
+}
+
+/// Every one of these processes that holds the socket `inode` (a socket is shared by
+/// the processes a fork made), with its command line.
+pub(crate) fn socket_holders(pids: &[u32], inode: u64) -> Vec<(u32, String)> {
+    pids.iter()
+        .filter(|&&pid| socket_inodes(&[pid]).contains(&inode))
+        .map(|&pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let words: Vec<String> = cmdline
                 .split(|b| *b == 0)
@@ -173,7 +180,7 @@ pub(crate) fn socket_holder(pids: &[u32], inode: u64) -> Option<(u32, String)> {
                 .collect();
             (pid, words.join(" "))
         })
-    })
+        .collect()
 }
 
 /// Listening sockets. With `owned_by`, only those whose inode is in the set (needed on
@@ -268,6 +275,16 @@ const WAITING_FOR_CLIENTS: &[&str] = &[
     "ep_poll",
     "do_epoll_wait",
 ];
+
+/// How many of `pids` are alive, and how many threads they have together (each
+/// process's main thread included): what a limit that counts tasks counted.
+pub(crate) fn task_counts(pids: &[u32]) -> (usize, usize) {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/task")).ok())
+        .fold((0, 0), |(procs, threads), tasks| {
+            (procs + 1, threads + tasks.flatten().count())
+        })
+}
 
 /// Every thread of `pids`; a process that is gone has none.
 fn threads(pids: &[u32]) -> Vec<ThreadState> {

@@ -431,6 +431,31 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// When a process other than the program itself holds the program's end of a
+    /// connection that stayed open (a fork()ed child, a daemon), who: a close by the
+    /// program sends no FIN while a copy of the socket is open elsewhere.
+    fn held_by_a_child(
+        &self,
+        (student, grader): (std::net::SocketAddr, std::net::SocketAddr),
+    ) -> String {
+        let Some(proc) = self.proc.as_ref() else {
+            return String::new();
+        };
+        let holders = self.sandbox.connection_holders(proc, student, grader);
+        if holders.iter().all(|(pid, _)| *pid == proc.pid) {
+            return String::new();
+        }
+        let named: Vec<String> = holders
+            .iter()
+            .map(|(pid, cmd)| self.describe_holder(*pid, cmd))
+            .collect();
+        format!(
+            "; {} still {} the connection: no FIN is sent while any process holds it (after fork(), each process closes the sockets it does not use)",
+            named.join(" and "),
+            if named.len() > 1 { "hold" } else { "holds" }
+        )
+    }
+
     /// Waits for the program to close the connection (FIN or RST, as the spec says),
     /// reading what it sends meanwhile.
     pub(super) async fn expect_close(
@@ -453,6 +478,7 @@ impl Run<'_> {
         let extra = c.pending()[pending_before.min(c.pending().len())..].to_vec();
         let more = c.received_total - before;
         let sent = (!c.last_sent.is_empty()).then(|| quote(&c.last_sent));
+        let ends = (c.remote, c.local);
         if !extra.is_empty() {
             self.event(EventKind::Received {
                 conn: conn.clone(),
@@ -483,7 +509,7 @@ impl Run<'_> {
             (Some(PeerClosed::Rst), _) => format!("the connection was reset (RST) instead{data_note}{}", self.exit_suffix()),
             (Some(PeerClosed::Fin), _) => format!("an orderly close (FIN) instead{data_note}"),
             (None, _) if more > CLOSE_FLOOD => format!("the connection stayed open: it kept sending instead of closing (the grader stopped reading after {} KiB){data_note}", CLOSE_FLOOD >> 10),
-            (None, _) => format!("the connection stayed open: neither FIN nor RST within {}{data_note}", cx.within),
+            (None, _) => format!("the connection stayed open: neither FIN nor RST within {}{data_note}{}", cx.within, self.held_by_a_child(ends)),
         };
         Err(Failure {
             sent,

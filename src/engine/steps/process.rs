@@ -91,7 +91,7 @@ impl Run<'_> {
         let Err(e) = free else { return Ok(()) };
         use crate::sandbox::launch::PortUse;
         let why = match self.sandbox.port_use(self.proc(), bound.port()) {
-            PortUse::Listening(Some((pid, cmd))) => format!("a listening socket on port {} is still open, held by process {pid} (`{cmd}`): a process the program started outlived it", bound.port()),
+            PortUse::Listening(Some((pid, cmd))) => format!("{} still holds the listening socket on port {}: a process the program started outlived it", self.describe_holder(pid, &cmd), bound.port()),
             PortUse::Listening(None) => format!("a listening socket on port {} is still open, held by a process of the program", bound.port()),
             PortUse::TimeWait(n) => format!("no process holds the port, but {n} connection(s) on it are in TIME_WAIT (the server closed them first), and a restarted server can bind the port then only if it sets SO_REUSEADDR before bind(): `s.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)`"),
             PortUse::Connections(n) => format!("{n} connection(s) on port {} are still open", bound.port()),
@@ -101,6 +101,39 @@ impl Run<'_> {
             format!("{bound} to be free once the server exited"),
             format!("binding {bound} failed ({e}): {why}"),
         ))
+    }
+
+    /// A process of the program holding a socket, in words that do not depend on the
+    /// run (no pid): the program itself, or a child named by its command. A child made
+    /// by fork() (or by the warm start's fork server) has the program's own command
+    /// line: it is named by the command the case started.
+    pub(super) fn describe_holder(&self, pid: u32, cmdline: &str) -> String {
+        let who = self.who();
+        let proc = self.proc();
+        if pid == proc.pid && proc.status().is_none() {
+            return format!("the {who} itself");
+        }
+        let started: Option<&Vec<String>> =
+            self.transcript.iter().rev().find_map(|e| match &e.kind {
+                EventKind::Started { command, .. } => Some(command),
+                _ => None,
+            });
+        let shown = |words: &[String]| -> String {
+            let mut words = words.to_vec();
+            if let Some(first) = words.first_mut() {
+                if let Some(base) = std::path::Path::new(first.as_str()).file_name() {
+                    *first = base.to_string_lossy().into_owned();
+                }
+            }
+            words.join(" ")
+        };
+        let forked = cmdline.contains("<sockgrade warm start>")
+            || started.is_some_and(|c| c.join(" ") == cmdline);
+        let command = match (forked, started) {
+            (true, Some(c)) => shown(c),
+            _ => shown(&cmdline.split(' ').map(String::from).collect::<Vec<_>>()),
+        };
+        format!("a child process (`{command}`, started by the {who})")
     }
 
     pub(super) async fn write_stdin(
