@@ -10,145 +10,37 @@ use std::ops::Range;
 use std::str::FromStr;
 
 mod extra;
+mod serde_errors;
 mod udp;
 
-/// Parses and validates spec text; `file` is only used in error messages.
+/// Parses and validates spec text; `file` is only used in error messages. Every error
+/// is reported, serde's (unknown keys, wrong types) and validation's, in file order.
 pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
-    let raw: RawSpec = match toml::from_str(text) {
-        Ok(raw) => raw,
-        Err(err) => return Err(SpecErrors::single(serde_error(file, text, &err))),
-    };
-    let mut v = Validator {
-        file,
-        text,
-        errors: Vec::new(),
-        files: BTreeMap::new(),
-        udp_targets: Vec::new(),
-        vars: Vec::new(),
-        file_refs: Vec::new(),
-    };
-    let spec = v.spec(raw);
-    if v.errors.is_empty() {
+    let mut parsed = serde_errors::parse(file, text);
+    let mut errors = std::mem::take(&mut parsed.errors);
+    let mut spec = None;
+    // Past an array element blanked, the parsed indices are not the file's: validation
+    // would name the wrong case or step, so the serde errors are reported alone.
+    if let Some(raw) = parsed.raw.take().filter(|_| !parsed.renumbered) {
+        let mut v = Validator {
+            file,
+            text,
+            errors: Vec::new(),
+            files: BTreeMap::new(),
+            udp_targets: Vec::new(),
+            vars: Vec::new(),
+            file_refs: Vec::new(),
+        };
+        spec = v.spec(raw);
+        errors.extend(v.errors.into_iter().filter(|e| !parsed.explains(&e.key)));
+    }
+    if errors.is_empty() {
         Ok(spec.expect("a spec is built whenever no error was recorded"))
     } else {
-        Err(SpecErrors(v.errors))
+        // Stable: errors at one place keep the order they were found in.
+        errors.sort_by_key(|e| (e.line, e.column));
+        Err(SpecErrors(errors))
     }
-}
-
-/// A syntax or type error from the TOML parser, said for people: the key path is found
-/// from the error's position, serde's jargon ("u32", "untagged enum") is translated,
-/// and the allowed keys go into the help line.
-fn serde_error(file: &Path, text: &str, err: &toml::de::Error) -> SpecError {
-    let message = err.message().trim().to_string();
-    let key = err
-        .span()
-        .map(|s| key_path_at(text, s.start))
-        .unwrap_or_default();
-    let (message, help) = if let Some((head, allowed)) = message.split_once(", expected one of ") {
-        (
-            head.replace("unknown field", "unknown key"),
-            Some(format!("allowed keys here: {allowed}")),
-        )
-    } else if let Some(name) =
-        message.strip_prefix("data did not match any variant of untagged enum ")
-    {
-        let expected = match name.trim() {
-            "RawPayload" => "a string, or a table with `text` or `hex` (and optional `repeat`)",
-            "RawConnName" => "a connection name (a string), or {} for the default name",
-            "RawIdle" => "a duration such as \"500ms\", or { for = \"500ms\", max_cpu = 0.1 }",
-            "OneOrMany" => "a file name or pattern, or a list of them",
-            _ => "another form: see the spec reference in README.md",
-        };
-        (
-            "this value has the wrong form".to_string(),
-            Some(format!("expected {expected}")),
-        )
-    } else if message.starts_with("missing field") {
-        (
-            message.replace("missing field", "missing key"),
-            Some("add the key; README.md's spec reference shows an example".into()),
-        )
-    } else {
-        let m = message
-            .replace("expected u32", "expected a whole number")
-            .replace("expected u64", "expected a whole number")
-            .replace("expected i32", "expected a whole number");
-        (m, None)
-    };
-    let e = SpecError::at(file, text, err.span(), key, message);
-    match help {
-        Some(h) => e.with_help(h),
-        None => e,
-    }
-}
-
-/// The dotted key path (`case[1].steps[2].expect`) of the value at byte `offset`.
-fn key_path_at(text: &str, offset: usize) -> String {
-    let Ok(doc) = text.parse::<toml_edit::ImDocument<String>>() else {
-        return String::new();
-    };
-    let mut path = Vec::new();
-    walk_table(doc.as_table(), offset, &mut path);
-    path.join("").trim_start_matches('.').to_string()
-}
-
-fn contains(span: Option<std::ops::Range<usize>>, offset: usize) -> bool {
-    span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
-}
-
-fn walk_table(table: &toml_edit::Table, offset: usize, path: &mut Vec<String>) -> bool {
-    for (k, item) in table.iter() {
-        path.push(format!(".{k}"));
-        let key_hit = table.key(k).is_some_and(|key| contains(key.span(), offset));
-        let found = key_hit
-            || match item {
-                toml_edit::Item::Value(v) => walk_value(v, offset, path),
-                toml_edit::Item::Table(t) => walk_table(t, offset, path),
-                toml_edit::Item::ArrayOfTables(a) => a.iter().enumerate().any(|(i, t)| {
-                    path.push(format!("[{i}]"));
-                    let hit = walk_table(t, offset, path) || contains(t.span(), offset);
-                    if !hit {
-                        path.pop();
-                    }
-                    hit
-                }),
-                toml_edit::Item::None => false,
-            };
-        if found {
-            return true;
-        }
-        path.pop();
-    }
-    false
-}
-
-fn walk_value(v: &toml_edit::Value, offset: usize, path: &mut Vec<String>) -> bool {
-    if !contains(v.span(), offset) {
-        return false;
-    }
-    match v {
-        toml_edit::Value::Array(a) => {
-            for (i, item) in a.iter().enumerate() {
-                path.push(format!("[{i}]"));
-                if walk_value(item, offset, path) {
-                    return true;
-                }
-                path.pop();
-            }
-        }
-        toml_edit::Value::InlineTable(t) => {
-            for (k, item) in t.iter() {
-                path.push(format!(".{k}"));
-                let key_hit = t.key(k).is_some_and(|key| contains(key.span(), offset));
-                if key_hit || walk_value(item, offset, path) {
-                    return true;
-                }
-                path.pop();
-            }
-        }
-        _ => {}
-    }
-    true
 }
 
 struct Validator<'a> {
