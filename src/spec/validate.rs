@@ -377,7 +377,6 @@ impl<'a> Validator<'a> {
             client: client.flatten(),
             connects_to,
             must_match,
-            files: std::mem::take(&mut self.files),
             cases,
             random,
             personalized: false,
