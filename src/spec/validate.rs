@@ -902,6 +902,37 @@ impl<'v, 'a> StepChecker<'v, 'a> {
         }
     }
 
+    /// The bytes of a plain payload: text, or { text | hex, repeat }.
+    fn plain_payload(&mut self, p: &Spanned<RawPayload>, key_a: &str) -> Option<Vec<u8>> {
+        Some(match p.get_ref() {
+            RawPayload::Text(t) => t.as_bytes().to_vec(),
+            RawPayload::Table(t) => {
+                let base = match (&t.text, &t.hex) {
+                    (Some(text), None) => text.as_bytes().to_vec(),
+                    (None, Some(hex)) => {
+                        match parse_hex(hex) {
+                            Some(b) => b,
+                            None => {
+                                self.err(
+                                p.span(),
+                                &format!("{key_a}.hex"),
+                                format!("{hex:?} is not hex bytes"),
+                                Some("write pairs of hex digits, spaces allowed: \"de ad be ef\"".into()),
+                            );
+                                return None;
+                            }
+                        }
+                    }
+                    _ => {
+                        self.err(p.span(), key_a, "give exactly one of `text` or `hex`", None);
+                        return None;
+                    }
+                };
+                base.repeat(t.repeat.unwrap_or(1).max(1) as usize)
+            }
+        })
+    }
+
     fn step(&mut self, key: &str, span: Range<usize>, s: RawStep) -> Option<Step> {
         let line = self.v.line_of(&span);
         let present: Vec<&str> = [
@@ -1041,31 +1072,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 if let Some(action) = self.send_extra(p, &key_a, &conn) {
                     action?
                 } else {
-                    let bytes = match p.get_ref() {
-                        RawPayload::Text(t) => t.as_bytes().to_vec(),
-                        RawPayload::Table(t) => {
-                            let base = match (&t.text, &t.hex) {
-                                (Some(text), None) => text.as_bytes().to_vec(),
-                                (None, Some(hex)) => match parse_hex(hex) {
-                                    Some(b) => b,
-                                    None => {
-                                        self.err(p.span(), &format!("{key_a}.hex"), format!("{hex:?} is not hex bytes"), Some("write pairs of hex digits, spaces allowed: \"de ad be ef\"".into()));
-                                        return None;
-                                    }
-                                },
-                                _ => {
-                                    self.err(
-                                        p.span(),
-                                        &key_a,
-                                        "give exactly one of `text` or `hex`",
-                                        None,
-                                    );
-                                    return None;
-                                }
-                            };
-                            base.repeat(t.repeat.unwrap_or(1).max(1) as usize)
-                        }
-                    };
+                    let bytes = self.plain_payload(p, &key_a)?;
                     if bytes.is_empty() {
                         self.err(p.span(), &key_a, "sending nothing does nothing on a TCP socket", Some("send at least one byte; to close, use { shutdown = \"write\" } or { close = \"fin\" }".into()));
                         return None;
@@ -1208,15 +1215,17 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 }
                 Action::ExpectPortFree
             }
-            "write_stdin" => Action::WriteStdin {
-                bytes: s
-                    .write_stdin
-                    .as_ref()
-                    .unwrap()
-                    .get_ref()
-                    .as_bytes()
-                    .to_vec(),
-            },
+            "write_stdin" => {
+                let p = s.write_stdin.as_ref().unwrap();
+                if matches!(p.get_ref(), RawPayload::Table(t) if t.pieces.is_some() || t.file.is_some() || t.delay.is_some() || t.length_prefix.is_some() || t.piece_size.is_some())
+                {
+                    self.err(p.span(), &key_a, "stdin takes text, or { text | hex, repeat }", Some("a long line: { text = \"x\", repeat = 524288 }, then write_stdin = \"\\n\"".into()));
+                    return None;
+                }
+                Action::WriteStdin {
+                    bytes: self.plain_payload(p, &key_a)?,
+                }
+            }
             "close_stdin" => Action::CloseStdin,
             "expect_stdout" => Action::ExpectOutput {
                 stream: Stream::Stdout,
