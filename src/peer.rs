@@ -174,8 +174,11 @@ impl Connection {
             Ok(n) => {
                 self.received_total += n as u64;
                 self.buf.extend_from_slice(&chunk[..n]);
-                self.dropped += self.buf.len().saturating_sub(MAX_BUFFER) as u64;
+                // Counted from what keep_last really cut: it trims only past 1.5 times
+                // the limit, so the excess over the limit is not what was dropped.
+                let kept = self.buf.len();
                 crate::text::keep_last(&mut self.buf, MAX_BUFFER);
+                self.dropped += (kept - self.buf.len()) as u64;
                 true
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
