@@ -19,9 +19,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
     let mut parsed = serde_errors::parse(file, text);
     let mut errors = std::mem::take(&mut parsed.errors);
     let mut spec = None;
-    // Past an array element blanked, the parsed indices are not the file's: validation
-    // would name the wrong case or step, so the serde errors are reported alone.
-    if let Some(raw) = parsed.raw.take().filter(|_| !parsed.renumbered) {
+    // Past a table or an array element blanked, validation would name the wrong case
+    // or step, or report the table's absence: the serde errors are reported alone.
+    if let Some(raw) = parsed.raw.take().filter(|_| !parsed.cut) {
         let mut v = Validator {
             file,
             text,

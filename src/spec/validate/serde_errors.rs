@@ -7,8 +7,9 @@
 //! that a required key needs is blanked with its table (a `[[case]]` without `target`).
 //!
 //! Blanking an element of an array (a step, a case) renumbers the elements after it, so
-//! key paths are always computed on the original text, and validation, whose keys come
-//! from the parsed arrays, is left out in that case (see [`RawParse::renumbered`]).
+//! key paths are always computed on the original text; and validation, whose keys come
+//! from the parsed arrays and which would report the absence of a blanked table (a case
+//! for a `[server]` left out), is then left out (see [`RawParse::cut`]).
 
 use super::super::raw::RawSpec;
 use super::super::SpecError;
@@ -28,18 +29,39 @@ pub(super) struct RawParse {
     /// Key paths of the blanked entries: validation errors at, under or above them are
     /// consequences of the blanking (a step left without its action), not mistakes.
     pub blanked: Vec<String>,
-    /// Whether an array element was blanked, so the parsed arrays' indices are no
-    /// longer the file's.
-    pub renumbered: bool,
+    /// Whether a whole table or an array element was blanked: the parsed arrays'
+    /// indices may no longer be the file's, and validation would report what is gone.
+    pub cut: bool,
 }
 
 impl RawParse {
-    /// Whether a validation error at `key` may be a consequence of the blanking.
+    /// Whether a validation error at `key` may be a consequence of the blanking: at,
+    /// under or above a blanked key, or in a later step of a case one of whose steps
+    /// lost a key (its action, maybe: a misspelt `connect` leaves every later step
+    /// without a connection).
     pub fn explains(&self, key: &str) -> bool {
-        self.blanked
-            .iter()
-            .any(|b| is_within(key, b) || is_within(b, key))
+        self.blanked.iter().any(|b| {
+            is_within(key, b)
+                || is_within(b, key)
+                || step_of(b).is_some_and(|(steps, j, direct)| {
+                    direct && step_of(key).is_some_and(|(s, m, _)| s == steps && m > j)
+                })
+        })
     }
+}
+
+/// `case[1].steps[2].send` → ("case[1].steps", 2, true): the steps' path, the step's
+/// index, and whether the key is the step's own (not inside one of its values).
+fn step_of(key: &str) -> Option<(&str, usize, bool)> {
+    let at = key.find(".steps[")? + ".steps".len();
+    let (steps, rest) = key.split_at(at);
+    let close = rest.find(']')?;
+    let index = rest[1..close].parse().ok()?;
+    let after = &rest[close + 1..];
+    let direct = after
+        .strip_prefix('.')
+        .is_some_and(|k| !k.contains(['.', '[']));
+    Some((steps, index, direct))
 }
 
 /// `inner` is `outer` or a key below it (`case[0].steps` is within `case[0]`).
@@ -54,7 +76,7 @@ pub(super) fn parse(file: &Path, text: &str) -> RawParse {
         raw: None,
         errors: Vec::new(),
         blanked: Vec::new(),
-        renumbered: false,
+        cut: false,
     };
     let mut work = text.as_bytes().to_vec();
     let mut last: Option<(Option<Range<usize>>, String)> = None;
@@ -90,7 +112,7 @@ pub(super) fn parse(file: &Path, text: &str) -> RawParse {
         let Some(entry) = locate(doc.as_table(), span.start, key_error) else {
             return out;
         };
-        out.renumbered |= entry.element;
+        out.cut |= entry.element;
         out.blanked.push(key_path_at(text, entry.range.start));
         blank(&mut work, entry.range, entry.inline);
         last = Some(this);
@@ -153,7 +175,7 @@ struct Entry {
     range: Range<usize>,
     /// In an inline table (`{ a = 1, b = 2 }`), where a dangling comma is an error.
     inline: bool,
-    /// An element of an array (or of an array of tables).
+    /// A whole table, or an element of an array (or of an array of tables).
     element: bool,
 }
 
@@ -189,7 +211,7 @@ fn locate(table: &toml_edit::Table, offset: usize, key_error: bool) -> Option<En
                     t.span()
                         .filter(|s| !key_error && contains(Some(s.clone()), offset)),
                     false,
-                    false,
+                    true,
                 )
             }),
             // An unknown [[key]]: from its first header to its last value.
@@ -305,7 +327,11 @@ fn walk_table(table: &toml_edit::Table, offset: usize, path: &mut Vec<String>) -
         let found = key_hit
             || match item {
                 toml_edit::Item::Value(v) => walk_value(v, offset, path),
-                toml_edit::Item::Table(t) => walk_table(t, offset, path),
+                // A place in the table but in none of its entries (its header: a key
+                // it misses) is the table's.
+                toml_edit::Item::Table(t) => {
+                    walk_table(t, offset, path) || contains(t.span(), offset)
+                }
                 toml_edit::Item::ArrayOfTables(a) => a.iter().enumerate().any(|(i, t)| {
                     path.push(format!("[{i}]"));
                     let hit = walk_table(t, offset, path) || contains(t.span(), offset);
@@ -391,7 +417,17 @@ mod tests {
         let p = parse(Path::new("t.toml"), &text);
         let got: Vec<_> = p.errors.iter().map(|e| e.message.clone()).collect();
         assert_eq!(got, ["missing key `target`", "unknown key `stepz`"]);
-        assert!(p.renumbered && p.raw.is_some());
+        assert!(p.cut && p.raw.is_some());
+    }
+
+    #[test]
+    fn a_table_that_misses_a_key_is_left_out_and_validation_with_it() {
+        // Without [server], every server case would be "no [server] section".
+        let text = "[assignment]\nname = \"x\"\n[server]\ncommand = [\"python3\", \"{file}\"]\n[[case]]\nname = \"a\"\ntarget = \"server\"\nsteps = [{ connect = {} }]\n";
+        let p = parse(Path::new("t.toml"), text);
+        assert_eq!(p.errors.len(), 1);
+        assert_eq!(p.errors[0].key, "server");
+        assert!(p.cut);
     }
 
     #[test]
@@ -401,8 +437,25 @@ mod tests {
         );
         assert_eq!(errors(&text).len(), 2, "{:?}", errors(&text));
         let p = parse(Path::new("t.toml"), &text);
-        assert!(p.raw.is_some() && !p.renumbered);
+        assert!(p.raw.is_some() && !p.cut);
         assert!(p.explains("case[0].steps[0]") && !p.explains("case[0].name"));
+    }
+
+    #[test]
+    fn a_lost_step_key_explains_the_later_steps_of_its_case_only() {
+        let p = RawParse {
+            raw: None,
+            errors: Vec::new(),
+            blanked: vec!["case[1].steps[2].conect".into()],
+            cut: false,
+        };
+        assert!(p.explains("case[1].steps[3].send") && p.explains("case[1].steps[2]"));
+        assert!(!p.explains("case[1].steps[1].send") && !p.explains("case[2].steps[3].send"));
+        let nested = RawParse {
+            blanked: vec!["case[1].steps[2].expect.lable".into()],
+            ..p
+        };
+        assert!(!nested.explains("case[1].steps[3].send"));
     }
 
     #[test]
