@@ -1362,3 +1362,34 @@ fn names_file(command: &[String]) -> bool {
         .iter()
         .any(|a| a.contains("{file}") || a.contains("{stem}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_spec(step: &str) -> String {
+        format!(
+            "[assignment]\nname = \"x\"\n[client]\ncommand = [\"python3\", \"{{file}}\"]\nfile = \"c.py\"\nconnects_to = \"127.0.0.1:8888\"\n[[case]]\nname = \"a\"\ntarget = \"client\"\nsteps = [{{ accept = {{}} }}, {step}]\n"
+        )
+    }
+
+    #[test]
+    fn write_stdin_takes_text_or_repeated_text_but_no_pieces() {
+        let spec = parse(
+            Path::new("t.toml"),
+            &client_spec(r#"{ write_stdin = { text = "ab", repeat = 3 } }"#),
+        )
+        .unwrap();
+        match &spec.cases[0].steps[1].action {
+            Action::WriteStdin { bytes } => assert_eq!(bytes, b"ababab"),
+            other => panic!("{other:?}"),
+        }
+        let err = parse(
+            Path::new("t.toml"),
+            &client_spec(r#"{ write_stdin = { pieces = ["a", "b"] } }"#),
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert!(err.0[0].message.contains("stdin takes text"), "{err}");
+    }
+}
