@@ -45,9 +45,10 @@ pub(crate) struct Connection {
     /// Bytes dropped from the front of the buffer since the last match (a flood), so
     /// that reports count what arrived, not what was kept.
     dropped: u64,
-    /// `read_rate`: at most this many bytes per second are read, from `rate_start`.
+    /// `read_rate`: at most this many bytes per second are read; the next read is due
+    /// at `read_due`.
     read_rate: Option<u64>,
-    rate_start: Option<(Instant, u64)>,
+    read_due: Option<Instant>,
 }
 
 /// Received data beyond this, not yet consumed, is dropped from the front: a program
@@ -69,7 +70,7 @@ impl Connection {
             last_sent: Vec::new(),
             dropped: 0,
             read_rate: None,
-            rate_start: None,
+            read_due: None,
         })
     }
 
@@ -146,21 +147,26 @@ impl Connection {
         let mut chunk = [0u8; 16 << 10];
         // A slow reader reads small pieces, each when the rate allows it: the delay is
         // the behaviour under test (the student's sender must wait for room).
+        // Time spent waiting for data earns no credit: a sender that paused (or had not
+        // begun) meets the same rate afterwards, however long the wait (else a burst
+        // after it would let a short send() go unnoticed on a loaded machine).
         let want = match self.read_rate {
             Some(rate) => {
-                let (start, base) = *self
-                    .rate_start
-                    .get_or_insert((Instant::now(), self.received_total));
-                let due = start
-                    + std::time::Duration::from_secs_f64(
-                        (self.received_total - base) as f64 / rate as f64,
-                    );
-                tokio::time::sleep_until(due).await;
+                if let Some(due) = self.read_due {
+                    tokio::time::sleep_until(due).await;
+                }
                 ((rate / 50) as usize).clamp(512, chunk.len())
             }
             None => chunk.len(),
         };
-        match stream.read(&mut chunk[..want]).await {
+        let read = stream.read(&mut chunk[..want]).await;
+        if let (Some(rate), Ok(n)) = (self.read_rate, &read) {
+            let now = Instant::now();
+            let from = self.read_due.map_or(now, |due| due.max(now));
+            self.read_due =
+                Some(from + std::time::Duration::from_secs_f64(*n as f64 / rate as f64));
+        }
+        match read {
             Ok(0) => {
                 self.peer_closed = Some(PeerClosed::Fin);
                 false
@@ -168,8 +174,11 @@ impl Connection {
             Ok(n) => {
                 self.received_total += n as u64;
                 self.buf.extend_from_slice(&chunk[..n]);
-                self.dropped += self.buf.len().saturating_sub(MAX_BUFFER) as u64;
+                // Counted from what keep_last really cut: it trims only past 1.5 times
+                // the limit, so the excess over the limit is not what was dropped.
+                let kept = self.buf.len();
                 crate::text::keep_last(&mut self.buf, MAX_BUFFER);
+                self.dropped += (kept - self.buf.len()) as u64;
                 true
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {

@@ -67,6 +67,8 @@ bad_spec!(send_before_connect);
 bad_spec!(wrong_type);
 bad_spec!(many_errors);
 bad_spec!(toml_syntax);
+bad_spec!(serde_errors);
+bad_spec!(mixed_errors);
 
 #[test]
 fn a_missing_spec_file_is_a_usage_error() {

@@ -55,6 +55,8 @@ const SETTLE: Duration = Duration::from_millis(100);
 
 /// The box a case runs in: a copy of the submission, its namespace, cgroup and
 /// confinement. Copying files and creating namespaces block: off the async threads.
+/// The spec's data files are the case's ([`crate::spec::Case::files`]: the spec's
+/// `[files]`, the program's and the case's), written as the program starts.
 fn prepare_sandbox(
     host: &Host,
     spec: &Spec,
@@ -66,20 +68,7 @@ fn prepare_sandbox(
         .program(case.target)
         .expect("validation ensures the target's section exists");
     tokio::task::block_in_place(|| {
-        let sandbox = Sandbox::prepare(host, submission, program, &spec.limits, case_id)?;
-        // The spec's [files], beside the student's (the file a sender sends).
-        for (name, bytes) in &spec.files {
-            let path = sandbox.workdir.path().join(name);
-            let written = path
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| std::fs::write(&path, bytes));
-            written.map_err(|source| crate::sandbox::SandboxError::Setup {
-                what: "spec's [files]",
-                source,
-            })?;
-        }
-        Ok(sandbox)
+        Sandbox::prepare(host, submission, program, &spec.limits, case_id)
     })
 }
 

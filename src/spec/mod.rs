@@ -42,8 +42,6 @@ pub struct Spec {
     pub connects_to: SocketAddr,
     /// What of `connects_to` a student client's connect() must match.
     pub must_match: MustMatch,
-    /// `[files]`: written into the program's folder before it starts, by name.
-    pub files: BTreeMap<String, Vec<u8>>,
     pub cases: Vec<Case>,
     /// `[random]`: values drawn per student (see [`Spec::for_student`]).
     pub random: Vec<RandomVar>,

@@ -362,9 +362,10 @@ pub struct RawStep {
     /// After expect_exit: the port can be bound again.
     #[schemars(with = "Option<bool>")]
     pub expect_port_free: Option<Spanned<bool>>,
-    /// Client targets: type text on the program's stdin.
-    #[schemars(with = "Option<String>")]
-    pub write_stdin: Option<Spanned<String>>,
+    /// Client targets: type text on the program's stdin: text, or { text | hex, repeat }
+    /// (a long line).
+    #[schemars(with = "Option<RawPayload>")]
+    pub write_stdin: Option<Spanned<RawPayload>>,
     /// Client targets: close stdin (Ctrl-D).
     #[schemars(with = "Option<bool>")]
     pub close_stdin: Option<Spanned<bool>>,

@@ -10,145 +10,37 @@ use std::ops::Range;
 use std::str::FromStr;
 
 mod extra;
+mod serde_errors;
 mod udp;
 
-/// Parses and validates spec text; `file` is only used in error messages.
+/// Parses and validates spec text; `file` is only used in error messages. Every error
+/// is reported, serde's (unknown keys, wrong types) and validation's, in file order.
 pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
-    let raw: RawSpec = match toml::from_str(text) {
-        Ok(raw) => raw,
-        Err(err) => return Err(SpecErrors::single(serde_error(file, text, &err))),
-    };
-    let mut v = Validator {
-        file,
-        text,
-        errors: Vec::new(),
-        files: BTreeMap::new(),
-        udp_targets: Vec::new(),
-        vars: Vec::new(),
-        file_refs: Vec::new(),
-    };
-    let spec = v.spec(raw);
-    if v.errors.is_empty() {
+    let mut parsed = serde_errors::parse(file, text);
+    let mut errors = std::mem::take(&mut parsed.errors);
+    let mut spec = None;
+    // Past a table or an array element blanked, validation would name the wrong case
+    // or step, or report the table's absence: the serde errors are reported alone.
+    if let Some(raw) = parsed.raw.take().filter(|_| !parsed.cut) {
+        let mut v = Validator {
+            file,
+            text,
+            errors: Vec::new(),
+            files: BTreeMap::new(),
+            udp_targets: Vec::new(),
+            vars: Vec::new(),
+            file_refs: Vec::new(),
+        };
+        spec = v.spec(raw);
+        errors.extend(v.errors.into_iter().filter(|e| !parsed.explains(&e.key)));
+    }
+    if errors.is_empty() {
         Ok(spec.expect("a spec is built whenever no error was recorded"))
     } else {
-        Err(SpecErrors(v.errors))
+        // Stable: errors at one place keep the order they were found in.
+        errors.sort_by_key(|e| (e.line, e.column));
+        Err(SpecErrors(errors))
     }
-}
-
-/// A syntax or type error from the TOML parser, said for people: the key path is found
-/// from the error's position, serde's jargon ("u32", "untagged enum") is translated,
-/// and the allowed keys go into the help line.
-fn serde_error(file: &Path, text: &str, err: &toml::de::Error) -> SpecError {
-    let message = err.message().trim().to_string();
-    let key = err
-        .span()
-        .map(|s| key_path_at(text, s.start))
-        .unwrap_or_default();
-    let (message, help) = if let Some((head, allowed)) = message.split_once(", expected one of ") {
-        (
-            head.replace("unknown field", "unknown key"),
-            Some(format!("allowed keys here: {allowed}")),
-        )
-    } else if let Some(name) =
-        message.strip_prefix("data did not match any variant of untagged enum ")
-    {
-        let expected = match name.trim() {
-            "RawPayload" => "a string, or a table with `text` or `hex` (and optional `repeat`)",
-            "RawConnName" => "a connection name (a string), or {} for the default name",
-            "RawIdle" => "a duration such as \"500ms\", or { for = \"500ms\", max_cpu = 0.1 }",
-            "OneOrMany" => "a file name or pattern, or a list of them",
-            _ => "another form: see the spec reference in README.md",
-        };
-        (
-            "this value has the wrong form".to_string(),
-            Some(format!("expected {expected}")),
-        )
-    } else if message.starts_with("missing field") {
-        (
-            message.replace("missing field", "missing key"),
-            Some("add the key; README.md's spec reference shows an example".into()),
-        )
-    } else {
-        let m = message
-            .replace("expected u32", "expected a whole number")
-            .replace("expected u64", "expected a whole number")
-            .replace("expected i32", "expected a whole number");
-        (m, None)
-    };
-    let e = SpecError::at(file, text, err.span(), key, message);
-    match help {
-        Some(h) => e.with_help(h),
-        None => e,
-    }
-}
-
-/// The dotted key path (`case[1].steps[2].expect`) of the value at byte `offset`.
-fn key_path_at(text: &str, offset: usize) -> String {
-    let Ok(doc) = text.parse::<toml_edit::ImDocument<String>>() else {
-        return String::new();
-    };
-    let mut path = Vec::new();
-    walk_table(doc.as_table(), offset, &mut path);
-    path.join("").trim_start_matches('.').to_string()
-}
-
-fn contains(span: Option<std::ops::Range<usize>>, offset: usize) -> bool {
-    span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
-}
-
-fn walk_table(table: &toml_edit::Table, offset: usize, path: &mut Vec<String>) -> bool {
-    for (k, item) in table.iter() {
-        path.push(format!(".{k}"));
-        let key_hit = table.key(k).is_some_and(|key| contains(key.span(), offset));
-        let found = key_hit
-            || match item {
-                toml_edit::Item::Value(v) => walk_value(v, offset, path),
-                toml_edit::Item::Table(t) => walk_table(t, offset, path),
-                toml_edit::Item::ArrayOfTables(a) => a.iter().enumerate().any(|(i, t)| {
-                    path.push(format!("[{i}]"));
-                    let hit = walk_table(t, offset, path) || contains(t.span(), offset);
-                    if !hit {
-                        path.pop();
-                    }
-                    hit
-                }),
-                toml_edit::Item::None => false,
-            };
-        if found {
-            return true;
-        }
-        path.pop();
-    }
-    false
-}
-
-fn walk_value(v: &toml_edit::Value, offset: usize, path: &mut Vec<String>) -> bool {
-    if !contains(v.span(), offset) {
-        return false;
-    }
-    match v {
-        toml_edit::Value::Array(a) => {
-            for (i, item) in a.iter().enumerate() {
-                path.push(format!("[{i}]"));
-                if walk_value(item, offset, path) {
-                    return true;
-                }
-                path.pop();
-            }
-        }
-        toml_edit::Value::InlineTable(t) => {
-            for (k, item) in t.iter() {
-                path.push(format!(".{k}"));
-                let key_hit = t.key(k).is_some_and(|key| contains(key.span(), offset));
-                if key_hit || walk_value(item, offset, path) {
-                    return true;
-                }
-                path.pop();
-            }
-        }
-        _ => {}
-    }
-    true
 }
 
 struct Validator<'a> {
@@ -485,7 +377,6 @@ impl<'a> Validator<'a> {
             client: client.flatten(),
             connects_to,
             must_match,
-            files: std::mem::take(&mut self.files),
             cases,
             random,
             personalized: false,
@@ -1011,6 +902,37 @@ impl<'v, 'a> StepChecker<'v, 'a> {
         }
     }
 
+    /// The bytes of a plain payload: text, or { text | hex, repeat }.
+    fn plain_payload(&mut self, p: &Spanned<RawPayload>, key_a: &str) -> Option<Vec<u8>> {
+        Some(match p.get_ref() {
+            RawPayload::Text(t) => t.as_bytes().to_vec(),
+            RawPayload::Table(t) => {
+                let base = match (&t.text, &t.hex) {
+                    (Some(text), None) => text.as_bytes().to_vec(),
+                    (None, Some(hex)) => {
+                        match parse_hex(hex) {
+                            Some(b) => b,
+                            None => {
+                                self.err(
+                                p.span(),
+                                &format!("{key_a}.hex"),
+                                format!("{hex:?} is not hex bytes"),
+                                Some("write pairs of hex digits, spaces allowed: \"de ad be ef\"".into()),
+                            );
+                                return None;
+                            }
+                        }
+                    }
+                    _ => {
+                        self.err(p.span(), key_a, "give exactly one of `text` or `hex`", None);
+                        return None;
+                    }
+                };
+                base.repeat(t.repeat.unwrap_or(1).max(1) as usize)
+            }
+        })
+    }
+
     fn step(&mut self, key: &str, span: Range<usize>, s: RawStep) -> Option<Step> {
         let line = self.v.line_of(&span);
         let present: Vec<&str> = [
@@ -1150,31 +1072,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 if let Some(action) = self.send_extra(p, &key_a, &conn) {
                     action?
                 } else {
-                    let bytes = match p.get_ref() {
-                        RawPayload::Text(t) => t.as_bytes().to_vec(),
-                        RawPayload::Table(t) => {
-                            let base = match (&t.text, &t.hex) {
-                                (Some(text), None) => text.as_bytes().to_vec(),
-                                (None, Some(hex)) => match parse_hex(hex) {
-                                    Some(b) => b,
-                                    None => {
-                                        self.err(p.span(), &format!("{key_a}.hex"), format!("{hex:?} is not hex bytes"), Some("write pairs of hex digits, spaces allowed: \"de ad be ef\"".into()));
-                                        return None;
-                                    }
-                                },
-                                _ => {
-                                    self.err(
-                                        p.span(),
-                                        &key_a,
-                                        "give exactly one of `text` or `hex`",
-                                        None,
-                                    );
-                                    return None;
-                                }
-                            };
-                            base.repeat(t.repeat.unwrap_or(1).max(1) as usize)
-                        }
-                    };
+                    let bytes = self.plain_payload(p, &key_a)?;
                     if bytes.is_empty() {
                         self.err(p.span(), &key_a, "sending nothing does nothing on a TCP socket", Some("send at least one byte; to close, use { shutdown = \"write\" } or { close = \"fin\" }".into()));
                         return None;
@@ -1317,15 +1215,17 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 }
                 Action::ExpectPortFree
             }
-            "write_stdin" => Action::WriteStdin {
-                bytes: s
-                    .write_stdin
-                    .as_ref()
-                    .unwrap()
-                    .get_ref()
-                    .as_bytes()
-                    .to_vec(),
-            },
+            "write_stdin" => {
+                let p = s.write_stdin.as_ref().unwrap();
+                if matches!(p.get_ref(), RawPayload::Table(t) if t.pieces.is_some() || t.file.is_some() || t.delay.is_some() || t.length_prefix.is_some() || t.piece_size.is_some())
+                {
+                    self.err(p.span(), &key_a, "stdin takes text, or { text | hex, repeat }", Some("a long line: { text = \"x\", repeat = 524288 }, then write_stdin = \"\\n\"".into()));
+                    return None;
+                }
+                Action::WriteStdin {
+                    bytes: self.plain_payload(p, &key_a)?,
+                }
+            }
             "close_stdin" => Action::CloseStdin,
             "expect_stdout" => Action::ExpectOutput {
                 stream: Stream::Stdout,
@@ -1461,4 +1361,35 @@ fn names_file(command: &[String]) -> bool {
     command
         .iter()
         .any(|a| a.contains("{file}") || a.contains("{stem}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_spec(step: &str) -> String {
+        format!(
+            "[assignment]\nname = \"x\"\n[client]\ncommand = [\"python3\", \"{{file}}\"]\nfile = \"c.py\"\nconnects_to = \"127.0.0.1:8888\"\n[[case]]\nname = \"a\"\ntarget = \"client\"\nsteps = [{{ accept = {{}} }}, {step}]\n"
+        )
+    }
+
+    #[test]
+    fn write_stdin_takes_text_or_repeated_text_but_no_pieces() {
+        let spec = parse(
+            Path::new("t.toml"),
+            &client_spec(r#"{ write_stdin = { text = "ab", repeat = 3 } }"#),
+        )
+        .unwrap();
+        match &spec.cases[0].steps[1].action {
+            Action::WriteStdin { bytes } => assert_eq!(bytes, b"ababab"),
+            other => panic!("{other:?}"),
+        }
+        let err = parse(
+            Path::new("t.toml"),
+            &client_spec(r#"{ write_stdin = { pieces = ["a", "b"] } }"#),
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert!(err.0[0].message.contains("stdin takes text"), "{err}");
+    }
 }

@@ -18,6 +18,13 @@ use std::time::Duration;
 /// Bytes of the two sides shown at the first difference.
 const SHOW_DIFF: usize = 12;
 
+/// `de ad be ef`, the first 64 bytes of `b` (then "…").
+fn spaced_hex(b: &[u8]) -> String {
+    let shown: Vec<String> = b.iter().take(64).map(|x| format!("{x:02x}")).collect();
+    let more = if b.len() > 64 { " …" } else { "" };
+    format!("{}{more}", shown.join(" "))
+}
+
 fn short_hex(b: &[u8]) -> String {
     b.iter()
         .map(|x| format!("{x:02x}"))
@@ -438,6 +445,12 @@ impl Run<'_> {
         let who = self.who();
         let full = self.sandbox.workdir.path().join(path);
         let (want, want_name): (Option<Arc<Vec<u8>>>, String) = match check {
+            // Bytes given as hex that are not text are shown as hex: quoted, they would
+            // read as GBK characters ("\xde\xad\xbe\xef" is valid GBK).
+            FileCheck::Bytes(b) if std::str::from_utf8(b).is_err() => (
+                Some(Arc::new(b.clone())),
+                format!("the bytes {}", spaced_hex(b)),
+            ),
             FileCheck::Bytes(b) => (Some(Arc::new(b.clone())), quote(b)),
             FileCheck::EqualsFile(f) => (Some(self.data_file(f)), format!("the content of {f:?}")),
             FileCheck::Sha256(h) => (None, format!("content with SHA-256 {}", hex(h))),
