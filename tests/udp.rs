@@ -227,3 +227,52 @@ sys.exit(1 if bad else 0)
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Every case of a client, as JSON.
+fn run_client(spec: &str, fixture: &str) -> serde_json::Value {
+    let out = sockgrade()
+        .args(["run", spec, fixture, "--format", "json", "--target", "client"])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn notes(case: &serde_json::Value) -> Vec<String> {
+    case["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "note")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A client with a *connected* socket to a classroom IP takes only answers from exactly
+/// that address: the reference answers from the address the datagram was sent to, and
+/// conntrack turns a redirected port back. The report names the original destination.
+#[test]
+fn a_connected_client_to_a_classroom_ip_gets_its_answers() {
+    let mut fixtures = vec![("fixtures/udp/client_classroom_ip", "10.9.8.7:21567")];
+    // Another port than the spec's reaches the reference only through the nft redirect.
+    match sockgrade::sandbox::netns::nft_available() {
+        true => fixtures.push(("fixtures/udp/client_classroom_other_port", "10.9.8.7:9999")),
+        false => eprintln!("skipped the redirected port: `nft` is not installed (apt-get install -y nftables)"),
+    }
+    for (fixture, meant) in fixtures {
+        let r = run_client("specs/udp-basics.toml", fixture);
+        for (name, status) in statuses(&r) {
+            assert_eq!(status, "passed", "{fixture}: {name}: {r:#}");
+        }
+        let case = &r["cases"][0];
+        let want = format!("the client sent to {meant}, not 127.0.0.1:21567");
+        assert!(
+            notes(case).iter().any(|n| n.starts_with(&want)),
+            "{fixture}: {case:#}"
+        );
+    }
+}

@@ -382,7 +382,10 @@ fn redirect_ruleset(port: u16) -> String {
     )
 }
 
-/// The ruleset of [`NetNs::redirect_udp_to`].
+/// The ruleset of [`NetNs::redirect_udp_to`]. Two rules, not one: nft 1.0.6 merges
+/// `udp sport != P udp dport != P` into one compare of both ports, which matches when
+/// *either* differs, so a datagram to the right port (from 10.9.8.7, say) was
+/// redirected too, and the reference's answer to it as well (back to itself).
 fn udp_redirect_ruleset(port: u16) -> String {
     format!(
         "table inet sockgrade_udp\n\
@@ -390,7 +393,8 @@ fn udp_redirect_ruleset(port: u16) -> String {
          table inet sockgrade_udp {{\n\
          \tchain redirect_out {{\n\
          \t\ttype nat hook output priority -100; policy accept;\n\
-         \t\tudp sport != {port} udp dport != {port} redirect to :{port}\n\
+         \t\tudp sport {port} accept\n\
+         \t\tudp dport != {port} redirect to :{port}\n\
          \t}}\n\
          }}\n"
     )
@@ -1065,5 +1069,12 @@ mod tests {
     fn ruleset_text() {
         let r = redirect_ruleset(8888);
         assert!(r.contains("tcp dport != 8888 redirect to :8888"), "{r}");
+        // One condition a rule: nft merges `udp sport != P udp dport != P` into a
+        // compare of both ports at once, true when either differs.
+        let r = udp_redirect_ruleset(8888);
+        assert!(
+            r.contains("\t\tudp sport 8888 accept\n\t\tudp dport != 8888 redirect to :8888\n"),
+            "{r}"
+        );
     }
 }
