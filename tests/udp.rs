@@ -160,6 +160,23 @@ fn the_other_protocol_is_named() {
         got(&r).contains("listens on TCP (SOCK_STREAM)")
             && got(&r).contains("this assignment is UDP"),
         "{r:#}"
+    ); // Clients: a UDP client under a TCP spec, a TCP client (to its own port 8888) under
+       // a UDP one. The right protocol passes: check --against above.
+    let r = run_json(
+        "specs/tcp-basics.toml",
+        "fixtures/udp/echo_good",
+        "connects to the server",
+    );
+    assert_eq!(
+        got(&r),
+        "the client made a UDP socket (SOCK_DGRAM), but this assignment is TCP: socket(AF_INET, SOCK_STREAM), then connect()",
+        "{r:#}"
+    );
+    let r = run_json("specs/udp-basics.toml", "fixtures/good", "prints the reply");
+    assert_eq!(
+        got(&r),
+        "the client made a TCP connection (SOCK_STREAM) to 127.0.0.1:8888, but this assignment is UDP: socket(AF_INET, SOCK_DGRAM), then sendto()",
+        "{r:#}"
     );
 }
 
@@ -231,7 +248,9 @@ sys.exit(1 if bad else 0)
 /// Every case of a client, as JSON.
 fn run_client(spec: &str, fixture: &str) -> serde_json::Value {
     let out = sockgrade()
-        .args(["run", spec, fixture, "--format", "json", "--target", "client"])
+        .args([
+            "run", spec, fixture, "--format", "json", "--target", "client",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -261,7 +280,9 @@ fn a_connected_client_to_a_classroom_ip_gets_its_answers() {
     // Another port than the spec's reaches the reference only through the nft redirect.
     match sockgrade::sandbox::netns::nft_available() {
         true => fixtures.push(("fixtures/udp/client_classroom_other_port", "10.9.8.7:9999")),
-        false => eprintln!("skipped the redirected port: `nft` is not installed (apt-get install -y nftables)"),
+        false => eprintln!(
+            "skipped the redirected port: `nft` is not installed (apt-get install -y nftables)"
+        ),
     }
     for (fixture, meant) in fixtures {
         let r = run_client("specs/udp-basics.toml", fixture);
@@ -275,4 +296,59 @@ fn a_connected_client_to_a_classroom_ip_gets_its_answers() {
             "{fixture}: {case:#}"
         );
     }
+}
+
+/// The reasons of the buggy fixtures that only a fault (or a check of the address or
+/// the bytes a transfer delivered) catches: each fails its case for exactly that reason
+/// (the correct solutions pass the same cases: check --against above).
+#[test]
+fn reasons_of_the_faults_and_checks() {
+    let cases = [
+        (
+            "stop-and-wait",
+            "saw_receiver_assumes_in_order",
+            "ignores a packet that overtakes an earlier one",
+        ),
+        (
+            "stop-and-wait",
+            "saw_receiver_crashes_on_short",
+            "ignores a packet cut short",
+        ),
+        (
+            "stop-and-wait",
+            "saw_sender_takes_any_ack",
+            "ignores a late ACK of an older packet",
+        ),
+        (
+            "stop-and-wait",
+            "saw_sender_loses_a_byte",
+            "sends a whole file over a lossy network",
+        ),
+        (
+            "udp-basics",
+            "echo_client_new_socket_per_line",
+            "sends every line from the same socket",
+        ),
+    ];
+    let mut text = String::new();
+    for (spec, fixture, case) in cases {
+        let r = run_json(
+            &format!("specs/{spec}.toml"),
+            &format!("fixtures/udp/{fixture}"),
+            case,
+        );
+        let c = &r["cases"][0];
+        assert_eq!(c["status"], "failed", "{fixture}: {c:#}");
+        let f = &c["failure"];
+        text += &format!(
+            "{fixture} / {case}\n  step {}: {}\n  expected: {}\n  got: {}\n",
+            f["step"],
+            f["action"].as_str().unwrap_or_default(),
+            f["expected"].as_str().unwrap_or_default(),
+            f["got"].as_str().unwrap_or_default()
+        );
+    }
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[port]");
+    settings.bind(|| common::redacted(|| insta::assert_snapshot!("udp_fault_reasons", text)));
 }

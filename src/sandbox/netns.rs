@@ -198,7 +198,8 @@ impl NetNs {
     /// new flow in the namespace (a student client's first `sendto` to an address and
     /// port) goes to `port`; answers to it are un-NATed by conntrack. A table of its own,
     /// so that it never replaces the TCP redirect. The reference socket's own datagrams
-    /// (source port `port`) are never redirected.
+    /// (source port `port`) are never redirected. TCP connections go to `port` too, where
+    /// the grader listens only to name a client that speaks TCP under a UDP spec.
     pub fn redirect_udp_to(&self, port: u16) -> io::Result<()> {
         self.apply_ruleset(udp_redirect_ruleset(port))
     }
@@ -395,6 +396,7 @@ fn udp_redirect_ruleset(port: u16) -> String {
          \t\ttype nat hook output priority -100; policy accept;\n\
          \t\tudp sport {port} accept\n\
          \t\tudp dport != {port} redirect to :{port}\n\
+         \t\tmeta l4proto tcp redirect to :{port}\n\
          \t}}\n\
          }}\n"
     )
