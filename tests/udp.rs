@@ -352,3 +352,62 @@ fn reasons_of_the_faults_and_checks() {
     settings.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[port]");
     settings.bind(|| common::redacted(|| insta::assert_snapshot!("udp_fault_reasons", text)));
 }
+
+/// A server bound to IPv6 `[::]` is found and reached at `[::1]`; answering from another
+/// socket fails there as on IPv4. (Clients: the reference side listens on IPv4, for TCP
+/// as for UDP.)
+#[test]
+fn an_ipv6_server() {
+    let r = run_server("fixtures/udp/echo_server_ipv6");
+    for (name, status) in statuses(&r) {
+        assert_eq!(status, "passed", "{name}: {r:#}");
+    }
+    let bound = r["cases"][0]["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "bound")
+        .unwrap()
+        .clone();
+    assert_eq!(bound["address"], "[::]:21567", "{r:#}");
+    let r = run_server("fixtures/udp/echo_server_ipv6_other_socket");
+    let failed: Vec<String> = statuses(&r)
+        .into_iter()
+        .filter(|(_, s)| s != "passed")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(failed, ["answers from the port it is bound to"], "{r:#}");
+    let c = r["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["status"] == "failed")
+        .unwrap();
+    let got = c["failure"]["got"].as_str().unwrap();
+    assert!(
+        got.contains("from [::1]:")
+            && got.contains(", not from [::1]:21567, where the request went"),
+        "{got}"
+    );
+}
+
+fn run_server(fixture: &str) -> serde_json::Value {
+    let out = sockgrade()
+        .args([
+            "run",
+            "specs/udp-basics.toml",
+            fixture,
+            "--format",
+            "json",
+            "--target",
+            "server",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
