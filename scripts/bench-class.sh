@@ -2,6 +2,7 @@
 # Benchmark of a class run, in one go on this machine (as root: namespaces):
 #   scripts/bench-class.sh [N=200] [BASELINE_N=40]
 #   MIXED=1 scripts/bench-class.sh 20 20   # the mixed class of issue 14
+#   UDP=1 scripts/bench-class.sh 100       # a UDP class (issue 16): specs/udp-basics.toml
 #
 # 1. sockgrade grade on a synthetic class of N submissions (scripts/make-class.sh),
 #    under /usr/bin/time -v for the grader's peak memory;
@@ -16,7 +17,11 @@ n=${1:-200}
 bn=${2:-40}
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bin=${SOCKGRADE:-$repo/target/release/sockgrade}
-spec=${SPEC:-$repo/specs/tcp-basics.toml}
+if [[ ${UDP:-0} == 1 ]]; then
+  spec=${SPEC:-$repo/specs/udp-basics.toml}
+else
+  spec=${SPEC:-$repo/specs/tcp-basics.toml}
+fi
 if [[ ! -x $bin ]]; then
   echo "no $bin: run \`cargo build --release\` first (or set SOCKGRADE=path)" >&2
   exit 2
@@ -26,6 +31,8 @@ trap 'rm -rf "$work"' EXIT
 # MIXED=1: the mixed class of issue 14 (scripts/make-mixed-class.sh) instead.
 if [[ ${MIXED:-0} == 1 ]]; then
   "$repo/scripts/make-mixed-class.sh" "$n" "$work/class"
+elif [[ ${UDP:-0} == 1 ]]; then
+  "$repo/scripts/make-udp-class.sh" "$n" "$work/class" >/dev/null
 else
   "$repo/scripts/make-class.sh" "$n" "$work/class" >/dev/null
 fi
@@ -38,6 +45,12 @@ wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt")
 rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
 secs=$(python3 -c "import sys; p=sys.argv[1].split(':'); print(sum(float(x)*60**i for i,x in enumerate(reversed(p))))" "$wall")
 echo "   wall ${secs} s, $(python3 -c "print(round(1000*$secs/$checks,1))") ms per check, grader peak RSS $((rss / 1024)) MiB"
+echo "   load average when it ended: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# The floor and the baseline start TCP servers and connect TCP clients: no UDP analogue.
+if [[ ${UDP:-0} == 1 ]]; then
+  exit 0
+fi
 
 echo "== floor: the same process starts, no checks, parallel on $(nproc) cores"
 floor=$(python3 "$repo/scripts/floor.py" "$spec" "$work/class")

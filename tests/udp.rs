@@ -160,6 +160,23 @@ fn the_other_protocol_is_named() {
         got(&r).contains("listens on TCP (SOCK_STREAM)")
             && got(&r).contains("this assignment is UDP"),
         "{r:#}"
+    ); // Clients: a UDP client under a TCP spec, a TCP client (to its own port 8888) under
+       // a UDP one. The right protocol passes: check --against above.
+    let r = run_json(
+        "specs/tcp-basics.toml",
+        "fixtures/udp/echo_good",
+        "connects to the server",
+    );
+    assert_eq!(
+        got(&r),
+        "the client made a UDP socket (SOCK_DGRAM), but this assignment is TCP: socket(AF_INET, SOCK_STREAM), then connect()",
+        "{r:#}"
+    );
+    let r = run_json("specs/udp-basics.toml", "fixtures/good", "prints the reply");
+    assert_eq!(
+        got(&r),
+        "the client made a TCP connection (SOCK_STREAM) to 127.0.0.1:8888, but this assignment is UDP: socket(AF_INET, SOCK_DGRAM), then sendto()",
+        "{r:#}"
     );
 }
 
@@ -226,4 +243,171 @@ sys.exit(1 if bad else 0)
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// Every case of a client, as JSON.
+fn run_client(spec: &str, fixture: &str) -> serde_json::Value {
+    let out = sockgrade()
+        .args([
+            "run", spec, fixture, "--format", "json", "--target", "client",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn notes(case: &serde_json::Value) -> Vec<String> {
+    case["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "note")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A client with a *connected* socket to a classroom IP takes only answers from exactly
+/// that address: the reference answers from the address the datagram was sent to, and
+/// conntrack turns a redirected port back. The report names the original destination.
+#[test]
+fn a_connected_client_to_a_classroom_ip_gets_its_answers() {
+    let mut fixtures = vec![("fixtures/udp/client_classroom_ip", "10.9.8.7:21567")];
+    // Another port than the spec's reaches the reference only through the nft redirect.
+    match sockgrade::sandbox::netns::nft_available() {
+        true => fixtures.push(("fixtures/udp/client_classroom_other_port", "10.9.8.7:9999")),
+        false => eprintln!(
+            "skipped the redirected port: `nft` is not installed (apt-get install -y nftables)"
+        ),
+    }
+    for (fixture, meant) in fixtures {
+        let r = run_client("specs/udp-basics.toml", fixture);
+        for (name, status) in statuses(&r) {
+            assert_eq!(status, "passed", "{fixture}: {name}: {r:#}");
+        }
+        let case = &r["cases"][0];
+        let want = format!("the client sent to {meant}, not 127.0.0.1:21567");
+        assert!(
+            notes(case).iter().any(|n| n.starts_with(&want)),
+            "{fixture}: {case:#}"
+        );
+    }
+}
+
+/// The reasons of the buggy fixtures that only a fault (or a check of the address or
+/// the bytes a transfer delivered) catches: each fails its case for exactly that reason
+/// (the correct solutions pass the same cases: check --against above).
+#[test]
+fn reasons_of_the_faults_and_checks() {
+    let cases = [
+        (
+            "stop-and-wait",
+            "saw_receiver_assumes_in_order",
+            "ignores a packet that overtakes an earlier one",
+        ),
+        (
+            "stop-and-wait",
+            "saw_receiver_crashes_on_short",
+            "ignores a packet cut short",
+        ),
+        (
+            "stop-and-wait",
+            "saw_sender_takes_any_ack",
+            "ignores a late ACK of an older packet",
+        ),
+        (
+            "stop-and-wait",
+            "saw_sender_loses_a_byte",
+            "sends a whole file over a lossy network",
+        ),
+        (
+            "udp-basics",
+            "echo_client_new_socket_per_line",
+            "sends every line from the same socket",
+        ),
+    ];
+    let mut text = String::new();
+    for (spec, fixture, case) in cases {
+        let r = run_json(
+            &format!("specs/{spec}.toml"),
+            &format!("fixtures/udp/{fixture}"),
+            case,
+        );
+        let c = &r["cases"][0];
+        assert_eq!(c["status"], "failed", "{fixture}: {c:#}");
+        let f = &c["failure"];
+        text += &format!(
+            "{fixture} / {case}\n  step {}: {}\n  expected: {}\n  got: {}\n",
+            f["step"],
+            f["action"].as_str().unwrap_or_default(),
+            f["expected"].as_str().unwrap_or_default(),
+            f["got"].as_str().unwrap_or_default()
+        );
+    }
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[port]");
+    settings.bind(|| common::redacted(|| insta::assert_snapshot!("udp_fault_reasons", text)));
+}
+
+/// A server bound to IPv6 `[::]` is found and reached at `[::1]`; answering from another
+/// socket fails there as on IPv4. (Clients: the reference side listens on IPv4, for TCP
+/// as for UDP.)
+#[test]
+fn an_ipv6_server() {
+    let r = run_server("fixtures/udp/echo_server_ipv6");
+    for (name, status) in statuses(&r) {
+        assert_eq!(status, "passed", "{name}: {r:#}");
+    }
+    let bound = r["cases"][0]["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "bound")
+        .unwrap()
+        .clone();
+    assert_eq!(bound["address"], "[::]:21567", "{r:#}");
+    let r = run_server("fixtures/udp/echo_server_ipv6_other_socket");
+    let failed: Vec<String> = statuses(&r)
+        .into_iter()
+        .filter(|(_, s)| s != "passed")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(failed, ["answers from the port it is bound to"], "{r:#}");
+    let c = r["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["status"] == "failed")
+        .unwrap();
+    let got = c["failure"]["got"].as_str().unwrap();
+    assert!(
+        got.contains("from [::1]:")
+            && got.contains(", not from [::1]:21567, where the request went"),
+        "{got}"
+    );
+}
+
+fn run_server(fixture: &str) -> serde_json::Value {
+    let out = sockgrade()
+        .args([
+            "run",
+            "specs/udp-basics.toml",
+            fixture,
+            "--format",
+            "json",
+            "--target",
+            "server",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -41,6 +41,9 @@ pub(super) struct Run<'a> {
     pub(super) last_datagram: Vec<u8>,
     /// UDP client cases: where the client meant to send was noted.
     pub(super) udp_noted: bool,
+    /// UDP client cases: a TCP listener at the reference port, so that a TCP client's
+    /// connect() succeeds and its connection can be named (not refused, then gone).
+    pub(super) tcp_listener_for_udp: Option<std::net::TcpListener>,
     /// This case finds out whether the program of its side starts, for the cases
     /// waiting on it ([`super::startup`]).
     pub(super) startup: Option<super::startup::Ticket>,
@@ -150,6 +153,7 @@ impl<'a> Run<'a> {
             saw: Default::default(),
             last_datagram: Vec::new(),
             udp_noted: false,
+            tcp_listener_for_udp: None,
             startup: None,
         }
     }

@@ -70,6 +70,16 @@ impl Run<'_> {
         }
         let peer = PeerSocket::new(sock).map_err(|e| e.to_string())?;
         self.udp.insert("main", peer);
+        // A TCP client's connect() to the port is taken (by the kernel; nobody accepts),
+        // so that the wait for its first datagram can say it made a TCP connection. In
+        // the case's own network only: on the host the port may be someone else's.
+        if self.sandbox.own_network() {
+            self.tcp_listener_for_udp = self
+                .sandbox
+                .in_net(move || std::net::TcpListener::bind(bind))
+                .ok()
+                .and_then(|r| r.ok());
+        }
         Ok(())
     }
 
@@ -183,12 +193,12 @@ impl Run<'_> {
             s.local.map(|a| a.to_string()).unwrap_or_default()
         };
         match (self.protocol(), self.case.target) {
-            (Protocol::Tcp, _) => list.iter().find(|s| s.datagram).map(|s| {
-                let must = match self.case.target {
-                    Target::Server => "socket(AF_INET, SOCK_STREAM), then bind(), listen() and accept()",
-                    Target::Client => "socket(AF_INET, SOCK_STREAM), then connect()",
-                };
-                format!("the {who} bound a UDP socket (SOCK_DGRAM) on {}, but this assignment is TCP: {must}", addr(s))
+            (Protocol::Tcp, Target::Server) => list.iter().find(|s| s.datagram).map(|s| {
+                format!("the {who} bound a UDP socket (SOCK_DGRAM) on {}, but this assignment is TCP: socket(AF_INET, SOCK_STREAM), then bind(), listen() and accept()", addr(s))
+            }),
+            // A client's UDP socket is bound only by its first sendto(): it may have none yet.
+            (Protocol::Tcp, Target::Client) => list.iter().find(|s| s.datagram).map(|_| {
+                format!("the {who} made a UDP socket (SOCK_DGRAM), but this assignment is TCP: socket(AF_INET, SOCK_STREAM), then connect()")
             }),
             (Protocol::Udp, Target::Server) => list.iter().find(|s| s.listening).map(|s| {
                 format!("the server listens on TCP (SOCK_STREAM) at {}, but this assignment is UDP: socket(AF_INET, SOCK_DGRAM), bind(), then recvfrom()/sendto()", addr(s))

@@ -198,7 +198,8 @@ impl NetNs {
     /// new flow in the namespace (a student client's first `sendto` to an address and
     /// port) goes to `port`; answers to it are un-NATed by conntrack. A table of its own,
     /// so that it never replaces the TCP redirect. The reference socket's own datagrams
-    /// (source port `port`) are never redirected.
+    /// (source port `port`) are never redirected. TCP connections go to `port` too, where
+    /// the grader listens only to name a client that speaks TCP under a UDP spec.
     pub fn redirect_udp_to(&self, port: u16) -> io::Result<()> {
         self.apply_ruleset(udp_redirect_ruleset(port))
     }
@@ -382,7 +383,10 @@ fn redirect_ruleset(port: u16) -> String {
     )
 }
 
-/// The ruleset of [`NetNs::redirect_udp_to`].
+/// The ruleset of [`NetNs::redirect_udp_to`]. Two rules, not one: nft 1.0.6 merges
+/// `udp sport != P udp dport != P` into one compare of both ports, which matches when
+/// *either* differs, so a datagram to the right port (from 10.9.8.7, say) was
+/// redirected too, and the reference's answer to it as well (back to itself).
 fn udp_redirect_ruleset(port: u16) -> String {
     format!(
         "table inet sockgrade_udp\n\
@@ -390,7 +394,9 @@ fn udp_redirect_ruleset(port: u16) -> String {
          table inet sockgrade_udp {{\n\
          \tchain redirect_out {{\n\
          \t\ttype nat hook output priority -100; policy accept;\n\
-         \t\tudp sport != {port} udp dport != {port} redirect to :{port}\n\
+         \t\tudp sport {port} accept\n\
+         \t\tudp dport != {port} redirect to :{port}\n\
+         \t\tmeta l4proto tcp redirect to :{port}\n\
          \t}}\n\
          }}\n"
     )
@@ -1065,5 +1071,12 @@ mod tests {
     fn ruleset_text() {
         let r = redirect_ruleset(8888);
         assert!(r.contains("tcp dport != 8888 redirect to :8888"), "{r}");
+        // One condition a rule: nft merges `udp sport != P udp dport != P` into a
+        // compare of both ports at once, true when either differs.
+        let r = udp_redirect_ruleset(8888);
+        assert!(
+            r.contains("\t\tudp sport 8888 accept\n\t\tudp dport != 8888 redirect to :8888\n"),
+            "{r}"
+        );
     }
 }

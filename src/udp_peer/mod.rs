@@ -19,7 +19,7 @@ use crate::text::quote;
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,10 +47,12 @@ pub(crate) struct PeerSocket {
     /// Where the student's last datagram to this socket came from: where an answer goes.
     pub(crate) last_from: Option<SocketAddr>,
     /// The destination address of the student's last datagram: answers go out from it
-    /// (`IP_PKTINFO`), as from a socket bound to that address. A redirected datagram's
-    /// is 127.0.0.1, so conntrack turns the answer's source back into the address the
-    /// client sent to.
-    reply_from: Option<std::net::Ipv4Addr>,
+    /// (`IP_PKTINFO`), as from a socket bound to that address. The wildcard socket
+    /// would pick the source by route (127.0.0.1 towards a client on 127.0.0.1), and a
+    /// connected client drops an answer from anywhere but where it sent. A redirected
+    /// datagram's destination is 127.0.0.1: the answer from it matches conntrack's
+    /// reply tuple, which turns its source back into the address the client sent to.
+    reply_from: Option<Ipv4Addr>,
 }
 
 impl PeerSocket {
@@ -97,7 +99,7 @@ impl PeerSocket {
                 if let Ok(cmsgs) = msg.cmsgs() {
                     for c in cmsgs {
                         if let ControlMessageOwned::Ipv4OrigDstAddr(sin) = c {
-                            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
                             to = Some(SocketAddr::new(ip.into(), u16::from_be(sin.sin_port)));
                         }
                     }
@@ -111,6 +113,39 @@ impl PeerSocket {
             })
             .await
     }
+}
+
+/// Sends one datagram to `to`, from the address `from` when given (`IP_PKTINFO`'s
+/// `ipi_spec_dst`: the source address of the answer, whatever the route would pick).
+async fn send_from(
+    sock: &UdpSocket,
+    bytes: &[u8],
+    to: SocketAddr,
+    from: Option<Ipv4Addr>,
+) -> io::Result<usize> {
+    let (Some(from), SocketAddr::V4(to4)) = (from, to) else {
+        return sock.send_to(bytes, to).await;
+    };
+    let info = libc::in_pktinfo {
+        ipi_ifindex: 0,
+        ipi_spec_dst: libc::in_addr {
+            s_addr: u32::from(from).to_be(),
+        },
+        ipi_addr: libc::in_addr { s_addr: 0 },
+    };
+    let dest = nix::sys::socket::SockaddrIn::from(to4);
+    let fd = sock.as_raw_fd();
+    sock.async_io(Interest::WRITABLE, || {
+        nix::sys::socket::sendmsg(
+            fd,
+            &[io::IoSlice::new(bytes)],
+            &[nix::sys::socket::ControlMessage::Ipv4PacketInfo(&info)],
+            MsgFlags::MSG_DONTWAIT,
+            Some(&dest),
+        )
+        .map_err(io::Error::from)
+    })
+    .await
 }
 
 fn now(e: EventKind) -> (tokio::time::Instant, EventKind) {
@@ -234,7 +269,7 @@ impl UdpPeers {
             .sockets
             .get(peer)
             .ok_or_else(|| io::Error::other("no such peer"))?;
-        s.sock.send_to(bytes, to).await?;
+        send_from(&s.sock, bytes, to, s.reply_from).await?;
         self.events.push(now(EventKind::DatagramSent {
             peer: peer.to_string(),
             to: to.to_string(),
@@ -259,7 +294,7 @@ impl UdpPeers {
             .sockets
             .get(peer)
             .ok_or_else(|| io::Error::other("no such peer"))?;
-        let sock = s.sock.clone();
+        let (sock, from) = (s.sock.clone(), s.reply_from);
         self.events.push(now(EventKind::DatagramSent {
             peer: peer.to_string(),
             to: to.to_string(),
@@ -269,7 +304,7 @@ impl UdpPeers {
         }));
         tokio::spawn(async move {
             tokio::time::sleep(by).await;
-            let _ = sock.send_to(&bytes, to).await;
+            let _ = send_from(&sock, &bytes, to, from).await;
         });
         Ok(())
     }

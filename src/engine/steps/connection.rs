@@ -230,10 +230,11 @@ impl Run<'_> {
                 } else {
                     format!("it printed {}", quote(&out.text()))
                 };
-                Err(cx.fail(
-                    expected(),
-                    format!("no connection within {within}; {printed}; the reference server listens at {}", self.where_clients_connect()),
-                ))
+                let got = match self.other_protocol_note() {
+                    Some(other) => other,
+                    None => format!("no connection within {within}; {printed}; the reference server listens at {}", self.where_clients_connect()),
+                };
+                Err(cx.fail(expected(), got))
             }
         }
     }

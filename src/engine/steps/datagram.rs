@@ -102,14 +102,15 @@ impl Run<'_> {
                     Some(n) => format!("; the {}'s datagram #{n} was dropped (this case's fault: as if lost on the network) and nothing came after it: it must be sent again after a timeout", self.who()),
                     None => String::new(),
                 };
-                return Err(fail(
-                    &cx,
-                    format!(
+                let got = match self.other_protocol_note() {
+                    Some(other) => other,
+                    None => format!(
                         "no datagram within {}{lost}{lost_by_fault}{}",
                         cx.within,
                         self.exit_suffix()
                     ),
-                ));
+                };
+                return Err(fail(&cx, got));
             }
         };
         if self.case.target == Target::Client {
