@@ -974,6 +974,7 @@ fn a_kill_9_of_the_grader_leaves_no_work_copy_after_the_next_start() {
         Vec::<String>::new(),
         "mounts left in the temp folder"
     );
+}
 
 /// `unshare --pid --fork --mount-proc sockgrade ARGS`: sockgrade as PID 1 of a new PID
 /// namespace, as a container's entrypoint is; `None` (and a note) where that cannot be.
@@ -1039,7 +1040,7 @@ fn as_pid1_orphans_are_reaped_and_the_run_is_the_same() {
     let tmp = std::env::temp_dir().join(format!("sockgrade-hostile-pid1-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let args = [&ORPHANS[..], &["json"]].concat();
-    let Some(mut child) = as_pid1(&tmp, &args) else {
+    let Some(child) = as_pid1(&tmp, &args) else {
         return;
     };
     // The first case's orphan has exited: PID 1 must reap it while the run goes on.
