@@ -399,9 +399,17 @@ fn a_cpu_hog_gets_one_cpu_and_its_neighbour_keeps_its_score() {
         "{}",
         reasons(&alice)
     );
+    // The share the report gives: "(85 % of a CPU)" or "(1.1 CPUs busy at once)". The
+    // kernel enforces a quota per 20 ms period and checks it at scheduler ticks, so a
+    // program with 60 runnable processes on a loaded machine overshoots one CPU by a few
+    // ticks per period (measured up to 1.2); without the quota it takes every CPU there is.
     let why = reasons(&mallory);
-    assert!(!why.contains("CPUs busy"), "no CPU quota: {why}");
-    assert!(why.contains("% of a CPU) and wrote"), "{why}");
+    let share = why
+        .split_once(" CPUs busy at once)")
+        .and_then(|(before, _)| before.rsplit_once('(')?.1.parse::<f64>().ok())
+        .or_else(|| why.contains("% of a CPU) and wrote").then_some(1.0))
+        .unwrap_or_else(|| panic!("no CPU share in the reasons: {why}"));
+    assert!(share <= 1.5, "no CPU quota: {why}");
 }
 
 /// A class as a deployment lays it out: outside the temp folder (Gradescope's
@@ -639,10 +647,16 @@ fn wait_for_marker(dir: &Path, name: &str, limit: std::time::Duration) -> Option
     unsafe {
         let fd = libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK);
         assert!(fd >= 0);
-        let mounts = libc::open(
-            c"/proc/self/mountinfo".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        );
+        // Seen through `/proc/N/root` (another mount namespace: see `ns_view`), the
+        // mounts to watch are N's.
+        let mountinfo = dir
+            .strip_prefix("/proc")
+            .ok()
+            .and_then(|rest| rest.iter().next())
+            .map(|pid| format!("/proc/{}/mountinfo", pid.to_string_lossy()))
+            .unwrap_or_else(|| "/proc/self/mountinfo".into());
+        let mountinfo = CString::new(mountinfo).unwrap();
+        let mounts = libc::open(mountinfo.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
         let watch = |p: &Path, mask: u32| {
             let c = CString::new(p.as_os_str().as_bytes()).unwrap();
             libc::inotify_add_watch(fd, c.as_ptr(), mask)
@@ -1001,6 +1015,23 @@ fn as_pid1(tmp: &Path, args: &[&str]) -> Option<std::process::Child> {
 }
 
 /// The namespace's PID 1 (sockgrade) seen from here: the child of `unshare`.
+/// `dir` as the processes started by `unshare` (pid `unshare`) see it: `--mount-proc`
+/// gives them a mount namespace of their own, so the work folders the grader mounts there
+/// are seen only through `/proc/N/root`. `unshare` enters that namespace itself (before it
+/// forks) a moment after it starts; the kernel tells no one, so its namespace is looked at
+/// with a bounded backoff.
+fn ns_view(unshare: u32, dir: &Path) -> PathBuf {
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    let ours = ns("self");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut pause = std::time::Duration::from_millis(1);
+    while ns(&unshare.to_string()) == ours && std::time::Instant::now() < deadline {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+    Path::new(&format!("/proc/{unshare}/root")).join(dir.strip_prefix("/").unwrap())
+}
+
 fn pid1_of(unshare: u32) -> i32 {
     let children = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
         .unwrap_or_default();
@@ -1044,8 +1075,12 @@ fn as_pid1_orphans_are_reaped_and_the_run_is_the_same() {
         return;
     };
     // The first case's orphan has exited: PID 1 must reap it while the run goes on.
-    wait_for_marker(&tmp, "orphan-exited", std::time::Duration::from_secs(30))
-        .expect("the fixture's orphan exits");
+    wait_for_marker(
+        &ns_view(child.id(), &tmp),
+        "orphan-exited",
+        std::time::Duration::from_secs(30),
+    )
+    .expect("the fixture's orphan exits");
     let pid1 = pid1_of(child.id());
     // SAFETY: plain system call; the descriptor is ours.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid1, 0) } as i32;
@@ -1111,8 +1146,12 @@ fn as_pid1_sigterm_stops_the_grader_and_its_cases() {
     let Some(child) = as_pid1(&tmp, &args) else {
         return;
     };
-    wait_for_marker(&tmp, "orphan-exited", std::time::Duration::from_secs(30))
-        .expect("the fixture starts");
+    wait_for_marker(
+        &ns_view(child.id(), &tmp),
+        "orphan-exited",
+        std::time::Duration::from_secs(30),
+    )
+    .expect("the fixture starts");
     let pid1 = pid1_of(child.id());
     // SAFETY: a signal to the process this test started (through unshare).
     unsafe { libc::kill(pid1, libc::SIGTERM) };

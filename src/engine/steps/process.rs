@@ -246,6 +246,10 @@ impl Run<'_> {
             });
             return Ok(());
         }
+        // The wall clock starts before the first CPU reading and stops after the last,
+        // so the CPU time counted always fits in the time it is divided by (reading the
+        // pids and wait clocks of many processes takes a while on a loaded machine).
+        let started = Instant::now();
         let cpu_before = self.cpu_time();
         // What the program writes meanwhile: a loop spinning on b'' that prints or
         // sends is busy however little CPU a loaded machine gives it.
@@ -258,7 +262,6 @@ impl Run<'_> {
         let pids = self.pids();
         let clock = self.wait_clock(pids);
         let most = window * super::super::deadline::MAX_STRETCH;
-        let started = Instant::now();
         // The window is the program's own time: it is extended by the time the program
         // waited for a CPU, so on a loaded machine a spinning loop still shows its full
         // appetite and a correct program still gets to finish its work and block.
@@ -273,10 +276,10 @@ impl Run<'_> {
             }
             end = due;
         }
+        let used = self.cpu_time().saturating_sub(cpu_before);
         let elapsed = started.elapsed();
         let waited = clock.waited().min(most);
         let available = elapsed.saturating_sub(waited).max(window);
-        let used = self.cpu_time().saturating_sub(cpu_before);
         self.event(EventKind::Idle {
             window_ms: elapsed.as_millis() as u64,
             cpu_ms: used.as_millis() as u64,
