@@ -336,3 +336,13 @@ impl Connection {
         Ok(())
     }
 }
+
+/// How the reference saw the connection end, in the words of a result.
+impl From<PeerClosed> for crate::outcome::CloseHow {
+    fn from(k: PeerClosed) -> crate::outcome::CloseHow {
+        match k {
+            PeerClosed::Fin => crate::outcome::CloseHow::Fin,
+            PeerClosed::Rst => crate::outcome::CloseHow::Rst,
+        }
+    }
+}

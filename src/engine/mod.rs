@@ -99,7 +99,7 @@ pub(crate) async fn run_case_gated(
         Ok(s) => s,
         Err(e) => {
             report_unprepared(ticket, case, &e);
-            return verdict::error_result(case, e.to_string(), t0);
+            return CaseResult::errored(case, e.to_string(), t0.elapsed());
         }
     };
     let capture = Capture::start(&sandbox, pcap);

@@ -3,7 +3,6 @@
 //! then checked ready for the next client) or replaced by a fresh one.
 
 use super::context::{Connections, Listening, Run, ServerSide, Side};
-use super::verdict::error_result;
 use super::{prepare_sandbox, GRACE, POLL};
 use crate::outcome::{CaseResult, EventKind};
 use crate::sandbox::process::{describe_status, StudentProcess};
@@ -185,7 +184,7 @@ impl SharedServer {
                     Ok(s) => Run::new(host, spec, case, t0, s),
                     Err(e) => {
                         super::report_unprepared(ticket, case, &e);
-                        let mut r = error_result(case, e.to_string(), t0);
+                        let mut r = CaseResult::errored(case, e.to_string(), t0.elapsed());
                         r.shared_process = true;
                         return r;
                     }

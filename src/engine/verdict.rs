@@ -6,11 +6,9 @@ use super::shared::Kept;
 use super::GRACE;
 use crate::outcome::{CaseResult, EventKind, Failure, Status};
 use crate::sandbox::process::describe_status;
-use crate::spec::Case;
 use crate::text::last_lines;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use tokio::time::Instant;
 
 const STDERR_LINES: usize = 8;
 
@@ -21,14 +19,6 @@ const THREAD_REFUSED: &[&str] = &[
     "unable to create native thread",
     "unable to create new native thread",
 ];
-
-/// The result of a case that could not run at all.
-pub(super) fn error_result(case: &Case, reason: String, t0: Instant) -> CaseResult {
-    CaseResult {
-        duration_ms: t0.elapsed().as_millis() as u64,
-        ..CaseResult::without_run(case, Status::Error, reason)
-    }
-}
 
 impl Run<'_> {
     /// Ends the case: stops the program and everything it started, then builds the result.

@@ -167,15 +167,6 @@ impl From<crate::spec::CloseKind> for CloseHow {
     }
 }
 
-impl From<crate::peer::PeerClosed> for CloseHow {
-    fn from(k: crate::peer::PeerClosed) -> CloseHow {
-        match k {
-            crate::peer::PeerClosed::Fin => CloseHow::Fin,
-            crate::peer::PeerClosed::Rst => CloseHow::Rst,
-        }
-    }
-}
-
 /// Why a case failed, in the words a student needs: the step, what was sent, what was
 /// expected, and what came back (or that nothing did).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -262,6 +253,19 @@ impl BuildResult {
 }
 
 impl CaseResult {
+    /// A case that could not run at all (its box or its program failed to start), after
+    /// `elapsed` of trying.
+    pub fn errored(
+        case: &crate::spec::Case,
+        reason: String,
+        elapsed: std::time::Duration,
+    ) -> CaseResult {
+        CaseResult {
+            duration_ms: elapsed.as_millis() as u64,
+            ..CaseResult::without_run(case, Status::Error, reason)
+        }
+    }
+
     /// A case that never reached its steps: scored 0, with `status` and one line of
     /// reason, and nothing of a program's run. Every way a case can end before it runs
     /// (a box that cannot be made, a side that did not build or start) is one of these.

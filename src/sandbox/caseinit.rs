@@ -233,7 +233,7 @@ unsafe fn init_main(plan: &RootPlan, grader: RawFd, sleep: &CStr) -> (u32, i32) 
     if let Err((step, e)) = plan.build() {
         return (step as u32, e.raw_os_error().unwrap_or(0));
     }
-    if let Err(e) = super::confine::drop_capabilities() {
+    if let Err(e) = super::caps::drop_capabilities() {
         return (STEP_CAPS, e.raw_os_error().unwrap_or(0));
     }
     // Nothing of the grader's reaches the init's program (the status pipe is

@@ -20,6 +20,7 @@
 //! [`Host`] is what this machine allows, detected once per run; [`Sandbox`] is one
 //! case's box built from it.
 
+pub(crate) mod caps;
 pub mod capture;
 pub(crate) mod caseinit;
 pub mod cgroup;
