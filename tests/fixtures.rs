@@ -293,6 +293,19 @@ fn server_bound_to_an_address_no_machine_owns() {
     );
 }
 
+/// A server bound to a multicast address listens (Linux allows it) but can never be
+/// reached by TCP: every case fails, and the reason says why, not only "Invalid argument".
+#[test]
+fn server_bound_to_a_multicast_address() {
+    let report = grade("server_bind_multicast", "server", &[]);
+    assert_verdicts(&report, &ALL_SERVER);
+    let reason = report["cases"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("224.0.0.1 is a multicast address") && reason.contains("bind to '0.0.0.0'"),
+        "{reason}"
+    );
+}
+
 // Buggy clients.
 fixture!(
     client_not_printing_the_reply,

@@ -117,7 +117,7 @@ impl Run<'_> {
                 expected(),
                 format!("connect() failed: {e}: the server stopped listening on {addr} and did not listen again within {}{}", cx.within, self.exit_suffix()),
             )),
-            Some(Err(e)) => Err(cx.fail(expected(), format!("connect() failed: {e}{}", self.exit_suffix()))),
+            Some(Err(e)) => Err(cx.fail(expected(), format!("connect() failed: {e}{}{}", no_tcp_to(addr.ip()), self.exit_suffix()))),
             None => Err(cx.fail(
                 expected(),
                 format!("connect() did not complete within {}: the listen queue is full or the server stopped listening{}", cx.within, self.exit_suffix()),
@@ -526,4 +526,20 @@ impl Run<'_> {
             ..cx.fail(kind.describe(), got)
         })
     }
+}
+
+/// Why no client can connect to a server listening on `ip`, where the address says it:
+/// Linux lets a TCP socket bind and listen on a multicast or broadcast address (as it
+/// lets UDP receive there), but a TCP connection can only go to one machine's address.
+fn no_tcp_to(ip: std::net::IpAddr) -> String {
+    let kind = match ip {
+        std::net::IpAddr::V4(v) if v.is_multicast() => "a multicast address",
+        std::net::IpAddr::V4(v) if v.is_broadcast() => "the broadcast address",
+        std::net::IpAddr::V6(v) if v.is_multicast() => "a multicast address",
+        _ => return String::new(),
+    };
+    format!(
+        " ({ip} is {kind}: bind() and listen() accept it, but no TCP client can connect to it; \
+         bind to '0.0.0.0' or to an address of the machine)"
+    )
 }
