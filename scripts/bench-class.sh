@@ -3,6 +3,8 @@
 #   scripts/bench-class.sh [N=200] [BASELINE_N=40]
 #   MIXED=1 scripts/bench-class.sh 20 20   # the mixed class of issue 14
 #   UDP=1 scripts/bench-class.sh 100       # a UDP class (issue 16): specs/udp-basics.toml
+#   MIXED=1 RENDER=1 scripts/bench-class.sh 1000 0   # 1,000 students, no floor/baseline,
+#                                           # with Chromium's render time of report.html
 #
 # 1. sockgrade grade on a synthetic class of N submissions (scripts/make-class.sh),
 #    under /usr/bin/time -v for the grader's peak memory;
@@ -46,6 +48,17 @@ rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
 secs=$(python3 -c "import sys; p=sys.argv[1].split(':'); print(sum(float(x)*60**i for i,x in enumerate(reversed(p))))" "$wall")
 echo "   wall ${secs} s, $(python3 -c "print(round(1000*$secs/$checks,1))") ms per check, grader peak RSS $((rss / 1024)) MiB"
 echo "   load average when it ended: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ -f $work/out/report.html ]]; then
+  echo "   report.html: $(($(stat -c %s "$work/out/report.html") / 1024)) KiB"
+  # RENDER=1: Chromium's render time of it (scripts/bench-render.sh).
+  if [[ ${RENDER:-0} == 1 ]]; then
+    echo "   render: $("$repo/scripts/bench-render.sh" "$work/out/report.html" | tail -1)"
+  fi
+fi
+# BASELINE_N=0: the class run only (a 1,000-student class: the floor would take minutes).
+if [[ $bn == 0 ]]; then
+  exit 0
+fi
 
 # The floor and the baseline start TCP servers and connect TCP clients: no UDP analogue.
 if [[ ${UDP:-0} == 1 ]]; then
