@@ -411,3 +411,74 @@ fn run_server(fixture: &str) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// A UDP class graded as a TCP one is (`grade`: gradebook, reports, limits): a correct
+/// student beside one whose server floods the reference socket from two processes and one
+/// whose server eats memory. The class completes, the correct student keeps every point,
+/// the flood fails the cases its extra datagrams break, and the memory hog is stopped by
+/// the case's memory limit with the reason a TCP server gets.
+#[test]
+fn a_udp_class_with_a_flood_and_a_memory_hog() {
+    let base = common::root().join("target/udp-classes");
+    std::fs::create_dir_all(&base).unwrap();
+    let dir = tempfile::tempdir_in(&base).unwrap();
+    let class = dir.path().join("class");
+    for (student, fixture) in [
+        ("alice", "echo_good"),
+        ("mallory", "hostile_udp_flood"),
+        ("oscar", "hostile_udp_memory"),
+    ] {
+        let to = class.join(student);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(common::root().join("fixtures/udp").join(fixture)).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+    }
+    let out = dir.path().join("out");
+    let status = sockgrade()
+        .arg("grade")
+        .arg("specs/udp-basics.toml")
+        .arg(&class)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap()
+        .status;
+    assert_eq!(status.code(), Some(0), "the class run completed");
+    let report = |s: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join(format!("reports/{s}.json"))).unwrap())
+            .unwrap()
+    };
+    let gradebook = std::fs::read_to_string(out.join("gradebook.csv")).unwrap();
+    for s in ["alice", "mallory", "oscar"] {
+        assert!(gradebook.contains(s), "{gradebook}");
+    }
+    let alice = report("alice");
+    assert!(
+        statuses(&alice).values().all(|s| s == "passed"),
+        "{:?}",
+        statuses(&alice)
+    );
+    let reason = |r: &serde_json::Value, case: &str| -> String {
+        r["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == case)
+            .map(|c| c["reason"].as_str().unwrap_or_default().to_string())
+            .unwrap()
+    };
+    let mallory = report("mallory");
+    let flood = statuses(&mallory);
+    assert_eq!(flood["echoes a datagram"], "passed", "{flood:?}");
+    assert_eq!(flood["one answer per datagram"], "failed", "{flood:?}");
+    let oscar = report("oscar");
+    let full = alice["isolation"] != "none";
+    if full {
+        let why = reason(&oscar, "echoes a datagram");
+        assert!(why.contains("memory"), "{why}");
+    } else {
+        eprintln!("memory limit part skipped: no cgroups without root");
+    }
+}
