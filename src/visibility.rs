@@ -116,7 +116,7 @@ pub fn student_view(r: &SubmissionResult, at: Moment) -> SubmissionResult {
     let mut view = SubmissionResult::new(
         r.submission.clone(),
         r.spec.clone(),
-        r.isolation.clone(),
+        r.isolation,
         r.notes.clone(),
         cases,
     );

@@ -240,7 +240,7 @@ fn hostile_record() -> (RunHeader, StudentRecord) {
     let result = SubmissionResult::new(
         "class/<b>eve</b>".into(),
         SPEC.into(),
-        "none".into(),
+        sockgrade::outcome::Isolation::None,
         vec![format!("note {evil}")],
         vec![case],
     );

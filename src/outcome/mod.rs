@@ -301,11 +301,46 @@ impl CaseResult {
     }
 }
 
+/// How much a submission's cases were isolated from the machine and from each other
+/// (`sockgrade run --isolation`; what the sandbox could give on this machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// The host loopback, one case at a time.
+    None,
+    /// A network namespace per case.
+    Netns,
+    /// A network namespace, a cgroup, a minimal root, PID and IPC namespaces, a uid and a
+    /// seccomp filter per case.
+    Full,
+}
+
+impl Isolation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::None => "none",
+            Isolation::Netns => "netns",
+            Isolation::Full => "full",
+        }
+    }
+
+    /// Cases can run at the same time only when each has its own network.
+    pub fn parallel(self) -> bool {
+        self != Isolation::None
+    }
+}
+
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubmissionResult {
     pub submission: String,
     pub spec: String,
-    pub isolation: String,
+    pub isolation: Isolation,
     pub score: u32,
     pub max_score: u32,
     pub passed: usize,
@@ -330,7 +365,7 @@ impl SubmissionResult {
     pub fn new(
         submission: String,
         spec: String,
-        isolation: String,
+        isolation: Isolation,
         notes: Vec<String>,
         cases: Vec<CaseResult>,
     ) -> Self {

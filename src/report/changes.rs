@@ -97,7 +97,13 @@ mod tests {
     }
 
     fn result(cases: Vec<CaseResult>) -> SubmissionResult {
-        SubmissionResult::new("s".into(), "spec".into(), "full".into(), vec![], cases)
+        SubmissionResult::new(
+            "s".into(),
+            "spec".into(),
+            crate::outcome::Isolation::Full,
+            vec![],
+            cases,
+        )
     }
 
     #[test]

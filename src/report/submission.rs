@@ -63,7 +63,7 @@ pub fn render(r: &SubmissionResult, back: Option<&str>) -> String {
          <div class=\"card\"><b>{}</b><span>could not run</span></div></div>",
         esc(&r.submission),
         esc(&r.spec),
-        esc(&r.isolation),
+        esc(r.isolation.as_str()),
         r.status(),
         r.passed,
         r.failed,

@@ -397,7 +397,7 @@ impl Grading {
         let mut result = SubmissionResult::new(
             name,
             self.spec_name.clone(),
-            self.host.isolation.as_str().to_string(),
+            self.host.isolation,
             notes,
             cases,
         );

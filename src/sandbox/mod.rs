@@ -55,29 +55,8 @@ pub enum IsolationRequest {
     Full,
 }
 
-/// The isolation actually used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Isolation {
-    None,
-    Netns,
-    Full,
-}
-
-impl Isolation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Isolation::None => "none",
-            Isolation::Netns => "netns",
-            Isolation::Full => "full",
-        }
-    }
-
-    /// Cases can run at the same time only when each has its own network.
-    pub fn parallel(self) -> bool {
-        self != Isolation::None
-    }
-}
+/// The isolation actually used (a result type: reports and journals carry it).
+pub use crate::outcome::Isolation;
 
 /// What this machine allows, detected once.
 pub struct Host {
