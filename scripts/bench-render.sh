@@ -9,6 +9,10 @@
 set -euo pipefail
 page=$(realpath "${1:?report.html}")
 chromium=${CHROMIUM:-/usr/bin/chromium}
+if [[ ! -x $chromium ]]; then
+  echo "no $chromium: install Debian's chromium (or set CHROMIUM=path)" >&2
+  exit 2
+fi
 work=$(mktemp -d /tmp/sockgrade-render.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 echo '<!doctype html><title>empty</title>' >"$work/empty.html"
