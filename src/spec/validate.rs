@@ -57,7 +57,153 @@ struct Validator<'a> {
     udp_targets: Vec<Target>,
 }
 
+/// Every step action, for the "no action" help (a test checks it names each [`RawAction`]).
 const STEP_ACTIONS: &str = "connect, accept, expect_accepted, send, expect, shutdown, close, expect_close, expect_idle, signal, expect_exit, expect_port_free, write_stdin, close_stdin, expect_stdout, expect_stderr, expect_nothing, expect_open, pause, expect_bytes, expect_file, expect_waiting, send_datagram, expect_datagram, expect_no_datagram, expect_transfer";
+
+/// The action of a step, taken out of its [`RawStep`] with its raw payload: a step is
+/// validated by a `match` on what is present, not on key names. `RawStep` stays the serde
+/// (and JSON Schema) shape; [`RawAction::take_all`] builds these from it. The names, for
+/// messages and key paths, are [`RawAction::name`]'s.
+enum RawAction {
+    Connect(Spanned<RawConnName>),
+    Accept(Spanned<RawConnName>),
+    // The unit variants (ExpectAccepted, ExpectPortFree, CloseStdin): presence is what
+    // counts, their value is not read.
+    ExpectAccepted,
+    Send(Spanned<RawPayload>),
+    Expect(Spanned<RawMatcher>),
+    Shutdown(Spanned<String>),
+    Close(Spanned<String>),
+    ExpectClose(Spanned<String>),
+    ExpectIdle(Spanned<RawIdle>),
+    Signal(Spanned<String>),
+    ExpectExit(Spanned<RawExit>),
+    ExpectPortFree,
+    WriteStdin(Spanned<RawPayload>),
+    CloseStdin,
+    ExpectStdout(Spanned<RawMatcher>),
+    ExpectStderr(Spanned<RawMatcher>),
+    /// The datagram steps (UDP), checked in [`udp`].
+    Datagram(udp::RawDatagramStep),
+    // The timing, stream and file steps (issue 13), checked in [`extra`].
+    ExpectNothing(Spanned<RawWindow>),
+    ExpectOpen(Spanned<RawWindow>),
+    Pause(Spanned<RawWindow>),
+    ExpectBytes(Spanned<RawBytesCheck>),
+    ExpectFile(Spanned<RawFileCheck>),
+    ExpectWaiting(Spanned<bool>),
+}
+
+impl RawAction {
+    /// Takes every action out of `s`, leaving its modifiers (`conn`, `peer`, `within`,
+    /// `hint`); in this order "this step has N actions (...)" lists them.
+    fn take_all(s: &mut RawStep) -> Vec<RawAction> {
+        use udp::RawDatagramStep as D;
+        [
+            s.connect.take().map(Self::Connect),
+            s.accept.take().map(Self::Accept),
+            s.expect_accepted.take().map(|_| Self::ExpectAccepted),
+            s.send.take().map(Self::Send),
+            s.expect.take().map(Self::Expect),
+            s.shutdown.take().map(Self::Shutdown),
+            s.close.take().map(Self::Close),
+            s.expect_close.take().map(Self::ExpectClose),
+            s.expect_idle.take().map(Self::ExpectIdle),
+            s.signal.take().map(Self::Signal),
+            s.expect_exit.take().map(Self::ExpectExit),
+            s.expect_port_free.take().map(|_| Self::ExpectPortFree),
+            s.write_stdin.take().map(Self::WriteStdin),
+            s.close_stdin.take().map(|_| Self::CloseStdin),
+            s.expect_stdout.take().map(Self::ExpectStdout),
+            s.expect_stderr.take().map(Self::ExpectStderr),
+            s.send_datagram.take().map(|d| Self::Datagram(D::Send(d))),
+            s.expect_datagram
+                .take()
+                .map(|d| Self::Datagram(D::Expect(d))),
+            s.expect_no_datagram
+                .take()
+                .map(|d| Self::Datagram(D::ExpectNone(d))),
+            s.expect_transfer
+                .take()
+                .map(|d| Self::Datagram(D::ExpectTransfer(d))),
+            s.expect_nothing.take().map(Self::ExpectNothing),
+            s.expect_open.take().map(Self::ExpectOpen),
+            s.pause.take().map(Self::Pause),
+            s.expect_bytes.take().map(Self::ExpectBytes),
+            s.expect_file.take().map(Self::ExpectFile),
+            s.expect_waiting.take().map(Self::ExpectWaiting),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// The step's key in the spec.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::Accept(_) => "accept",
+            Self::ExpectAccepted => "expect_accepted",
+            Self::Send(_) => "send",
+            Self::Expect(_) => "expect",
+            Self::Shutdown(_) => "shutdown",
+            Self::Close(_) => "close",
+            Self::ExpectClose(_) => "expect_close",
+            Self::ExpectIdle(_) => "expect_idle",
+            Self::Signal(_) => "signal",
+            Self::ExpectExit(_) => "expect_exit",
+            Self::ExpectPortFree => "expect_port_free",
+            Self::WriteStdin(_) => "write_stdin",
+            Self::CloseStdin => "close_stdin",
+            Self::ExpectStdout(_) => "expect_stdout",
+            Self::ExpectStderr(_) => "expect_stderr",
+            Self::Datagram(d) => d.name(),
+            Self::ExpectNothing(_) => "expect_nothing",
+            Self::ExpectOpen(_) => "expect_open",
+            Self::Pause(_) => "pause",
+            Self::ExpectBytes(_) => "expect_bytes",
+            Self::ExpectFile(_) => "expect_file",
+            Self::ExpectWaiting(_) => "expect_waiting",
+        }
+    }
+
+    /// The only target this action is for, if it is not for both.
+    fn only_for(&self) -> Option<Target> {
+        match self {
+            Self::Connect(_)
+            | Self::ExpectAccepted
+            | Self::ExpectPortFree
+            | Self::ExpectWaiting(_) => Some(Target::Server),
+            Self::Accept(_) | Self::WriteStdin(_) | Self::CloseStdin => Some(Target::Client),
+            _ => None,
+        }
+    }
+
+    /// A TCP step, for "this step is TCP" messages.
+    fn is_tcp_only(&self) -> bool {
+        matches!(
+            self,
+            Self::Connect(_)
+                | Self::Accept(_)
+                | Self::ExpectAccepted
+                | Self::Send(_)
+                | Self::Expect(_)
+                | Self::Shutdown(_)
+                | Self::Close(_)
+                | Self::ExpectClose(_)
+        )
+    }
+
+    /// What a student reads instead of the matcher, for the steps that match data.
+    fn label(&self) -> Option<String> {
+        match self {
+            Self::Expect(m) | Self::ExpectStdout(m) | Self::ExpectStderr(m) => {
+                m.get_ref().label.clone()
+            }
+            _ => None,
+        }
+    }
+}
 
 impl<'a> Validator<'a> {
     fn err(
@@ -933,42 +1079,43 @@ impl<'v, 'a> StepChecker<'v, 'a> {
         })
     }
 
-    fn step(&mut self, key: &str, span: Range<usize>, s: RawStep) -> Option<Step> {
+    /// `connect`/`accept`: the new connection's name (given, else "main" for the first
+    /// and "connN" after) and its options.
+    fn open_conn(
+        &mut self,
+        raw: &Spanned<RawConnName>,
+        key_a: &str,
+    ) -> Option<(ConnName, ConnOpts)> {
+        self.connections += 1;
+        let name = match raw.get_ref() {
+            RawConnName::Name(n) => n.clone(),
+            RawConnName::Table(t) => t.name.clone().unwrap_or_else(|| {
+                if self.connections == 1 {
+                    "main".to_string()
+                } else {
+                    format!("conn{}", self.connections)
+                }
+            }),
+        };
+        if self.open.contains(&name) || self.closed.contains(&name) {
+            self.err(
+                raw.span(),
+                key_a,
+                format!("a connection named {name:?} was already opened in this case"),
+                Some("give each connection its own name, e.g. connect = \"second\"".into()),
+            );
+            return None;
+        }
+        self.open.push(name.clone());
+        let opts = self.conn_opts(raw, key_a)?;
+        Some((name, opts))
+    }
+
+    fn step(&mut self, key: &str, span: Range<usize>, mut s: RawStep) -> Option<Step> {
         let line = self.v.line_of(&span);
-        let present: Vec<&str> = [
-            ("connect", s.connect.is_some()),
-            ("accept", s.accept.is_some()),
-            ("expect_accepted", s.expect_accepted.is_some()),
-            ("send", s.send.is_some()),
-            ("expect", s.expect.is_some()),
-            ("shutdown", s.shutdown.is_some()),
-            ("close", s.close.is_some()),
-            ("expect_close", s.expect_close.is_some()),
-            ("expect_idle", s.expect_idle.is_some()),
-            ("signal", s.signal.is_some()),
-            ("expect_exit", s.expect_exit.is_some()),
-            ("expect_port_free", s.expect_port_free.is_some()),
-            ("write_stdin", s.write_stdin.is_some()),
-            ("close_stdin", s.close_stdin.is_some()),
-            ("expect_stdout", s.expect_stdout.is_some()),
-            ("expect_stderr", s.expect_stderr.is_some()),
-            ("send_datagram", s.send_datagram.is_some()),
-            ("expect_datagram", s.expect_datagram.is_some()),
-            ("expect_no_datagram", s.expect_no_datagram.is_some()),
-            ("expect_transfer", s.expect_transfer.is_some()),
-            ("expect_nothing", s.expect_nothing.is_some()),
-            ("expect_open", s.expect_open.is_some()),
-            ("pause", s.pause.is_some()),
-            ("expect_bytes", s.expect_bytes.is_some()),
-            ("expect_file", s.expect_file.is_some()),
-            ("expect_waiting", s.expect_waiting.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(k, p)| p.then_some(k))
-        .collect();
-        let action_name = match present.as_slice() {
-            [one] => *one,
-            [] => {
+        let raw = match <[RawAction; 1]>::try_from(RawAction::take_all(&mut s)) {
+            Ok([raw]) => raw,
+            Err(none) if none.is_empty() => {
                 self.err(
                     span,
                     key,
@@ -977,14 +1124,15 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 );
                 return None;
             }
-            many => {
+            Err(many) => {
+                let names: Vec<&str> = many.iter().map(RawAction::name).collect();
                 self.err(
                     span,
                     key,
                     format!(
                         "this step has {} actions ({}); a step does one thing",
                         many.len(),
-                        many.join(", ")
+                        names.join(", ")
                     ),
                     Some(
                         "split it into one step per action, in the order they should happen".into(),
@@ -993,64 +1141,41 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 return None;
             }
         };
+        let action_name = raw.name();
         let key_a = format!("{key}.{action_name}");
-        if self.protocol_mismatch(&span, &key_a, action_name) {
+        if self.protocol_mismatch(&span, &key_a, &raw) {
             return None;
         }
 
-        let server_only = [
-            "connect",
-            "expect_accepted",
-            "expect_port_free",
-            "expect_waiting",
-        ];
-        let client_only = ["accept", "write_stdin", "close_stdin"];
-        if self.target == Target::Client && server_only.contains(&action_name) {
-            self.err(span, &key_a, format!("`{action_name}` is for server targets; this case grades a client"), Some("for clients the grader listens: use { accept = {} } to take the student's connection".into()));
-            return None;
-        }
-        if self.target == Target::Server && client_only.contains(&action_name) {
-            self.err(
-                span,
-                &key_a,
-                format!("`{action_name}` is for client targets; this case grades a server"),
-                Some("for servers the grader connects: use { connect = {} }".into()),
-            );
-            return None;
-        }
-
-        let action = match action_name {
-            "connect" | "accept" => {
-                let raw = s.connect.as_ref().or(s.accept.as_ref()).unwrap();
-                self.connections += 1;
-                let name = match raw.get_ref() {
-                    RawConnName::Name(n) => n.clone(),
-                    RawConnName::Table(t) => t.name.clone().unwrap_or_else(|| {
-                        if self.connections == 1 {
-                            "main".to_string()
-                        } else {
-                            format!("conn{}", self.connections)
-                        }
-                    }),
-                };
-                if self.open.contains(&name) || self.closed.contains(&name) {
-                    self.err(
-                        raw.span(),
-                        &key_a,
-                        format!("a connection named {name:?} was already opened in this case"),
-                        Some("give each connection its own name, e.g. connect = \"second\"".into()),
-                    );
-                    return None;
-                }
-                self.open.push(name.clone());
-                let opts = self.conn_opts(raw, &key_a)?;
-                if action_name == "connect" {
-                    Action::Connect { conn: name, opts }
-                } else {
-                    Action::Accept { conn: name, opts }
-                }
+        match (raw.only_for(), self.target) {
+            (Some(Target::Server), Target::Client) => {
+                self.err(span, &key_a, format!("`{action_name}` is for server targets; this case grades a client"), Some("for clients the grader listens: use { accept = {} } to take the student's connection".into()));
+                return None;
             }
-            "expect_accepted" => {
+            (Some(Target::Client), Target::Server) => {
+                self.err(
+                    span,
+                    &key_a,
+                    format!("`{action_name}` is for client targets; this case grades a server"),
+                    Some("for servers the grader connects: use { connect = {} }".into()),
+                );
+                return None;
+            }
+            _ => {}
+        }
+
+        let is_datagram = matches!(raw, RawAction::Datagram(_));
+        let label = raw.label();
+        let action = match raw {
+            RawAction::Connect(raw) => {
+                let (conn, opts) = self.open_conn(&raw, &key_a)?;
+                Action::Connect { conn, opts }
+            }
+            RawAction::Accept(raw) => {
+                let (conn, opts) = self.open_conn(&raw, &key_a)?;
+                Action::Accept { conn, opts }
+            }
+            RawAction::ExpectAccepted => {
                 if self.connections == 0 {
                     self.err(
                         span,
@@ -1062,17 +1187,16 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 }
                 Action::ExpectAccepted
             }
-            "send" => {
+            RawAction::Send(p) => {
                 let conn = self.conn(&span, &key_a, &s.conn, "sends", false)?;
                 if self.half_closed.contains(&conn) {
                     self.err(span, &key_a, format!("this step sends on connection {conn:?} after shutting down its write side"), Some("move the shutdown after the last send".into()));
                     return None;
                 }
-                let p = s.send.as_ref().unwrap();
-                if let Some(action) = self.send_extra(p, &key_a, &conn) {
+                if let Some(action) = self.send_extra(&p, &key_a, &conn) {
                     action?
                 } else {
-                    let bytes = self.plain_payload(p, &key_a)?;
+                    let bytes = self.plain_payload(&p, &key_a)?;
                     if bytes.is_empty() {
                         self.err(p.span(), &key_a, "sending nothing does nothing on a TCP socket", Some("send at least one byte; to close, use { shutdown = \"write\" } or { close = \"fin\" }".into()));
                         return None;
@@ -1080,13 +1204,12 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                     Action::Send { conn, bytes }
                 }
             }
-            "expect" => {
+            RawAction::Expect(m) => {
                 let conn = self.conn(&span, &key_a, &s.conn, "waits for data", false)?;
-                let matcher = self.matcher(s.expect.as_ref().unwrap(), &key_a)?;
+                let matcher = self.matcher(&m, &key_a)?;
                 Action::Expect { conn, matcher }
             }
-            "shutdown" => {
-                let how = s.shutdown.as_ref().unwrap();
+            RawAction::Shutdown(how) => {
                 if how.get_ref() != "write" {
                     self.err(
                         how.span(),
@@ -1100,8 +1223,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 self.half_closed.insert(conn.clone());
                 Action::Shutdown { conn }
             }
-            "close" => {
-                let how = s.close.as_ref().unwrap();
+            RawAction::Close(how) => {
                 let kind = match how.get_ref().as_str() {
                     "fin" => CloseKind::Fin,
                     "rst" => CloseKind::Rst,
@@ -1115,8 +1237,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 self.closed.insert(conn.clone());
                 Action::Close { conn, kind }
             }
-            "expect_close" => {
-                let how = s.expect_close.as_ref().unwrap();
+            RawAction::ExpectClose(how) => {
                 let kind = match how.get_ref().as_str() {
                     "fin" => ExpectedClose::Fin,
                     "rst" => ExpectedClose::Rst,
@@ -1138,7 +1259,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 self.closed.insert(conn.clone());
                 Action::ExpectClose { conn, kind }
             }
-            "expect_idle" => {
+            RawAction::ExpectIdle(raw) => {
                 if self.exited {
                     self.err(
                         span,
@@ -1148,7 +1269,6 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                     );
                     return None;
                 }
-                let raw = s.expect_idle.as_ref().unwrap();
                 let (w, max_cpu) = match raw.get_ref() {
                     RawIdle::Window(w) => (w.clone(), 0.1),
                     RawIdle::Table(t) => (t.window.clone(), t.max_cpu.unwrap_or(0.1)),
@@ -1165,7 +1285,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 let window = self.v.duration(&Spanned::new(raw.span(), w), &key_a)?;
                 Action::ExpectIdle { window, max_cpu }
             }
-            "signal" => {
+            RawAction::Signal(sig) => {
                 if self.exited {
                     self.err(
                         span,
@@ -1175,13 +1295,11 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                     );
                     return None;
                 }
-                let sig = s.signal.as_ref().unwrap();
                 Action::Signal {
-                    signal: self.signal(sig, &key_a)?,
+                    signal: self.signal(&sig, &key_a)?,
                 }
             }
-            "expect_exit" => {
-                let raw = s.expect_exit.as_ref().unwrap();
+            RawAction::ExpectExit(raw) => {
                 let e = raw.get_ref();
                 let exp = match (e.code, &e.signal, e.success) {
                     (None, None, None) => ExitExpectation::Any,
@@ -1203,7 +1321,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 self.exited = true;
                 Action::ExpectExit(exp)
             }
-            "expect_port_free" => {
+            RawAction::ExpectPortFree => {
                 if !self.exited {
                     self.err(
                         span,
@@ -1215,31 +1333,45 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 }
                 Action::ExpectPortFree
             }
-            "write_stdin" => {
-                let p = s.write_stdin.as_ref().unwrap();
+            RawAction::WriteStdin(p) => {
                 if matches!(p.get_ref(), RawPayload::Table(t) if t.pieces.is_some() || t.file.is_some() || t.delay.is_some() || t.length_prefix.is_some() || t.piece_size.is_some())
                 {
                     self.err(p.span(), &key_a, "stdin takes text, or { text | hex, repeat }", Some("a long line: { text = \"x\", repeat = 524288 }, then write_stdin = \"\\n\"".into()));
                     return None;
                 }
                 Action::WriteStdin {
-                    bytes: self.plain_payload(p, &key_a)?,
+                    bytes: self.plain_payload(&p, &key_a)?,
                 }
             }
-            "close_stdin" => Action::CloseStdin,
-            "expect_stdout" => Action::ExpectOutput {
+            RawAction::CloseStdin => Action::CloseStdin,
+            RawAction::ExpectStdout(m) => Action::ExpectOutput {
                 stream: Stream::Stdout,
-                matcher: self.matcher(s.expect_stdout.as_ref().unwrap(), &key_a)?,
+                matcher: self.matcher(&m, &key_a)?,
             },
-            "expect_stderr" => Action::ExpectOutput {
+            RawAction::ExpectStderr(m) => Action::ExpectOutput {
                 stream: Stream::Stderr,
-                matcher: self.matcher(s.expect_stderr.as_ref().unwrap(), &key_a)?,
+                matcher: self.matcher(&m, &key_a)?,
             },
-            a if udp::UDP_ACTIONS.contains(&a) => {
+            RawAction::Datagram(d) => {
                 let has_peer = self.protocol_peer;
-                self.udp_action(a, &key_a, &span, &s, has_peer)?
+                self.udp_action(d, &key_a, &span, &s.peer, has_peer)?
             }
-            other => self.extra_action(other, &s, &span, &key_a)?,
+            RawAction::ExpectNothing(w) => {
+                let window = self.window(&w, &key_a)?;
+                let conn = self.conn(&span, &key_a, &s.conn, "waits for silence", false)?;
+                Action::ExpectNothing { conn, window }
+            }
+            RawAction::ExpectOpen(w) => {
+                let window = self.window(&w, &key_a)?;
+                let conn = self.conn(&span, &key_a, &s.conn, "watches the connection", false)?;
+                Action::ExpectOpen { conn, window }
+            }
+            RawAction::Pause(w) => Action::Pause {
+                window: self.window(&w, &key_a)?,
+            },
+            RawAction::ExpectWaiting(b) => self.expect_waiting(&b, &key_a)?,
+            RawAction::ExpectBytes(raw) => self.expect_bytes(&raw, &s.conn, &span, &key_a)?,
+            RawAction::ExpectFile(raw) => self.expect_file(&raw, &key_a)?,
         };
 
         // Modifiers must make sense for the action.
@@ -1255,7 +1387,7 @@ impl<'v, 'a> StepChecker<'v, 'a> {
                 );
             }
         }
-        if let (Some(p), false) = (&s.peer, udp::UDP_ACTIONS.contains(&action_name)) {
+        if let (Some(p), false) = (&s.peer, is_datagram) {
             self.err(
                 p.span(),
                 &format!("{key}.peer"),
@@ -1288,10 +1420,6 @@ impl<'v, 'a> StepChecker<'v, 'a> {
             }
             None => self.defaults.within,
         };
-        let label = [&s.expect, &s.expect_stdout, &s.expect_stderr]
-            .into_iter()
-            .flatten()
-            .find_map(|m| m.get_ref().label.clone());
         Some(Step {
             action,
             within,
@@ -1391,5 +1519,52 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.0.len(), 1, "{err}");
         assert!(err.0[0].message.contains("stdin takes text"), "{err}");
+    }
+
+    #[test]
+    fn every_action_is_taken_once_and_listed_in_step_actions() {
+        // One line: a TOML inline table cannot span lines.
+        let step = [
+            "connect = {}",
+            "accept = {}",
+            "expect_accepted = true",
+            "send = \"x\"",
+            "expect = { any = true }",
+            "shutdown = \"write\"",
+            "close = \"fin\"",
+            "expect_close = \"fin\"",
+            "expect_idle = \"1s\"",
+            "signal = \"SIGINT\"",
+            "expect_exit = {}",
+            "expect_port_free = true",
+            "write_stdin = \"x\"",
+            "close_stdin = true",
+            "expect_stdout = { any = true }",
+            "expect_stderr = { any = true }",
+            "send_datagram = \"x\"",
+            "expect_datagram = { any = true }",
+            "expect_no_datagram = \"1s\"",
+            "expect_transfer = { complete = true }",
+            "expect_nothing = \"1s\"",
+            "expect_open = \"1s\"",
+            "pause = \"1s\"",
+            "expect_bytes = { count = 1 }",
+            "expect_file = { path = \"a\", text = \"b\" }",
+            "expect_waiting = true",
+        ]
+        .join(", ");
+        let step = format!("{{ {step} }}");
+        let err = parse(Path::new("t.toml"), &client_spec(&step)).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        let message = &err.0[0].message;
+        let listed = message
+            .strip_prefix("this step has 26 actions (")
+            .and_then(|m| m.strip_suffix("); a step does one thing"))
+            .unwrap_or_else(|| panic!("{message}"));
+        let mut taken: Vec<&str> = listed.split(", ").collect();
+        let mut documented: Vec<&str> = STEP_ACTIONS.split(", ").collect();
+        taken.sort_unstable();
+        documented.sort_unstable();
+        assert_eq!(taken, documented);
     }
 }

@@ -471,7 +471,7 @@ impl StepChecker<'_, '_> {
         }))
     }
 
-    fn window(&mut self, w: &Spanned<RawWindow>, key: &str) -> Option<Duration> {
+    pub(super) fn window(&mut self, w: &Spanned<RawWindow>, key: &str) -> Option<Duration> {
         let s = match w.get_ref() {
             RawWindow::Window(s) => s.clone(),
             RawWindow::Table(t) => t.window.clone(),
@@ -492,155 +492,135 @@ impl StepChecker<'_, '_> {
         b
     }
 
-    /// The steps added by issue 13.
-    pub(super) fn extra_action(
+    /// `expect_waiting = true`.
+    pub(super) fn expect_waiting(&mut self, b: &Spanned<bool>, key: &str) -> Option<Action> {
+        if !*b.get_ref() || self.connections == 0 {
+            self.err(
+                b.span(),
+                key,
+                "expect_waiting = true checks the server after connections were made",
+                Some("write { expect_waiting = true } after the connect steps".into()),
+            );
+            return None;
+        }
+        Some(Action::ExpectWaiting)
+    }
+
+    /// `expect_bytes = { skip, count, at_least, sha256, equals_file }` on the step's
+    /// connection (`conn`, its modifier).
+    pub(super) fn expect_bytes(
         &mut self,
-        name: &str,
-        s: &RawStep,
+        raw: &Spanned<RawBytesCheck>,
+        conn: &Option<Spanned<String>>,
         span: &Range<usize>,
         key: &str,
     ) -> Option<Action> {
-        Some(match name {
-            "expect_nothing" | "expect_open" => {
-                let w = s
-                    .expect_nothing
-                    .as_ref()
-                    .or(s.expect_open.as_ref())
-                    .unwrap();
-                let window = self.window(w, key)?;
-                let what = if name == "expect_nothing" {
-                    "waits for silence"
-                } else {
-                    "watches the connection"
-                };
-                let conn = self.conn(span, key, &s.conn, what, false)?;
-                if name == "expect_nothing" {
-                    Action::ExpectNothing { conn, window }
-                } else {
-                    Action::ExpectOpen { conn, window }
-                }
-            }
-            "pause" => Action::Pause {
-                window: self.window(s.pause.as_ref().unwrap(), key)?,
+        let r = raw.get_ref();
+        let rs = raw.span();
+        let conn = self.conn(span, key, conn, "waits for bytes", false)?;
+        let sha256 = match &r.sha256 {
+            Some(h) => Some(self.sha(h, &rs, &format!("{key}.sha256"))?),
+            None => None,
+        };
+        if r.count.is_none() && r.at_least.is_none() && r.equals_file.is_none() {
+            self.err(
+                rs,
+                key,
+                "expect_bytes needs `count`, `at_least` or `equals_file`: where the bytes end",
+                Some("e.g. { expect_bytes = { count = 1048576, sha256 = \"…\" } }".into()),
+            );
+            return None;
+        }
+        if r.count.is_some() && r.at_least.is_some() {
+            self.err(
+                rs,
+                key,
+                "give `count` or `at_least`, not both",
+                None::<String>,
+            );
+            return None;
+        }
+        if r.at_least.is_some() && (sha256.is_some() || r.equals_file.is_some()) {
+            self.err(rs, key, "`at_least` counts bytes only: a hash or file needs an exact `count` (or `equals_file` alone)", None::<String>);
+            return None;
+        }
+        if let Some(f) = &r.equals_file {
+            self.v
+                .file_refs
+                .push((f.clone(), rs.clone(), format!("{key}.equals_file")));
+        }
+        Some(Action::ExpectBytes {
+            conn,
+            check: ByteCheck {
+                skip: r.skip.unwrap_or(0),
+                count: r.count,
+                at_least: r.at_least,
+                sha256,
+                equals_file: r.equals_file.clone(),
             },
-            "expect_waiting" => {
-                let b = s.expect_waiting.as_ref().unwrap();
-                if !*b.get_ref() || self.connections == 0 {
-                    self.err(
-                        b.span(),
-                        key,
-                        "expect_waiting = true checks the server after connections were made",
-                        Some("write { expect_waiting = true } after the connect steps".into()),
-                    );
-                    return None;
-                }
-                Action::ExpectWaiting
-            }
-            "expect_bytes" => {
-                let raw = s.expect_bytes.as_ref().unwrap();
-                let r = raw.get_ref();
-                let rs = raw.span();
-                let conn = self.conn(span, key, &s.conn, "waits for bytes", false)?;
-                let sha256 = match &r.sha256 {
-                    Some(h) => Some(self.sha(h, &rs, &format!("{key}.sha256"))?),
-                    None => None,
-                };
-                if r.count.is_none() && r.at_least.is_none() && r.equals_file.is_none() {
-                    self.err(rs, key, "expect_bytes needs `count`, `at_least` or `equals_file`: where the bytes end", Some("e.g. { expect_bytes = { count = 1048576, sha256 = \"…\" } }".into()));
-                    return None;
-                }
-                if r.count.is_some() && r.at_least.is_some() {
+        })
+    }
+
+    /// `expect_file = { path, text | hex | sha256 | equals_file }`.
+    pub(super) fn expect_file(&mut self, raw: &Spanned<RawFileCheck>, key: &str) -> Option<Action> {
+        let r = raw.get_ref();
+        let rs = raw.span();
+        let rel = std::path::Path::new(&r.path);
+        if r.path.is_empty()
+            || !rel
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            self.err(
+                rs,
+                &format!("{key}.path"),
+                format!("{:?} is not a path inside the program's folder", r.path),
+                Some("write a relative path without \"..\", e.g. \"received.bin\"".into()),
+            );
+            return None;
+        }
+        let given = [
+            r.text.is_some(),
+            r.hex.is_some(),
+            r.sha256.is_some(),
+            r.equals_file.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            self.err(
+                rs,
+                key,
+                "give exactly one of `text`, `hex`, `sha256`, `equals_file`",
+                None::<String>,
+            );
+            return None;
+        }
+        let check = if let Some(t) = &r.text {
+            FileCheck::Bytes(t.as_bytes().to_vec())
+        } else if let Some(h) = &r.hex {
+            match parse_hex(h) {
+                Some(b) => FileCheck::Bytes(b),
+                None => {
                     self.err(
                         rs,
-                        key,
-                        "give `count` or `at_least`, not both",
+                        &format!("{key}.hex"),
+                        format!("{h:?} is not hex bytes"),
                         None::<String>,
                     );
                     return None;
                 }
-                if r.at_least.is_some() && (sha256.is_some() || r.equals_file.is_some()) {
-                    self.err(rs, key, "`at_least` counts bytes only: a hash or file needs an exact `count` (or `equals_file` alone)", None::<String>);
-                    return None;
-                }
-                if let Some(f) = &r.equals_file {
-                    self.v
-                        .file_refs
-                        .push((f.clone(), rs.clone(), format!("{key}.equals_file")));
-                }
-                Action::ExpectBytes {
-                    conn,
-                    check: ByteCheck {
-                        skip: r.skip.unwrap_or(0),
-                        count: r.count,
-                        at_least: r.at_least,
-                        sha256,
-                        equals_file: r.equals_file.clone(),
-                    },
-                }
             }
-            "expect_file" => {
-                let raw = s.expect_file.as_ref().unwrap();
-                let r = raw.get_ref();
-                let rs = raw.span();
-                let rel = std::path::Path::new(&r.path);
-                if r.path.is_empty()
-                    || !rel
-                        .components()
-                        .all(|c| matches!(c, std::path::Component::Normal(_)))
-                {
-                    self.err(
-                        rs,
-                        &format!("{key}.path"),
-                        format!("{:?} is not a path inside the program's folder", r.path),
-                        Some("write a relative path without \"..\", e.g. \"received.bin\"".into()),
-                    );
-                    return None;
-                }
-                let given = [
-                    r.text.is_some(),
-                    r.hex.is_some(),
-                    r.sha256.is_some(),
-                    r.equals_file.is_some(),
-                ];
-                if given.iter().filter(|g| **g).count() != 1 {
-                    self.err(
-                        rs,
-                        key,
-                        "give exactly one of `text`, `hex`, `sha256`, `equals_file`",
-                        None::<String>,
-                    );
-                    return None;
-                }
-                let check = if let Some(t) = &r.text {
-                    FileCheck::Bytes(t.as_bytes().to_vec())
-                } else if let Some(h) = &r.hex {
-                    match parse_hex(h) {
-                        Some(b) => FileCheck::Bytes(b),
-                        None => {
-                            self.err(
-                                rs,
-                                &format!("{key}.hex"),
-                                format!("{h:?} is not hex bytes"),
-                                None::<String>,
-                            );
-                            return None;
-                        }
-                    }
-                } else if let Some(h) = &r.sha256 {
-                    FileCheck::Sha256(self.sha(h, &rs, &format!("{key}.sha256"))?)
-                } else {
-                    let f = r.equals_file.clone().unwrap_or_default();
-                    self.v
-                        .file_refs
-                        .push((f.clone(), rs.clone(), format!("{key}.equals_file")));
-                    FileCheck::EqualsFile(f)
-                };
-                Action::ExpectFile {
-                    path: r.path.clone(),
-                    check,
-                }
-            }
-            _ => unreachable!("every action name is listed in StepChecker::step"),
+        } else if let Some(h) = &r.sha256 {
+            FileCheck::Sha256(self.sha(h, &rs, &format!("{key}.sha256"))?)
+        } else {
+            let f = r.equals_file.clone().unwrap_or_default();
+            self.v
+                .file_refs
+                .push((f.clone(), rs.clone(), format!("{key}.equals_file")));
+            FileCheck::EqualsFile(f)
+        };
+        Some(Action::ExpectFile {
+            path: r.path.clone(),
+            check,
         })
     }
 }

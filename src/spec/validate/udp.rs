@@ -4,30 +4,30 @@
 use super::super::udp::*;
 use super::super::udp_raw::*;
 use super::super::{Action, Matcher, Target};
-use super::{parse_hex, StepChecker, Validator};
+use super::{parse_hex, RawAction, StepChecker, Validator};
 use serde_spanned::Spanned;
 use std::ops::Range;
 use std::time::Duration;
 
-/// The datagram steps, for "allowed" lists.
-pub(super) const UDP_ACTIONS: [&str; 4] = [
-    "send_datagram",
-    "expect_datagram",
-    "expect_no_datagram",
-    "expect_transfer",
-];
+/// A datagram step's raw payload, one variant per step (a [`super::RawAction`]).
+pub(super) enum RawDatagramStep {
+    Send(Spanned<RawDatagram>),
+    Expect(Spanned<RawDatagramMatcher>),
+    ExpectNone(Spanned<String>),
+    ExpectTransfer(Spanned<RawTransfer>),
+}
 
-/// A TCP step's name, for "this step is TCP" messages.
-pub(super) const TCP_ONLY: [&str; 8] = [
-    "connect",
-    "accept",
-    "expect_accepted",
-    "send",
-    "expect",
-    "shutdown",
-    "close",
-    "expect_close",
-];
+impl RawDatagramStep {
+    /// The step's key in the spec.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Self::Send(_) => "send_datagram",
+            Self::Expect(_) => "expect_datagram",
+            Self::ExpectNone(_) => "expect_no_datagram",
+            Self::ExpectTransfer(_) => "expect_transfer",
+        }
+    }
+}
 
 impl Validator<'_> {
     /// `protocol = "tcp" | "udp"` of a program section.
@@ -246,23 +246,24 @@ impl StepChecker<'_, '_> {
         &mut self,
         span: &Range<usize>,
         key: &str,
-        action: &str,
+        action: &RawAction,
     ) -> bool {
         let target = self.target;
-        if self.udp() && TCP_ONLY.contains(&action) {
+        let name = action.name();
+        if self.udp() && action.is_tcp_only() {
             self.err(
                 span.clone(),
                 key,
-                format!("`{action}` is a TCP step; the [{target}] section speaks UDP"),
+                format!("`{name}` is a TCP step; the [{target}] section speaks UDP"),
                 Some("use send_datagram, expect_datagram, expect_no_datagram".to_string()),
             );
             return true;
         }
-        if !self.udp() && UDP_ACTIONS.contains(&action) {
+        if !self.udp() && matches!(action, RawAction::Datagram(_)) {
             self.err(
                 span.clone(),
                 key,
-                format!("`{action}` is a UDP step; the [{target}] section speaks TCP"),
+                format!("`{name}` is a UDP step; the [{target}] section speaks TCP"),
                 Some(format!("add protocol = \"udp\" to [{target}]")),
             );
             return true;
@@ -270,41 +271,39 @@ impl StepChecker<'_, '_> {
         false
     }
 
-    /// The action of a datagram step.
+    /// The action of a datagram step; `peer` is the step's `peer` modifier.
     pub(super) fn udp_action(
         &mut self,
-        action: &str,
+        step: RawDatagramStep,
         key: &str,
         span: &Range<usize>,
-        s: &super::RawStep,
+        peer: &Option<Spanned<String>>,
         has_peer: bool,
     ) -> Option<Action> {
-        let peer = s
-            .peer
-            .as_ref()
-            .map(|p| p.get_ref().clone())
-            .unwrap_or_else(|| "main".to_string());
-        if self.target == Target::Client && peer != "main" {
-            self.err(
-                s.peer.as_ref().unwrap().span(),
-                &format!("{key}.peer"),
-                "a client case has one reference socket: where the client sends",
-                Some("remove `peer`".to_string()),
-            );
-            return None;
-        }
-        if has_peer && action != "expect_transfer" {
+        let peer = match peer {
+            Some(p) if self.target == Target::Client && p.get_ref() != "main" => {
+                self.err(
+                    p.span(),
+                    &format!("{key}.peer"),
+                    "a client case has one reference socket: where the client sends",
+                    Some("remove `peer`".to_string()),
+                );
+                return None;
+            }
+            Some(p) => p.get_ref().clone(),
+            None => "main".to_string(),
+        };
+        if has_peer && !matches!(step, RawDatagramStep::ExpectTransfer(_)) {
+            let action = step.name();
             self.err(span.clone(), key, format!("`{action}` is a step of a step list; this case's `peer` plays a protocol"), Some("with a protocol peer, use expect_transfer (and expect_stdout, expect_exit, ...)".to_string()));
             return None;
         }
-        Some(match action {
-            "send_datagram" => {
-                let raw = s.send_datagram.as_ref().unwrap();
+        Some(match step {
+            RawDatagramStep::Send(raw) => {
                 let bytes = self.datagram(raw.span(), key, raw.get_ref())?;
                 Action::SendDatagram { peer, bytes }
             }
-            "expect_datagram" => {
-                let raw = s.expect_datagram.as_ref().unwrap();
+            RawDatagramStep::Expect(raw) => {
                 let (sp, m) = (raw.span(), raw.get_ref());
                 let from = match m.from.as_deref() {
                     None | Some("any") => DatagramFrom::Any,
@@ -363,23 +362,21 @@ impl StepChecker<'_, '_> {
                         }
                     }
                 }
-                if found.len() != 1 {
+                let Ok([matcher]) = <[Matcher; 1]>::try_from(found) else {
                     self.err(sp, key, "give exactly one matcher", Some("one of: any = true, exact, exact_hex, contains, regex (and optionally from)".to_string()));
                     return None;
-                }
+                };
                 Action::ExpectDatagram {
                     peer,
-                    matcher: found.pop().unwrap(),
+                    matcher,
                     from,
                 }
             }
-            "expect_no_datagram" => {
-                let w = s.expect_no_datagram.as_ref().unwrap();
-                let window = self.v.duration(w, key)?;
+            RawDatagramStep::ExpectNone(w) => {
+                let window = self.v.duration(&w, key)?;
                 Action::ExpectNoDatagram { peer, window }
             }
-            "expect_transfer" => {
-                let raw = s.expect_transfer.as_ref().unwrap();
+            RawDatagramStep::ExpectTransfer(raw) => {
                 if !has_peer {
                     self.err(raw.span(), key, "expect_transfer waits for the case's protocol peer, and this case has none", Some("add peer = { protocol = \"stop-and-wait\", role = ... } to the case".to_string()));
                     return None;
@@ -411,7 +408,6 @@ impl StepChecker<'_, '_> {
                     }
                 }
             }
-            _ => unreachable!("only datagram steps come here"),
         })
     }
 
