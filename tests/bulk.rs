@@ -4,24 +4,15 @@
 
 use assert_cmd::cargo::cargo_bin;
 use assert_cmd::Command;
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 
+mod common;
+use common::{assert_no_student_processes, copy_dir, journaled_students, root, rows};
+
 const SPEC: &str = "specs/tcp-basics.toml";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
 
 fn zip_dir(from: &Path, to: &Path, extra: &[(&str, &[u8])]) {
     let mut z = zip::ZipWriter::new(std::fs::File::create(to).unwrap());
@@ -135,45 +126,6 @@ fn reference() -> &'static Reference {
             _dir: dir,
         }
     })
-}
-
-/// student → (score, status, note)
-fn rows(csv_text: &str) -> BTreeMap<String, (u32, String, String)> {
-    let mut r = csv::Reader::from_reader(csv_text.as_bytes());
-    let head = r.headers().unwrap().clone();
-    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
-    let (score, status, note) = (col("score"), col("status"), col("note"));
-    r.records()
-        .map(|x| x.unwrap())
-        .map(|x| {
-            (
-                x[0].to_string(),
-                (
-                    x[score].parse().unwrap(),
-                    x[status].to_string(),
-                    x[note].to_string(),
-                ),
-            )
-        })
-        .collect()
-}
-
-/// No process of a student is left: none has its cwd in this test's TMPDIR.
-fn assert_no_student_processes(tmp: &Path) {
-    let mut left = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cwd) = std::fs::read_link(e.path().join("cwd")) {
-            if cwd.starts_with(tmp) {
-                let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-                left.push(format!(
-                    "{} {}",
-                    e.file_name().to_string_lossy(),
-                    String::from_utf8_lossy(&cmd).replace('\0', " ")
-                ));
-            }
-        }
-    }
-    assert!(left.is_empty(), "student processes left behind: {left:?}");
 }
 
 #[test]
@@ -317,7 +269,7 @@ fn resume_after_kill_9_gives_the_same_gradebook() {
     child.wait().unwrap();
     let students = journaled_students(&out);
     assert!(
-        students >= 1 && students < 10,
+        (1..10).contains(&students),
         "the kill should land mid-run: {students} students journaled"
     );
 
@@ -562,79 +514,6 @@ fn formula_names_are_neutralised_and_hidden_entries_listed() {
             );
         }
     }
-}
-
-/// The students lines of a journal (it also notes when each grading starts).
-fn journaled_students(out: &Path) -> usize {
-    std::fs::read_to_string(out.join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with(r#"{"type":"student""#))
-        .count()
-}
-
-/// A grader that dies while grading one student (a stack overflow aborts: nothing to
-/// catch) is not stopped by the same student on every `--resume`: graded again once,
-/// then an error, and the class completes. The abort is real (`std::process::abort`
-/// in the grader, asked for by a variable that only debug builds read).
-#[test]
-fn a_student_the_grader_dies_on_twice_is_an_error_and_the_class_completes() {
-    let dir = tempfile::tempdir().unwrap();
-    let class = dir.path().join("class");
-    let fx = root().join("fixtures");
-    copy_dir(&fx.join("good"), &class.join("alice"));
-    copy_dir(&fx.join("good"), &class.join("mallory"));
-    copy_dir(&fx.join("server_recv5"), &class.join("zoe"));
-    let out = dir.path().join("out");
-    let tmp = test_tmp("abort");
-    let grade = |resume: bool| {
-        let mut c = grader_in(&tmp);
-        c.env("SOCKGRADE_TEST_ABORT_ON", "mallory")
-            .args(["grade", SPEC])
-            .arg(&class)
-            .arg("--out")
-            .arg(&out)
-            .args(["--jobs", "2"]);
-        if resume {
-            c.arg("--resume");
-        }
-        c.assert()
-    };
-    // Dies, and says what to do.
-    let first = grade(false).failure();
-    let code = first.get_output().status;
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(code.signal(), Some(libc::SIGABRT), "{code:?}");
-    first.stderr(predicates::str::contains(
-        "run the same command with --resume",
-    ));
-    assert!(!out.join("gradebook.csv").exists());
-    // Graded again once: dies again.
-    grade(true).failure().stderr(
-        predicates::str::is_match(
-            "the grader stopped while grading (alice, )?mallory: graded again, one at a time",
-        )
-        .unwrap(),
-    );
-    // The second time is the submission: an error, and the class completes.
-    grade(true).code(0).stderr(predicates::str::contains(
-        "the grader stopped twice while grading mallory: graded as errors",
-    ));
-    let book = rows(&std::fs::read_to_string(out.join("gradebook.csv")).unwrap());
-    assert_eq!(book.len(), 3, "{book:?}");
-    assert_eq!(book["alice"].1, "passed", "{book:?}");
-    assert_eq!(book["zoe"].0, 12, "{book:?}");
-    assert_eq!(
-        (book["mallory"].0, book["mallory"].1.as_str()),
-        (0, "error")
-    );
-    assert!(book["mallory"].2.contains("stopped twice"), "{book:?}");
-    assert_eq!(journaled_students(&out), 3);
-    let report = std::fs::read_to_string(out.join("reports").join("mallory.txt")).unwrap();
-    let mut settings = insta::Settings::clone_current();
-    settings.add_filter(&regex::escape(&class.display().to_string()), "[class]");
-    settings.bind(|| insta::assert_snapshot!("grader_died_twice_report", report));
-    assert_no_student_processes(&tmp);
 }
 
 /// A panic while grading one student is that student's error, never the end of the

@@ -3,7 +3,7 @@
 //! nothing they write reaches the submission or the host.
 
 mod common;
-use common::{assert_verdicts, root, statuses};
+use common::{assert_verdicts, copy_dir, root, statuses};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -117,18 +117,24 @@ fn a_fork_bomb_hits_the_process_limit() {
 }
 
 /// The task limit counts threads too: 500 threads in one process are told apart from a
-/// fork bomb (the reason said "processes … fork() was refused").
+/// fork bomb (the reason said "processes … fork() was refused"), in every case of the
+/// server, the one that stops it with Ctrl-C included; a correct classmate graded
+/// beside it keeps every point.
 #[test]
 fn a_thread_flood_hits_the_limit_and_is_called_threads() {
-    let r = grade_contained("hostile_thread_flood", "server", &["replies to a message"]);
-    if full(&r) {
-        assert_eq!(r["cases"][0]["status"], "failed");
+    let run = grade_class("hostile_thread_flood");
+    run.assert_alice_unharmed();
+    if !run.full() {
+        return;
+    }
+    for c in run.server_cases() {
+        assert_eq!(c["status"], "failed", "{c}");
+        let why = c["reason"].as_str().unwrap_or_default();
         assert!(
-            reasons(&r).contains("started more than 64 threads at once (the limit counts processes and threads); pthread_create/threading.Thread failed"),
-            "{}",
-            reasons(&r)
+            why.contains("started more than 64 threads at once (the limit counts processes and threads); pthread_create/threading.Thread failed"),
+            "{}: {why}", c["name"]
         );
-        assert!(!reasons(&r).contains("fork()"), "{}", reasons(&r));
+        assert!(!why.contains("fork()"), "{}: {why}", c["name"]);
     }
 }
 
@@ -148,39 +154,49 @@ fn a_memory_hog_hits_the_memory_limit() {
 /// connections it never reads (778 MiB uncontained on a hybrid v1/v2 host, where v1 does
 /// not charge socket memory unless told to) is stopped at the case's 256 MiB, and still
 /// serves; or, where going over the limit kills it (cgroup2 charges sockets to
-/// `memory.max`), the reason says so.
+/// `memory.max`), the reason says so. Every case of its server parks at once, beside a
+/// correct classmate who keeps every point.
 #[test]
 fn socket_buffers_count_against_the_memory_limit() {
-    let r = grade_contained("hostile_socket_hog", "server", &["replies to a message"]);
-    if !full(&r) {
+    let run = grade_class("hostile_socket_hog");
+    run.assert_alice_unharmed();
+    if !run.full() {
         return;
     }
-    let case = &r["cases"][0];
-    let said: Vec<String> = case["stdout_tail"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap_or_default().to_string())
-        .collect();
-    let parked = said.iter().find_map(|l| {
-        l.strip_prefix("parked ")?
-            .split_whitespace()
-            .next()?
-            .parse::<u64>()
-            .ok()
-    });
-    match parked {
-        Some(mib) => {
-            eprintln!("{said:?}");
-            // The limit, and a little the kernel charges past it before it says no.
-            assert!(mib <= 256 + 16, "{mib} MiB parked: {said:?}");
-            assert_eq!(case["status"], "passed", "{}", reasons(&r));
+    for case in run.server_cases() {
+        let said: Vec<String> = case["stdout_tail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap_or_default().to_string())
+            .collect();
+        let parked = said.iter().find_map(|l| {
+            l.strip_prefix("parked ")?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        });
+        let why = case["reason"].as_str().unwrap_or_default();
+        match parked {
+            Some(mib) => {
+                eprintln!("{}: {said:?}", case["name"]);
+                // The limit, and a little the kernel charges past it before it says no.
+                assert!(
+                    mib <= 256 + 16,
+                    "{}: {mib} MiB parked: {said:?}",
+                    case["name"]
+                );
+                if case["name"] == "replies to a message" {
+                    assert_eq!(case["status"], "passed", "{why}");
+                }
+            }
+            None => assert!(
+                why.contains("more than 256 MiB of memory"),
+                "{}: neither parked within the limit nor stopped by it: {why}",
+                case["name"]
+            ),
         }
-        None => assert!(
-            reasons(&r).contains("more than 256 MiB of memory"),
-            "neither parked within the limit nor stopped by it: {}",
-            reasons(&r)
-        ),
     }
 }
 
@@ -425,51 +441,101 @@ struct ClassRun {
     gradebook: String,
 }
 
-fn grade_class(fixture: &str) -> ClassRun {
-    let base = root().join("target/hostile-classes");
-    std::fs::create_dir_all(&base).unwrap();
-    let dir = tempfile::tempdir_in(&base).unwrap();
-    let class = dir.path().join("class");
-    for (student, from) in [("mallory", fixture), ("alice", "good")] {
-        let to = class.join(student);
-        std::fs::create_dir_all(&to).unwrap();
-        for e in std::fs::read_dir(root().join("fixtures").join(from))
-            .unwrap()
-            .flatten()
-        {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+/// The class folder of a [`ClassRun`], before it is graded: `mallory` (the fixture's
+/// server, and a correct client where it has none) and `alice` (`good`), in a folder
+/// of its own below `target/hostile-classes`, removed when this is dropped.
+struct Class {
+    dir: tempfile::TempDir,
+}
+
+impl Class {
+    fn new(fixture: &str) -> Class {
+        let base = root().join("target/hostile-classes");
+        std::fs::create_dir_all(&base).unwrap();
+        let class = Class {
+            dir: tempfile::tempdir_in(&base).unwrap(),
+        };
+        class.add("mallory", fixture);
+        class.add("alice", "good");
+        // The hostile part is the server; mallory's client is a correct one.
+        let client = class.path().join("mallory/tcp_client.py");
+        if !client.exists() {
+            std::fs::copy(root().join("fixtures/good/tcp_client.py"), client).unwrap();
+        }
+        class
+    }
+
+    /// Adds a student whose folder is a copy of `fixtures/<fixture>`.
+    fn add(&self, student: &str, fixture: &str) {
+        copy_dir(
+            &root().join("fixtures").join(fixture),
+            &self.path().join(student),
+        );
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("class")
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    /// `grade SPEC CLASS --out OUT`, every path absolute.
+    fn grade_args(&self) -> Vec<std::ffi::OsString> {
+        vec![
+            "grade".into(),
+            root().join("specs/tcp-basics.toml").into(),
+            self.path().into(),
+            "--out".into(),
+            self.out().into(),
+        ]
+    }
+
+    /// The grader, ready to grade the class (stdout, the progress, thrown away).
+    fn grader(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sockgrade"));
+        cmd.current_dir(root())
+            .args(self.grade_args())
+            .stdout(std::process::Stdio::null());
+        cmd
+    }
+
+    /// The reports and gradebook of a run that completed.
+    fn graded(&self) -> ClassRun {
+        let out = self.out();
+        let report = |s: &str| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(out.join(format!("reports/{s}.json"))).unwrap())
+                .unwrap()
+        };
+        let (mallory, alice) = (report("mallory"), report("alice"));
+        let isolation = alice["isolation"].as_str().unwrap_or_default().to_string();
+        let gradebook = std::fs::read_to_string(out.join("gradebook.csv")).unwrap_or_default();
+        ClassRun {
+            mallory,
+            alice,
+            isolation,
+            gradebook,
         }
     }
-    // The hostile part is the server; mallory's client is a correct one.
-    let client = class.join("mallory/tcp_client.py");
-    if !client.exists() {
-        std::fs::copy(root().join("fixtures/good/tcp_client.py"), client).unwrap();
-    }
-    let out = dir.path().join("out");
-    let status = Command::new(env!("CARGO_BIN_EXE_sockgrade"))
-        .current_dir(root())
-        .arg("grade")
-        .arg(root().join("specs/tcp-basics.toml"))
-        .arg(&class)
-        .arg("--out")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
+}
+
+/// Grades the class of `mallory` (`fixtures/<fixture>`) and `alice`; the run completes,
+/// and nothing of it outlives the grader.
+fn grade_class(fixture: &str) -> ClassRun {
+    let class = Class::new(fixture);
+    let mut grader = class.grader().spawn().unwrap();
+    let status = grader.wait().unwrap();
     assert_eq!(status.code(), Some(0), "the class run completed");
-    let report = |s: &str| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(out.join(format!("reports/{s}.json"))).unwrap())
-            .unwrap()
-    };
-    let (mallory, alice) = (report("mallory"), report("alice"));
-    let isolation = alice["isolation"].as_str().unwrap_or_default().to_string();
-    let gradebook = std::fs::read_to_string(out.join("gradebook.csv")).unwrap_or_default();
-    ClassRun {
-        mallory,
-        alice,
-        isolation,
-        gradebook,
+    let run = class.graded();
+    if run.isolation == "full" {
+        assert_eq!(
+            survivors(grader.id()),
+            Vec::<String>::new(),
+            "processes of the class of {fixture} outlived the grader"
+        );
     }
+    run
 }
 
 impl ClassRun {
@@ -481,6 +547,15 @@ impl ClassRun {
             "alice lost points beside a hostile classmate:\n{}",
             reasons(&self.alice)
         );
+    }
+
+    /// Mallory's cases of the server.
+    fn server_cases(&self) -> impl Iterator<Item = &serde_json::Value> {
+        self.mallory["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["target"] == "server")
     }
 
     fn case(&self, name: &str) -> &serde_json::Value {
@@ -992,7 +1067,7 @@ fn a_kill_9_of_the_grader_leaves_no_work_copy_after_the_next_start() {
 
 /// `unshare --pid --fork --mount-proc sockgrade ARGS`: sockgrade as PID 1 of a new PID
 /// namespace, as a container's entrypoint is; `None` (and a note) where that cannot be.
-fn as_pid1(tmp: &Path, args: &[&str]) -> Option<std::process::Child> {
+fn as_pid1<S: AsRef<std::ffi::OsStr>>(tmp: &Path, args: &[S]) -> Option<std::process::Child> {
     let works = Command::new("unshare")
         .args(["--pid", "--fork", "--mount-proc", "true"])
         .status()
@@ -1133,6 +1208,35 @@ fn as_pid1_orphans_are_reaped_and_the_run_is_the_same() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
+/// As PID 1, the init reaps what it did not start, never the grader's own children:
+/// a class of a program that leaves orphans in every case (`--isolation netns`, where
+/// they are PID 1's to reap) and a correct one completes, and the correct student keeps
+/// every point.
+#[test]
+fn as_pid1_a_class_completes_and_the_correct_neighbour_keeps_its_score() {
+    let tmp = std::env::temp_dir().join(format!(
+        "sockgrade-hostile-pid1-class-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let class = Class::new("hostile_orphans");
+    let mut args = class.grade_args();
+    args.extend(["--isolation".into(), "netns".into()]);
+    let Some(child) = as_pid1(&tmp, &args) else {
+        return;
+    };
+    let out = child.wait_with_output().unwrap();
+    let left = processes_in(&tmp);
+    remove_test_temp(&tmp);
+    assert_eq!(out.status.code(), Some(0), "the class run completed");
+    let run = class.graded();
+    assert_eq!(run.isolation, "netns");
+    run.assert_alice_unharmed();
+    // The orphans cost mallory nothing: a correct single-client server.
+    assert_verdicts(&run.mallory, &["serves two clients at the same time"]);
+    assert_eq!(left, Vec::<i32>::new(), "student processes left behind");
+}
+
 /// `docker stop` sends SIGTERM to PID 1: it reaches the grader, which stops with its
 /// cases, and PID 1 exits as a shell does for a program a signal ended (128 + 15).
 #[test]
@@ -1164,9 +1268,9 @@ fn as_pid1_sigterm_stops_the_grader_and_its_cases() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
-/// The reason of the one case graded, with pids and ports redacted, for a snapshot.
-fn one_reason(r: &serde_json::Value) -> String {
-    let reason = r["cases"][0]["reason"].as_str().unwrap_or("").to_string();
+/// The reason of a case, with pids and ports redacted, for a snapshot.
+fn one_reason(case: &serde_json::Value) -> String {
+    let reason = case["reason"].as_str().unwrap_or("").to_string();
     let reason = regex::Regex::new(r"process \d+")
         .unwrap()
         .replace_all(&reason, "process [pid]");
@@ -1177,27 +1281,106 @@ fn one_reason(r: &serde_json::Value) -> String {
 }
 
 /// Issue 12, item 10: a daemon (double fork, setsid) that keeps the listening socket
-/// after the server exits is named in the reason, by its command, not its pid. The
-/// daemon of `hostile_daemon`, which holds no socket, passes the same case.
+/// after the server exits is named in the reason, by its command, not its pid; a
+/// correct classmate graded beside it keeps every point. The daemon of
+/// `hostile_daemon`, which holds no socket, passes the same case.
 #[test]
 fn a_daemon_keeping_the_listening_socket_is_named() {
     let case = "exits on Ctrl-C and frees the port";
-    let r = grade_contained("hostile_daemon_keeps_socket", "server", &[case]);
-    assert_verdicts(&r, &[case]);
-    insta::assert_snapshot!("daemon_keeps_listening_socket", one_reason(&r));
+    let run = grade_class("hostile_daemon_keeps_socket");
+    run.assert_alice_unharmed();
+    // Nothing else of a correct single-client server is lost.
+    assert_verdicts(&run.mallory, &[case, "serves two clients at the same time"]);
+    insta::assert_snapshot!("daemon_keeps_listening_socket", one_reason(run.case(case)));
     let fine = grade_contained("hostile_daemon", "server", &[case]);
     assert_verdicts(&fine, &[]);
 }
 
 /// A fork()ed child that keeps the accepted socket: the server's close sends no FIN,
 /// and the reason says which process still holds the connection. A server that
-/// closes its own connection (`good`) passes the same case.
+/// closes its own connection (alice's, graded in the same class) passes the same case
+/// and keeps every point.
 #[test]
 fn a_child_holding_the_connection_is_named() {
     let case = "closes after the client closes";
-    let r = grade_contained("hostile_child_holds_connection", "server", &[case]);
-    assert_verdicts(&r, &[case]);
-    insta::assert_snapshot!("child_holds_connection", one_reason(&r));
-    let fine = grade_contained("good", "server", &[case]);
-    assert_verdicts(&fine, &[]);
+    let run = grade_class("hostile_child_holds_connection");
+    run.assert_alice_unharmed();
+    assert_verdicts(&run.mallory, &[case, "serves two clients at the same time"]);
+    insta::assert_snapshot!("child_holds_connection", one_reason(run.case(case)));
+    let alice = run.alice["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == case && c["target"] == "server")
+        .unwrap();
+    assert_eq!(alice["status"], "passed", "{alice}");
+}
+
+/// Issue 12, item 7: a grader that dies while grading one student (a stack overflow
+/// aborts: nothing to catch) is not stopped by the same student on every `--resume`:
+/// graded again once, then an error naming the crash, and the class completes with
+/// its correct student's every point. The abort is real (`std::process::abort` in the
+/// grader, asked for by a variable that only debug builds read).
+#[test]
+fn a_student_the_grader_dies_on_twice_is_an_error_and_the_class_completes() {
+    use assert_cmd::assert::OutputAssertExt;
+    // Mallory's program is a correct one: the grader dies as her grading begins.
+    let class = Class::new("good");
+    class.add("zoe", "server_recv5");
+    let out = class.out();
+    // A TMPDIR of its own: the cwd of every student process is in it.
+    let tmp = std::env::temp_dir().join(format!("sockgrade-hostile-abort-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let grade = |resume: bool| {
+        let mut c = class.grader();
+        c.env("TMPDIR", &tmp)
+            .env("SOCKGRADE_TEST_ABORT_ON", "mallory")
+            .args(["--jobs", "2"]);
+        if resume {
+            c.arg("--resume");
+        }
+        c.assert()
+    };
+    // Dies, and says what to do.
+    let first = grade(false).failure();
+    let code = first.get_output().status;
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(code.signal(), Some(libc::SIGABRT), "{code:?}");
+    first.stderr(predicates::str::contains(
+        "run the same command with --resume",
+    ));
+    assert!(!out.join("gradebook.csv").exists());
+    // Graded again once: dies again.
+    grade(true).failure().stderr(
+        predicates::str::is_match(
+            "the grader stopped while grading (alice, )?mallory: graded again, one at a time",
+        )
+        .unwrap(),
+    );
+    // The second time is the submission: an error, and the class completes.
+    grade(true).code(0).stderr(predicates::str::contains(
+        "the grader stopped twice while grading mallory: graded as errors",
+    ));
+    let run = class.graded();
+    run.assert_alice_unharmed();
+    let book = common::rows(&run.gradebook);
+    assert_eq!(book.len(), 3, "{book:?}");
+    assert_eq!(book["alice"].1, "passed", "{book:?}");
+    assert_eq!(book["zoe"].0, 12, "{book:?}");
+    assert_eq!(
+        (book["mallory"].0, book["mallory"].1.as_str()),
+        (0, "error")
+    );
+    assert!(book["mallory"].2.contains("stopped twice"), "{book:?}");
+    assert_eq!(common::journaled_students(&out), 3);
+    let report = std::fs::read_to_string(out.join("reports").join("mallory.txt")).unwrap();
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(
+        &regex::escape(&class.path().display().to_string()),
+        "[class]",
+    );
+    settings.bind(|| insta::assert_snapshot!("grader_died_twice_report", report));
+    let left = processes_in(&tmp);
+    remove_test_temp(&tmp);
+    assert_eq!(left, Vec::<i32>::new(), "student processes left behind");
 }

@@ -47,6 +47,10 @@ pub(super) struct Run<'a> {
     /// This case finds out whether the program of its side starts, for the cases
     /// waiting on it ([`super::startup`]).
     pub(super) startup: Option<super::startup::Ticket>,
+    /// The program's processes and threads just before the case signalled it: a
+    /// program that exits on the signal (Ctrl-C) has none left when the case ends, and
+    /// what ran into the task limit is told by what was alive (see `limit_hit`).
+    pub(super) tasks_at_signal: Option<(usize, usize)>,
 }
 
 /// What one target's case has of its own.
@@ -155,6 +159,7 @@ impl<'a> Run<'a> {
             udp_noted: false,
             tcp_listener_for_udp: None,
             startup: None,
+            tasks_at_signal: None,
         }
     }
 

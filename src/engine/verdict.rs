@@ -105,16 +105,22 @@ impl Run<'_> {
         (result, Some(kept))
     }
 
-    /// The case's result, once the program is stopped (or kept for the next case).
     /// The program's processes and threads still alive, read before it is stopped (see
-    /// [`Self::limit_hit`]).
+    /// [`Self::limit_hit`]); those alive when the case signalled it, if it has exited
+    /// since (a thread flood that Ctrl-C ended was called processes).
     fn tasks(&self) -> (usize, usize) {
-        self.proc
+        let now = self
+            .proc
             .as_ref()
             .map(|p| self.sandbox.task_counts(p))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        match self.tasks_at_signal {
+            Some(before) if now.0 == 0 => before,
+            _ => now,
+        }
     }
 
+    /// The case's result, once the program is stopped (or kept for the next case).
     fn result(
         &mut self,
         failure: Option<Failure>,

@@ -174,3 +174,59 @@ pub fn assert_verdicts(report: &serde_json::Value, failing: &[&str]) {
 pub fn has_python2() -> bool {
     sockgrade::runner::interpreter::resolve_program("python2").is_some()
 }
+
+/// Copies the files of `from` (one level) into `to`, made if missing.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// A gradebook (or lms.csv) as student → (score, status, note).
+pub fn rows(csv_text: &str) -> BTreeMap<String, (u32, String, String)> {
+    let mut r = csv::Reader::from_reader(csv_text.as_bytes());
+    let head = r.headers().unwrap().clone();
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let (score, status, note) = (col("score"), col("status"), col("note"));
+    r.records()
+        .map(|x| x.unwrap())
+        .map(|x| {
+            (
+                x[0].to_string(),
+                (
+                    x[score].parse().unwrap(),
+                    x[status].to_string(),
+                    x[note].to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// No process of a student is left: none has its cwd in this test's TMPDIR.
+pub fn assert_no_student_processes(tmp: &Path) {
+    let mut left = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cwd) = std::fs::read_link(e.path().join("cwd")) {
+            if cwd.starts_with(tmp) {
+                let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                left.push(format!(
+                    "{} {}",
+                    e.file_name().to_string_lossy(),
+                    String::from_utf8_lossy(&cmd).replace('\0', " ")
+                ));
+            }
+        }
+    }
+    assert!(left.is_empty(), "student processes left behind: {left:?}");
+}
+
+/// The students lines of a journal (it also notes when each grading starts).
+pub fn journaled_students(out: &Path) -> usize {
+    std::fs::read_to_string(out.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with(r#"{"type":"student""#))
+        .count()
+}

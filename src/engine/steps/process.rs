@@ -23,6 +23,7 @@ impl Run<'_> {
             });
             return Ok(());
         }
+        self.tasks_at_signal = Some(self.sandbox.task_counts(self.proc()));
         let _ = self.proc().signal(signal.0);
         self.event(EventKind::Signal {
             signal: signal.to_string(),
