@@ -13,7 +13,9 @@
 //! - [`warm`]: a fork server that starts Python 3 programs without a fresh interpreter;
 //! - [`capture`]: flood-safe capture of stdout/stderr;
 //! - [`sockets`]: the program's sockets, inspected through copies of its descriptors;
-//! - [`proc_net`]: reading sockets and processes from `/proc`.
+//! - [`proc_net`]: reading sockets and processes from `/proc`;
+//! - [`userns`]: a user namespace for the grader, so that an unprivileged user gets the
+//!   same namespaces as root.
 //!
 //! [`Host`] is what this machine allows, detected once per run; [`Sandbox`] is one
 //! case's box built from it.
@@ -30,6 +32,7 @@ pub mod process;
 pub(crate) mod root;
 pub mod seccomp;
 pub mod sockets;
+pub mod userns;
 pub mod warm;
 pub mod workdir;
 

@@ -1,0 +1,115 @@
+//! Isolation without root: the grader enters a user namespace of its own at start.
+//!
+//! An unprivileged user may create a user namespace (where the machine allows it:
+//! `user.max_user_namespaces` > 0, and Debian's `kernel.unprivileged_userns_clone` = 1),
+//! in which it is uid 0 with every capability over the namespaces that user namespace
+//! owns. Network, PID, IPC and mount namespaces created from there are the same as
+//! root's, so every case gets them through the same code as under root ([`super::netns`],
+//! [`super::confine`], [`super::caseinit`], `nft` for the client redirect).
+//!
+//! # Why one user namespace for the grader, entered before any thread
+//!
+//! The grader creates each case's sockets inside the case's network namespace
+//! (`setns` from a helper thread, [`super::netns::NetNs::run_in`]). Joining a network
+//! namespace needs `CAP_SYS_ADMIN` in the caller's *own* user namespace as well as in the
+//! one that owns the network namespace, so a grader left in the machine's user namespace
+//! could not enter the namespaces it made for a case; and a process with more than one
+//! thread may neither `unshare(CLONE_NEWUSER)` nor `setns` into a user namespace. So
+//! [`enter`] runs first thing in `main`, while the process has one thread, maps the
+//! invoking uid and gid to 0 (the only ids an unprivileged user may map, after
+//! `setgroups` is denied) and every case's namespaces are owned by it. The cases stay
+//! apart as under root: each has its network namespace, and, confined, its PID, IPC and
+//! mount namespaces; they share the one uid there is (see [`super::confine`]).
+//!
+//! Where the machine refuses (the sysctls, a container's seccomp profile), nothing
+//! changes and [`state`] says why: `Host::detect` puts it in the fallback's note.
+
+use std::io;
+use std::sync::OnceLock;
+
+/// What [`enter`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserNs {
+    /// The grader runs as root: no user namespace needed.
+    Root,
+    /// The grader entered a user namespace of its own (`uid`/`gid`: the invoking ids,
+    /// mapped to 0 inside).
+    Entered { uid: u32, gid: u32 },
+    /// The machine refuses user namespaces to this user: why.
+    Refused(String),
+    /// [`enter`] was not called (a library user, a test binary).
+    NotTried,
+}
+
+static STATE: OnceLock<UserNs> = OnceLock::new();
+
+/// What happened at start.
+pub fn state() -> &'static UserNs {
+    STATE.get().unwrap_or(&UserNs::NotTried)
+}
+
+/// Whether the grader runs in a user namespace of its own.
+pub fn active() -> bool {
+    matches!(state(), UserNs::Entered { .. })
+}
+
+/// Enters a user namespace of the grader's own when it is not root and the machine
+/// allows it. Call it first in `main`, before any thread exists (the kernel refuses
+/// `unshare(CLONE_NEWUSER)` to a process with more than one thread). Idempotent.
+pub fn enter() -> &'static UserNs {
+    STATE.get_or_init(|| {
+        // SAFETY: getters without preconditions.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        if uid == 0 {
+            return UserNs::Root;
+        }
+        match try_enter(uid, gid) {
+            Ok(()) => UserNs::Entered { uid, gid },
+            Err(why) => UserNs::Refused(why),
+        }
+    })
+}
+
+fn try_enter(uid: u32, gid: u32) -> Result<(), String> {
+    if let Some(why) = sysctl_refusal() {
+        return Err(why);
+    }
+    // SAFETY: plain syscall; on failure nothing changed.
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER) } == -1 {
+        let e = io::Error::last_os_error();
+        return Err(format!(
+            "unshare(CLONE_NEWUSER) was refused: {e} (a container's seccomp profile or a \
+             security module may forbid user namespaces)"
+        ));
+    }
+    // An unprivileged process may map only its own ids, and a gid only once setgroups
+    // is denied (so that dropping a group cannot be undone by the namespace's root).
+    let write = |file: &str, text: String| {
+        std::fs::write(format!("/proc/self/{file}"), text)
+            .map_err(|e| format!("writing /proc/self/{file} in the new user namespace: {e}"))
+    };
+    write("setgroups", "deny".into())?;
+    write("uid_map", format!("0 {uid} 1"))?;
+    write("gid_map", format!("0 {gid} 1"))?;
+    Ok(())
+}
+
+/// The sysctls that refuse user namespaces to unprivileged users, if one does.
+fn sysctl_refusal() -> Option<String> {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+    };
+    if read("/proc/sys/user/max_user_namespaces") == Some(0) {
+        return Some("user namespaces are disabled (user.max_user_namespaces = 0)".into());
+    }
+    // Debian's and Ubuntu's switch; absent elsewhere.
+    if read("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
+        return Some(
+            "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)"
+                .into(),
+        );
+    }
+    None
+}
