@@ -109,9 +109,13 @@ impl Host {
         let mut notes = Vec::new();
         let netns = match req {
             IsolationRequest::None => Err("not asked for".to_string()),
-            _ => netns::NetNs::create()
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            _ => netns::NetNs::create().map(|_| ()).map_err(|e| {
+                // Why the user namespace that would have allowed it is missing, too.
+                match userns::state() {
+                    userns::UserNs::Refused(userns_why) => format!("{e}; {userns_why}"),
+                    _ => e.to_string(),
+                }
+            }),
         };
         let cgroups = match req {
             IsolationRequest::Full | IsolationRequest::Auto if netns.is_ok() => {
@@ -128,7 +132,8 @@ impl Host {
                     } else {
                         "full"
                     },
-                    what: "network namespaces (root, or CAP_SYS_ADMIN)",
+                    what:
+                        "network namespaces (root, CAP_SYS_ADMIN, or unprivileged user namespaces)",
                     why: why.clone(),
                 })
             }
@@ -141,13 +146,15 @@ impl Host {
             }
             (IsolationRequest::Netns, Ok(()), _) => Isolation::Netns,
             (_, Ok(()), Ok(_)) => Isolation::Full,
+            // Without root, the user namespace's note says it, with what it gives.
+            (IsolationRequest::Auto, Ok(()), Err(_)) if userns::active() => Isolation::Netns,
             (IsolationRequest::Auto, Ok(()), Err(why)) => {
                 notes.push(format!("no cgroups ({why}): limits are per process (rlimits) and a daemon that leaves its process group may outlive its case"));
                 Isolation::Netns
             }
             (IsolationRequest::Auto, Err(why), _) => {
                 notes.push(format!(
-                    "cannot create network namespaces ({why}); cases run one at a time on this machine's loopback, so student programs must use free ports and addresses of this machine. Run as root for isolation."
+                    "cannot create network namespaces ({why}); cases run one at a time on this machine's loopback, so student programs must use free ports and addresses of this machine. Run as root, or allow unprivileged user namespaces, for isolation."
                 ));
                 Isolation::None
             }
@@ -175,6 +182,15 @@ impl Host {
             if let Some(note) = cg.slow_moves_note() {
                 notes.push(note);
             }
+        }
+        if let (userns::UserNs::Entered { uid, .. }, true) = (userns::state(), isolation.parallel())
+        {
+            let cgroups = match (&cgroups, isolation) {
+                (Ok(_), Isolation::Full) => Ok(()),
+                (Ok(_), _) => Err("--isolation netns asks for none"),
+                (Err(why), _) => Err(why.as_str()),
+            };
+            notes.insert(0, userns::note(*uid, cgroups));
         }
         let redirect = isolation != Isolation::None && netns::nft_available();
         if isolation != Isolation::None && !redirect {

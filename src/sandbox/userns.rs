@@ -113,3 +113,49 @@ fn sysctl_refusal() -> Option<String> {
     }
     None
 }
+
+/// What an unprivileged run gets, said once to the operator: the namespaces, and which
+/// limits hold: the case's cgroup's where a delegated cgroup was usable (`cgroups` is
+/// `Ok`), else per-process rlimits (`Err`: why there is no cgroup).
+pub fn note(uid: u32, cgroups: Result<(), &str>) -> String {
+    let limits = match cgroups {
+        Ok(()) => "limits are each case's cgroup's (a cgroup delegated to this user)".to_string(),
+        Err(why) => format!(
+            "no cgroup ({why}; a cgroup delegated to this user would give them), so limits \
+             are per process (rlimits: \
+             address space, CPU time, file size, open files; the process limit counts \
+             every case's processes and the grader's threads together, as they share one uid) and a daemon that \
+             leaves its process group may outlive its case"
+        ),
+    };
+    format!(
+        "not root: each case gets its own network namespace, made in a user namespace of \
+         this run (uid {uid} is root there only), so cases run in parallel as under root; \
+         {limits}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_note_says_which_limits_hold() {
+        let cgroup = note(1000, Ok(()));
+        assert!(cgroup.contains("uid 1000") && cgroup.contains("each case's cgroup"));
+        assert!(!cgroup.contains("rlimits"), "{cgroup}");
+        let rlimits = note(1000, Err("cgroup2: cannot create x: Permission denied"));
+        assert!(
+            rlimits.contains("(cgroup2: cannot create x: Permission denied;")
+                && rlimits.contains("limits are per process (rlimits"),
+            "{rlimits}"
+        );
+    }
+
+    #[test]
+    fn a_test_binary_does_not_enter_one() {
+        // Only `main` calls `enter`: the library's own threads never see a user namespace.
+        assert!(!active());
+        assert!(matches!(state(), UserNs::NotTried | UserNs::Root));
+    }
+}
