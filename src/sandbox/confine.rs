@@ -401,6 +401,13 @@ fn probe() -> Result<(), String> {
     if unsafe { libc::geteuid() } != 0 {
         return Err("needs root (namespaces per case, and a uid to drop to)".into());
     }
+    if super::userns::active() {
+        return Err(
+            "not root: the user namespace of this run maps one uid, and each case \
+                    needs one of its own"
+                .into(),
+        );
+    }
     let dir = tempfile::Builder::new()
         .prefix("sockgrade-probe-")
         .tempdir()

@@ -185,12 +185,15 @@ impl Host {
         }
         if let (userns::UserNs::Entered { uid, .. }, true) = (userns::state(), isolation.parallel())
         {
-            let cgroups = match (&cgroups, isolation) {
-                (Ok(_), Isolation::Full) => Ok(()),
-                (Ok(_), _) => Err("--isolation netns asks for none"),
-                (Err(why), _) => Err(why.as_str()),
+            let limits = match (&cgroups, isolation) {
+                (Ok(cg), Isolation::Full) => userns::Limits::Cgroup {
+                    memory: cg.supports_memory_limit(),
+                    processes: cg.supports_process_limit(),
+                },
+                (Ok(_), _) => userns::Limits::Rlimits("--isolation netns asks for none"),
+                (Err(why), _) => userns::Limits::Rlimits(why),
             };
-            notes.insert(0, userns::note(*uid, cgroups));
+            notes.insert(0, userns::note(*uid, limits));
         }
         let redirect = isolation != Isolation::None && netns::nft_available();
         if isolation != Isolation::None && !redirect {

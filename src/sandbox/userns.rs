@@ -114,18 +114,52 @@ fn sysctl_refusal() -> Option<String> {
     None
 }
 
+/// Which limits a case gets without root.
+pub enum Limits<'a> {
+    /// A cgroup delegated to this user is used: it kills every process of a case, and
+    /// holds the memory and process limits where its controllers are there (`false`: that
+    /// limit is an rlimit).
+    Cgroup { memory: bool, processes: bool },
+    /// No cgroup (why): rlimits only.
+    Rlimits(&'a str),
+}
+
 /// What an unprivileged run gets, said once to the operator: the namespaces, and which
-/// limits hold: the case's cgroup's where a delegated cgroup was usable (`cgroups` is
-/// `Ok`), else per-process rlimits (`Err`: why there is no cgroup).
-pub fn note(uid: u32, cgroups: Result<(), &str>) -> String {
-    let limits = match cgroups {
-        Ok(()) => "limits are each case's cgroup's (a cgroup delegated to this user)".to_string(),
-        Err(why) => format!(
+/// limits hold.
+pub fn note(uid: u32, limits: Limits<'_>) -> String {
+    const RLIMITS: &str = "address space, CPU time, file size, open files";
+    const SHARED_NPROC: &str = "the process limit counts every case's processes and the \
+                                grader's threads together, as they share one uid";
+    let limits = match limits {
+        Limits::Cgroup { memory, processes } => {
+            let mut by_cgroup = vec!["the kill of every process of a case"];
+            let mut by_rlimit = vec![];
+            for (held, what) in [(memory, "memory"), (processes, "process count")] {
+                match held {
+                    true => by_cgroup.push(what),
+                    false => by_rlimit.push(what),
+                }
+            }
+            let mut s = format!(
+                "a cgroup delegated to this user gives each case a cgroup ({})",
+                by_cgroup.join(", ")
+            );
+            if !by_rlimit.is_empty() {
+                s += &format!(
+                    "; no controller for its {} limit here, so it is per process (rlimits",
+                    by_rlimit.join(" and ")
+                );
+                if !processes {
+                    s += &format!("; {SHARED_NPROC}");
+                }
+                s += ")";
+            }
+            s
+        }
+        Limits::Rlimits(why) => format!(
             "no cgroup ({why}; a cgroup delegated to this user would give them), so limits \
-             are per process (rlimits: \
-             address space, CPU time, file size, open files; the process limit counts \
-             every case's processes and the grader's threads together, as they share one uid) and a daemon that \
-             leaves its process group may outlive its case"
+             are per process (rlimits: {RLIMITS}; {SHARED_NPROC}) and a daemon that leaves \
+             its process group may outlive its case"
         ),
     };
     format!(
@@ -141,10 +175,29 @@ mod tests {
 
     #[test]
     fn the_note_says_which_limits_hold() {
-        let cgroup = note(1000, Ok(()));
-        assert!(cgroup.contains("uid 1000") && cgroup.contains("each case's cgroup"));
+        let all = Limits::Cgroup {
+            memory: true,
+            processes: true,
+        };
+        let cgroup = note(1000, all);
+        assert!(cgroup.contains("uid 1000") && cgroup.contains("gives each case a cgroup"));
         assert!(!cgroup.contains("rlimits"), "{cgroup}");
-        let rlimits = note(1000, Err("cgroup2: cannot create x: Permission denied"));
+        let part = note(
+            1000,
+            Limits::Cgroup {
+                memory: false,
+                processes: true,
+            },
+        );
+        assert!(
+            part.contains("(the kill of every process of a case, process count)")
+                && part.contains("its memory limit here, so it is per process (rlimits)"),
+            "{part}"
+        );
+        let rlimits = note(
+            1000,
+            Limits::Rlimits("cgroup2: cannot create x: Permission denied"),
+        );
         assert!(
             rlimits.contains("(cgroup2: cannot create x: Permission denied;")
                 && rlimits.contains("limits are per process (rlimits"),

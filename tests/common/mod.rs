@@ -212,6 +212,11 @@ pub enum UserNs {
 /// `sockgrade ARGS` as `nobody` (uid and gid 65534, no groups), in the crate's folder,
 /// with [`PLAIN_ENV`] only.
 pub fn as_nobody(args: &[&str], userns: UserNs) -> std::process::Output {
+    nobody_command(args, userns).output().unwrap()
+}
+
+/// The command of [`as_nobody`], to add to.
+pub fn nobody_command(args: &[&str], userns: UserNs) -> std::process::Command {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new("setpriv");
     cmd.args([
@@ -232,7 +237,7 @@ pub fn as_nobody(args: &[&str], userns: UserNs) -> std::process::Output {
             cmd.pre_exec(move || seccompiler::apply_filter(&filter).map_err(std::io::Error::other));
         }
     }
-    cmd.output().unwrap()
+    cmd
 }
 
 /// `sockgrade ARGS` as root with the environment of [`as_nobody`]: what an unprivileged
