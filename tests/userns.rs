@@ -24,6 +24,10 @@ const FIXTURES: &[&str] = &[
     "fixtures/server_crash_on_recv",
     "fixtures/client_wrong_port",
     "fixtures/client_crash_on_eof",
+    // Stopped with its case by the case's PID namespace, not by a cgroup.
+    "fixtures/hostile_daemon",
+    // Sees no other case's processes (its PID namespace), though all share one uid.
+    "fixtures/hostile_kills_classmates",
 ];
 
 /// Whether this machine lets `nobody` make a user namespace (asked of the kernel with
@@ -111,8 +115,12 @@ fn unprivileged_runs_give_roots_verdicts() {
         );
         assert!(
             err.contains("so limits are per process (rlimits")
-                || err.contains("limits are each case's cgroup's"),
+                || err.contains("a cgroup delegated to this user gives each case a cgroup"),
             "{fixture}: which limits hold: {err}"
+        );
+        assert!(
+            err.contains("each case also gets its PID, IPC and mount namespaces, minimal root"),
+            "{fixture}: confined: {err}"
         );
         assert!(!err.contains("one at a time"), "{err}");
         let report = String::from_utf8_lossy(&unprivileged.stdout);
@@ -325,6 +333,7 @@ fn a_delegated_cgroup_gives_each_case_its_cgroup() {
         "said once: {err}"
     );
     assert!(!err.contains("rlimits: address space"), "{err}");
+    assert!(err.contains("each case also gets its PID"), "{err}");
 
     // Where the delegated cgroup has a memory controller, its limit is the case's own,
     // with root's reason.

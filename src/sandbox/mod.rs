@@ -159,8 +159,12 @@ impl Host {
                 Isolation::None
             }
         };
-        let confine = match (isolation, confine::Confinement::available()) {
+        let confinement = confine::Confinement::available();
+        let confine = match (isolation, confinement.clone()) {
             (Isolation::Full, Ok(())) => true,
+            // Without root and without a cgroup, the case's PID namespace is what stops
+            // everything the case started, and its root what hides the machine.
+            (Isolation::Netns, Ok(())) if req == IsolationRequest::Auto && userns::active() => true,
             (Isolation::Full, Err(why)) if req == IsolationRequest::Full => {
                 return Err(HostError::Unavailable {
                     asked: "full",
@@ -193,7 +197,12 @@ impl Host {
                 (Ok(_), _) => userns::Limits::Rlimits("--isolation netns asks for none"),
                 (Err(why), _) => userns::Limits::Rlimits(why),
             };
-            notes.insert(0, userns::note(*uid, limits));
+            let confined = match (&confinement, confine) {
+                (_, true) => Ok(()),
+                (Err(why), false) => Err(why.as_str()),
+                (Ok(()), false) => Err("not asked for"),
+            };
+            notes.insert(0, userns::note(*uid, confined, limits));
         }
         let redirect = isolation != Isolation::None && netns::nft_available();
         if isolation != Isolation::None && !redirect {

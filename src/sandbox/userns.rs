@@ -124,9 +124,10 @@ pub enum Limits<'a> {
     Rlimits(&'a str),
 }
 
-/// What an unprivileged run gets, said once to the operator: the namespaces, and which
-/// limits hold.
-pub fn note(uid: u32, limits: Limits<'_>) -> String {
+/// What an unprivileged run gets, said once to the operator: the namespaces, whether
+/// cases are confined (`confined`: as under root, but for a uid of their own; or why not),
+/// and which limits hold.
+pub fn note(uid: u32, confined: Result<(), &str>, limits: Limits<'_>) -> String {
     const RLIMITS: &str = "address space, CPU time, file size, open files";
     const SHARED_NPROC: &str = "the process limit counts every case's processes and the \
                                 grader's threads together, as they share one uid";
@@ -158,14 +159,24 @@ pub fn note(uid: u32, limits: Limits<'_>) -> String {
         }
         Limits::Rlimits(why) => format!(
             "no cgroup ({why}; a cgroup delegated to this user would give them), so limits \
-             are per process (rlimits: {RLIMITS}; {SHARED_NPROC}) and a daemon that leaves \
-             its process group may outlive its case"
+             are per process (rlimits: {RLIMITS}; {SHARED_NPROC}){}",
+            match confined {
+                Ok(()) => "",
+                Err(_) => " and a daemon that leaves its process group may outlive its case",
+            }
         ),
+    };
+    let confined = match confined {
+        Ok(()) => "each case also gets its PID, IPC and mount namespaces, minimal root, no capabilities and \
+                   seccomp filter as under root (everything a case started ends with it), \
+                   but all cases share that one uid"
+            .to_string(),
+        Err(why) => format!("no PID namespace or minimal root per case ({why})"),
     };
     format!(
         "not root: each case gets its own network namespace, made in a user namespace of \
          this run (uid {uid} is root there only), so cases run in parallel as under root; \
-         {limits}"
+         {confined}; {limits}"
     )
 }
 
@@ -179,11 +190,12 @@ mod tests {
             memory: true,
             processes: true,
         };
-        let cgroup = note(1000, all);
+        let cgroup = note(1000, Ok(()), all);
         assert!(cgroup.contains("uid 1000") && cgroup.contains("gives each case a cgroup"));
         assert!(!cgroup.contains("rlimits"), "{cgroup}");
         let part = note(
             1000,
+            Ok(()),
             Limits::Cgroup {
                 memory: false,
                 processes: true,
@@ -196,7 +208,15 @@ mod tests {
         );
         let rlimits = note(
             1000,
+            Ok(()),
             Limits::Rlimits("cgroup2: cannot create x: Permission denied"),
+        );
+        assert!(!rlimits.contains("may outlive"), "{rlimits}");
+        let unconfined = note(1000, Err("why"), Limits::Rlimits("x"));
+        assert!(
+            unconfined.contains("no PID namespace or minimal root per case (why)")
+                && unconfined.contains("may outlive its case"),
+            "{unconfined}"
         );
         assert!(
             rlimits.contains("(cgroup2: cannot create x: Permission denied;")
