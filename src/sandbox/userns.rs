@@ -18,8 +18,12 @@
 //! [`enter`] runs first thing in `main`, while the process has one thread, maps the
 //! invoking uid and gid to 0 (the only ids an unprivileged user may map, after
 //! `setgroups` is denied) and every case's namespaces are owned by it. The cases stay
-//! apart as under root: each has its network namespace, and, confined, its PID, IPC and
-//! mount namespaces; they share the one uid there is (see [`super::confine`]).
+//! apart as under root: each has its network namespace and, confined (with or without a
+//! delegated cgroup), its PID, IPC and mount namespaces and minimal root; they share the
+//! one uid there is, without capabilities (see [`super::confine`]). The grader's own PID
+//! namespace belongs to the machine's user namespace, so a thread that pointed its
+//! children at a case's cannot point them back: confined forks are made on one thread
+//! kept for it ([`super::caseinit`]).
 //!
 //! Where the machine refuses (the sysctls, a container's seccomp profile), nothing
 //! changes and [`state`] says why: `Host::detect` puts it in the fallback's note.
