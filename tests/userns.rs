@@ -4,10 +4,10 @@
 //! fallback stays and says why. Run as `nobody` (like tests/fallback.rs).
 
 mod common;
-use common::{as_nobody, as_root_plain, can_act_as_nobody, nobody_command, UserNs};
+use common::{as_nobody, as_root_plain, can_act_as_nobody, nobody_command, UserNs, PLAIN_ENV};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -358,4 +358,85 @@ fn a_delegated_cgroup_gives_each_case_its_cgroup() {
             "{report}"
         );
     }
+}
+
+/// Processes whose working folder is below `dir`, by pid.
+fn working_in(dir: &std::path::Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+        })
+        .collect()
+}
+
+/// Waits until process `pid` has ended (its pidfd becomes readable), up to `deadline`;
+/// whether it did.
+fn ended_by(pid: u32, deadline: Instant) -> bool {
+    // SAFETY: plain system calls on a descriptor owned right away.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
+        if fd < 0 {
+            return true; // gone already
+        }
+        let fd = std::os::fd::OwnedFd::from_raw_fd(fd as RawFd);
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        libc::poll(&mut p, 1, left.as_millis() as libc::c_int) == 1
+    }
+}
+
+#[test]
+fn without_a_cgroup_a_daemon_ends_with_its_case() {
+    if !can_act_as_nobody() || !userns_allowed() {
+        return;
+    }
+    // The run's work folders go below a folder of this test's, to tell its processes.
+    let tmp = tempfile::Builder::new()
+        .prefix("sockgrade-userns-test-")
+        .tempdir()
+        .unwrap();
+    std::os::unix::fs::chown(tmp.path(), Some(65534), Some(65534)).unwrap();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "env",
+            "-i",
+        ])
+        .args(PLAIN_ENV)
+        .arg(format!("TMPDIR={}", tmp.path().display()))
+        .arg(env!("CARGO_BIN_EXE_sockgrade"))
+        .args(["run", SPEC, "fixtures/hostile_daemon", "--target", "server"])
+        .args(["--case", "replies to a message", "--format", "json"])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    let (isolation, got) = verdicts(&out);
+    assert_eq!(
+        isolation,
+        "netns",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(got.values().next().unwrap().0, "passed", "{got:?}");
+    // The grader has exited: its cases' PID namespaces are being torn down, and with
+    // them the daemon, which left the program's process group.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let left: Vec<u32> = working_in(tmp.path())
+        .into_iter()
+        .filter(|pid| !ended_by(*pid, deadline))
+        .collect();
+    for pid in &left {
+        // SAFETY: a process of this test's run, found by its working folder.
+        unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+    }
+    assert!(left.is_empty(), "outlived its case: {left:?}");
 }
