@@ -440,3 +440,69 @@ fn without_a_cgroup_a_daemon_ends_with_its_case() {
     }
     assert!(left.is_empty(), "outlived its case: {left:?}");
 }
+
+/// Copies `fixtures` into a class folder (one student each, named by the fixture) that
+/// `nobody` can read.
+fn class_of(fixtures: &[&str]) -> tempfile::TempDir {
+    let class = tempfile::Builder::new()
+        .prefix("sockgrade-userns-class-")
+        .tempdir()
+        .unwrap();
+    for f in fixtures {
+        let from = common::root().join("fixtures").join(f);
+        let to = class.path().join(f);
+        std::fs::create_dir(&to).unwrap();
+        for e in std::fs::read_dir(&from).unwrap().flatten() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+    let ok = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(class.path())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    class
+}
+
+#[test]
+fn a_class_graded_without_root_gets_roots_gradebook() {
+    if !can_act_as_nobody() || !userns_allowed() {
+        return;
+    }
+    // Threads and processes in several cases at once: without root they share one uid,
+    // and so the kernel's count for the process limit (see `userns::process_rlimit`).
+    let class = class_of(&["good", "good_threaded", "hostile_daemon", "server_recv5"]);
+    let out_dir = |who: &str| {
+        let dir = class.path().with_extension(who);
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        dir
+    };
+    let (mine, roots) = (out_dir("nobody"), out_dir("root"));
+    let args = |out: &std::path::Path| {
+        [
+            "grade".to_string(),
+            SPEC.to_string(),
+            class.path().display().to_string(),
+            "--out".to_string(),
+            out.display().to_string(),
+            "--jobs".to_string(),
+            "4".to_string(),
+        ]
+    };
+    let nobody_args = args(&mine);
+    let nobody_args: Vec<&str> = nobody_args.iter().map(String::as_str).collect();
+    let unprivileged = as_nobody(&nobody_args, UserNs::Allowed);
+    let root_args = args(&roots);
+    let root_args: Vec<&str> = root_args.iter().map(String::as_str).collect();
+    let root = as_root_plain(&root_args);
+    let gradebook = |dir: &std::path::Path, out: &Output| {
+        std::fs::read_to_string(dir.join("gradebook.csv"))
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let (got, want) = (gradebook(&mine, &unprivileged), gradebook(&roots, &root));
+    let _ = std::fs::remove_dir_all(&mine);
+    let _ = std::fs::remove_dir_all(&roots);
+    assert_eq!(got, want, "unprivileged (left) vs root");
+}

@@ -29,6 +29,7 @@
 //! changes and [`state`] says why: `Host::detect` puts it in the fallback's note.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// What [`enter`] found.
@@ -128,13 +129,44 @@ pub enum Limits<'a> {
     Rlimits(&'a str),
 }
 
+/// Cases that may run at once in this run (its case slots), for [`process_rlimit`].
+static PARALLEL_CASES: AtomicU64 = AtomicU64::new(1);
+
+/// Tasks of the grader itself (runtime and blocking threads, helper threads, fork
+/// servers), beside the cases' processes, under one uid. A class run on 2 CPUs peaked at
+/// 88 tasks with four threaded students' processes in it.
+const GRADER_TASKS: u64 = 256;
+
+/// Records how many cases may run at once (the largest asked for wins).
+pub fn note_parallel_cases(n: usize) {
+    PARALLEL_CASES.fetch_max(n as u64, Ordering::Relaxed);
+}
+
+/// The `RLIMIT_NPROC` of a student process whose case may run `per_case` processes.
+///
+/// The kernel counts that limit over every task of the uid in the user namespace, and
+/// without root the grader, its fork servers and every case share one uid: a limit of
+/// `per_case` would count the grader's threads and the other cases' processes too, and
+/// a correct threaded server failed ("can't start new thread") in a class run. So the
+/// limit is for all of them together: `per_case` for each case that may run at once,
+/// plus the grader's own. Outside a user namespace, `per_case`.
+pub fn process_rlimit(per_case: u64) -> u64 {
+    if !active() {
+        return per_case;
+    }
+    per_case
+        .saturating_mul(PARALLEL_CASES.load(Ordering::Relaxed))
+        .saturating_add(GRADER_TASKS)
+}
+
 /// What an unprivileged run gets, said once to the operator: the namespaces, whether
 /// cases are confined (`confined`: as under root, but for a uid of their own; or why not),
 /// and which limits hold.
 pub fn note(uid: u32, confined: Result<(), &str>, limits: Limits<'_>) -> String {
     const RLIMITS: &str = "address space, CPU time, file size, open files";
-    const SHARED_NPROC: &str = "the process limit counts every case's processes and the \
-                                grader's threads together, as they share one uid";
+    const SHARED_NPROC: &str = "the process limit is for the cases running at once and the \
+                                grader together (the limit times the cases, plus 256), as \
+                                they share one uid";
     let limits = match limits {
         Limits::Cgroup { memory, processes } => {
             let mut by_cgroup = vec!["the kill of every process of a case"];
@@ -227,6 +259,12 @@ mod tests {
                 && rlimits.contains("limits are per process (rlimits"),
             "{rlimits}"
         );
+    }
+
+    #[test]
+    fn outside_a_user_namespace_the_process_limit_is_the_cases() {
+        note_parallel_cases(8);
+        assert_eq!(process_rlimit(64), 64);
     }
 
     #[test]
