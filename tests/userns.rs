@@ -473,6 +473,29 @@ fn a_class_graded_without_root_gets_roots_gradebook() {
     // Threads and processes in several cases at once: without root they share one uid,
     // and so the kernel's count for the process limit (see `userns::process_rlimit`).
     let class = class_of(&["good", "good_threaded", "hostile_daemon", "server_recv5"]);
+    // A correct server that keeps 50 threads: within a case's limit of 64 processes,
+    // but not within 64 for the grader and every case together. (Small stacks: the
+    // address-space rlimit, which stands for the memory cgroup without root, counts
+    // what 50 default stacks reserve.)
+    let threads = class.path().join("fifty_threads");
+    std::fs::create_dir(&threads).unwrap();
+    let server = std::fs::read_to_string(common::root().join("fixtures/good/tcp_server.py"));
+    std::fs::write(
+        threads.join("tcp_server.py"),
+        "import threading, time\n\
+         threading.stack_size(1 << 18)\n\
+         for _ in range(50):\n    \
+         threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n"
+            .to_string()
+            + &server.unwrap(),
+    )
+    .unwrap();
+    assert!(Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&threads)
+        .status()
+        .unwrap()
+        .success());
     let out_dir = |who: &str| {
         let dir = class.path().with_extension(who);
         std::fs::create_dir(&dir).unwrap();
