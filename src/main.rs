@@ -15,5 +15,7 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+    // Before any thread: a process with two may not enter a user namespace.
+    sockgrade::sandbox::userns::enter();
     sockgrade::cli::main(sockgrade::cli::Cli::parse())
 }

@@ -141,7 +141,7 @@ fn usage(e: impl std::fmt::Display) -> Error {
 fn detect_host(isolation: IsolationRequest) -> Result<Host, Error> {
     let host = Host::detect(isolation).map_err(|e| {
         usage(format!(
-            "{e}\n  = help: run as root, or pass --isolation none"
+            "{e}\n  = help: run as root or where unprivileged user namespaces are allowed, or pass --isolation none"
         ))
     })?;
     for note in &host.notes {

@@ -138,8 +138,9 @@ pub(super) fn pcap_possible(host: &crate::sandbox::Host) -> Result<(), Error> {
     }
     Err(usage(
         "--pcap needs a network namespace per case, and this run has none (isolation: none): \
-         the host's loopback carries other programs' traffic too\n  = help: run as root \
-         (isolation netns or full), or leave out --pcap",
+         the host's loopback carries other programs' traffic too\n  = help: run as root, or \
+         where unprivileged user namespaces are allowed (isolation netns or full), or leave \
+         out --pcap",
     ))
 }
 

@@ -57,6 +57,10 @@ pub struct Cancelled;
 /// host's loopback. Bulk grading shares one of these across a whole class, so the limit
 /// is for the machine, not per submission; closing it stops new cases from starting.
 pub fn case_slots(host: &Host, jobs: usize) -> Arc<Semaphore> {
+    if host.isolation.parallel() {
+        // Without root the process limit is shared by the cases running at once.
+        crate::sandbox::userns::note_parallel_cases(jobs.max(1));
+    }
     Arc::new(Semaphore::new(if host.isolation.parallel() {
         jobs.max(1)
     } else {

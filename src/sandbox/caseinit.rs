@@ -170,7 +170,25 @@ impl CaseInit {
 
     /// Runs `f` (which forks) with this thread's children born in the case's PID
     /// namespace; the thread points its children back at the grader's own after.
-    pub(crate) fn spawning<T>(&self, f: impl FnOnce() -> T) -> io::Result<T> {
+    ///
+    /// Without root (the grader's user namespace, [`super::userns`]) the way back is
+    /// refused: the grader's own PID namespace belongs to the machine's user namespace,
+    /// where it has no capability. And a thread whose children go to another PID
+    /// namespace may not start threads. So there every confined fork is made on one
+    /// thread kept for it ([`on_spawner_thread`]), which never goes back and never
+    /// starts a thread; it lives as long as the grader, so children's parent-death
+    /// signal (which follows the thread that forked) fires only with the grader.
+    pub(crate) fn spawning<T: Send>(&self, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+        if super::userns::active() {
+            let ns = self.pid_ns.as_raw_fd();
+            return on_spawner_thread(move || {
+                // SAFETY: setns on a descriptor the caller holds until we return.
+                if unsafe { libc::setns(ns, libc::CLONE_NEWPID) } < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(f())
+            })?;
+        }
         let own = own_pid_ns()?;
         // SAFETY: setns on descriptors we hold; CLONE_NEWPID changes only which PID
         // namespace this thread's next children are born in.
@@ -363,6 +381,41 @@ fn on_init_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|_| io::Error::other("the case init thread is gone"))?;
     rx.recv()
         .map_err(|_| io::Error::other("the case init thread is gone"))
+}
+
+/// Runs `f` on the one thread that forks confined processes without root (see
+/// [`CaseInit::spawning`]) and returns its result, blocking until then; a panic in `f`
+/// is resumed on the caller.
+fn on_spawner_thread<T: Send>(f: impl FnOnce() -> T + Send) -> io::Result<T> {
+    static JOBS: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    let jobs = JOBS.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sockgrade-spawner".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .expect("a thread to fork confined processes");
+        Mutex::new(tx)
+    });
+    let (tx, rx) = mpsc::sync_channel(1);
+    let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    // SAFETY: the job may borrow from the caller's stack: the caller blocks below until
+    // the job has run (its sender then sent) or has been dropped unrun (the sender with
+    // it), so nothing it borrows ends before it does.
+    let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Job>(job) };
+    if jobs.lock().unwrap().send(job).is_err() {
+        return Err(io::Error::other("the spawner thread is gone"));
+    }
+    match rx.recv() {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => Err(io::Error::other("the spawner thread is gone")),
+    }
 }
 
 /// Collects a killed init on a thread of its own (it exits once every process of its

@@ -83,6 +83,9 @@ pub struct Confinement {
     workdir: PathBuf,
     uid: u32,
     gid: u32,
+    /// Whether the supplementary groups are dropped: not in the grader's user namespace,
+    /// which denies `setgroups` (see [`Confinement::prepare`]).
+    setgroups: bool,
     init: CaseInit,
     workdir_c: CString,
     exposed: Vec<PathBuf>,
@@ -123,13 +126,22 @@ impl Confinement {
         let plan = Arc::new(RootPlan::new(&workdir, &trees)?);
         let exposed = plan.exposed().to_vec();
         let init = CaseInit::start(plan)?;
-        let id = UID_BASE + init.pid();
-        chown_tree(&workdir, id, id)?;
+        // Without root, in the grader's user namespace (`super::userns`), there is one
+        // uid: every case runs as it (0 there, the invoking user's outside), without
+        // capabilities; its PID namespace and root keep it from seeing any other case or
+        // the grader. The folder is the grader's already, and the user's groups, which
+        // the namespace may not drop, stay.
+        let shared = super::userns::active();
+        let id = if shared { 0 } else { UID_BASE + init.pid() };
+        if !shared {
+            chown_tree(&workdir, id, id)?;
+        }
         Ok(Confinement {
             workdir_c: cstring(&workdir)?,
             workdir,
             uid: id,
             gid: id,
+            setgroups: !shared,
             init,
             exposed,
             seccomp: super::seccomp::Filters::get().ok(),
@@ -146,7 +158,7 @@ impl Confinement {
 
     /// Runs `f`, which forks the case's process, so that the child is born in the case's
     /// PID namespace (see [`CaseInit::spawning`]).
-    pub fn spawning<T>(&self, f: impl FnOnce() -> T) -> io::Result<T> {
+    pub fn spawning<T: Send>(&self, f: impl FnOnce() -> T + Send) -> io::Result<T> {
         self.init.spawning(f)
     }
 
@@ -228,11 +240,13 @@ impl Confinement {
         super::caps::lock_securebits_and_bounding()?;
         // Raw calls: they change only this (the only) thread, without glibc's machinery
         // for broadcasting to threads that no longer exist after the fork.
-        check_long(libc::syscall(
-            libc::SYS_setgroups,
-            0 as libc::size_t,
-            std::ptr::null::<libc::gid_t>(),
-        ))?;
+        if self.setgroups {
+            check_long(libc::syscall(
+                libc::SYS_setgroups,
+                0 as libc::size_t,
+                std::ptr::null::<libc::gid_t>(),
+            ))?;
+        }
         check_long(libc::syscall(
             libc::SYS_setresgid,
             self.gid,

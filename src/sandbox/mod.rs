@@ -15,7 +15,9 @@
 //! - [`warm`]: a fork server that starts Python 3 programs without a fresh interpreter;
 //! - [`capture`]: flood-safe capture of stdout/stderr;
 //! - [`sockets`]: the program's sockets, inspected through copies of its descriptors;
-//! - [`proc_net`]: reading sockets and processes from `/proc`.
+//! - [`proc_net`]: reading sockets and processes from `/proc`;
+//! - [`userns`]: a user namespace for the grader, so that an unprivileged user gets the
+//!   same namespaces as root.
 //!
 //! [`Host`] is what this machine allows, detected once per run; [`Sandbox`] is one
 //! case's box built from it.
@@ -34,6 +36,7 @@ pub(crate) mod root;
 pub mod scratch;
 pub mod seccomp;
 pub mod sockets;
+pub mod userns;
 pub mod warm;
 pub mod workdir;
 
@@ -89,9 +92,13 @@ impl Host {
         let mut notes = Vec::new();
         let netns = match req {
             IsolationRequest::None => Err("not asked for".to_string()),
-            _ => netns::NetNs::create()
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            _ => netns::NetNs::create().map(|_| ()).map_err(|e| {
+                // Why the user namespace that would have allowed it is missing, too.
+                match userns::state() {
+                    userns::UserNs::Refused(userns_why) => format!("{e}; {userns_why}"),
+                    _ => e.to_string(),
+                }
+            }),
         };
         let cgroups = match req {
             IsolationRequest::Full | IsolationRequest::Auto if netns.is_ok() => {
@@ -108,7 +115,8 @@ impl Host {
                     } else {
                         "full"
                     },
-                    what: "network namespaces (root, or CAP_SYS_ADMIN)",
+                    what:
+                        "network namespaces (root, CAP_SYS_ADMIN, or unprivileged user namespaces)",
                     why: why.clone(),
                 })
             }
@@ -121,19 +129,25 @@ impl Host {
             }
             (IsolationRequest::Netns, Ok(()), _) => Isolation::Netns,
             (_, Ok(()), Ok(_)) => Isolation::Full,
+            // Without root, the user namespace's note says it, with what it gives.
+            (IsolationRequest::Auto, Ok(()), Err(_)) if userns::active() => Isolation::Netns,
             (IsolationRequest::Auto, Ok(()), Err(why)) => {
                 notes.push(format!("no cgroups ({why}): limits are per process (rlimits) and a daemon that leaves its process group may outlive its case"));
                 Isolation::Netns
             }
             (IsolationRequest::Auto, Err(why), _) => {
                 notes.push(format!(
-                    "cannot create network namespaces ({why}); cases run one at a time on this machine's loopback, so student programs must use free ports and addresses of this machine. Run as root for isolation."
+                    "cannot create network namespaces ({why}); cases run one at a time on this machine's loopback, so student programs must use free ports and addresses of this machine. Run as root, or allow unprivileged user namespaces, for isolation."
                 ));
                 Isolation::None
             }
         };
-        let confine = match (isolation, confine::Confinement::available()) {
+        let confinement = confine::Confinement::available();
+        let confine = match (isolation, confinement.clone()) {
             (Isolation::Full, Ok(())) => true,
+            // Without root and without a cgroup, the case's PID namespace is what stops
+            // everything the case started, and its root what hides the machine.
+            (Isolation::Netns, Ok(())) if req == IsolationRequest::Auto && userns::active() => true,
             (Isolation::Full, Err(why)) if req == IsolationRequest::Full => {
                 return Err(HostError::Unavailable {
                     asked: "full",
@@ -155,6 +169,23 @@ impl Host {
             if let Some(note) = cg.slow_moves_note() {
                 notes.push(note);
             }
+        }
+        if let (userns::UserNs::Entered { uid, .. }, true) = (userns::state(), isolation.parallel())
+        {
+            let limits = match (&cgroups, isolation) {
+                (Ok(cg), Isolation::Full) => userns::Limits::Cgroup {
+                    memory: cg.supports_memory_limit(),
+                    processes: cg.supports_process_limit(),
+                },
+                (Ok(_), _) => userns::Limits::Rlimits("--isolation netns asks for none"),
+                (Err(why), _) => userns::Limits::Rlimits(why),
+            };
+            let confined = match (&confinement, confine) {
+                (_, true) => Ok(()),
+                (Err(why), false) => Err(why.as_str()),
+                (Ok(()), false) => Err("not asked for"),
+            };
+            notes.insert(0, userns::note(*uid, confined, limits));
         }
         let redirect = isolation != Isolation::None && netns::nft_available();
         if isolation != Isolation::None && !redirect {

@@ -230,3 +230,114 @@ pub fn journaled_students(out: &Path) -> usize {
         .filter(|l| l.starts_with(r#"{"type":"student""#))
         .count()
 }
+
+/// Whether this test can act as an unprivileged user (it runs as root, and util-linux's
+/// `setpriv` is here); says why it is skipped when not.
+pub fn can_act_as_nobody() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0
+        || std::process::Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("skipped: needs root and setpriv to act as an unprivileged user");
+        return false;
+    }
+    true
+}
+
+/// The minimal environment of every run in [`as_nobody`] (and of the root runs it is
+/// compared with): the same PATH, so both find the same interpreters.
+pub const PLAIN_ENV: &[&str] = &[
+    "PATH=/usr/bin:/bin:/usr/sbin:/sbin",
+    "HOME=/tmp",
+    "NO_COLOR=1",
+];
+
+/// Which user namespaces an unprivileged run may make.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UserNs {
+    /// As the machine allows.
+    Allowed,
+    /// Refused by the kernel, as in a container whose seccomp profile forbids them
+    /// ([`refuse_user_namespaces`]).
+    Refused,
+}
+
+/// `sockgrade ARGS` as `nobody` (uid and gid 65534, no groups), in the crate's folder,
+/// with [`PLAIN_ENV`] only.
+pub fn as_nobody(args: &[&str], userns: UserNs) -> std::process::Output {
+    nobody_command(args, userns).output().unwrap()
+}
+
+/// The command of [`as_nobody`], to add to.
+pub fn nobody_command(args: &[&str], userns: UserNs) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "env",
+        "-i",
+    ])
+    .args(PLAIN_ENV)
+    .arg(env!("CARGO_BIN_EXE_sockgrade"))
+    .args(args)
+    .current_dir(root());
+    if userns == UserNs::Refused {
+        let filter = refuse_user_namespaces();
+        // SAFETY: apply_filter makes two prctl calls on a program built before the fork.
+        unsafe {
+            cmd.pre_exec(move || seccompiler::apply_filter(&filter).map_err(std::io::Error::other));
+        }
+    }
+    cmd
+}
+
+/// `sockgrade ARGS` as root with the environment of [`as_nobody`]: what an unprivileged
+/// run is compared with.
+pub fn as_root_plain(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("env")
+        .arg("-i")
+        .args(PLAIN_ENV)
+        .arg(env!("CARGO_BIN_EXE_sockgrade"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+/// What Docker's default seccomp profile does to an unprivileged container: `unshare` and
+/// `clone` with `CLONE_NEWUSER` fail with EPERM (a real refusal by the kernel, inherited
+/// by setpriv and the grader, which enters its user namespace with `unshare`).
+pub fn refuse_user_namespaces() -> seccompiler::BpfProgram {
+    use seccompiler::{
+        SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    };
+    let newuser = libc::CLONE_NEWUSER as u64;
+    let rule = || {
+        SeccompRule::new(vec![SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(newuser),
+            newuser,
+        )
+        .unwrap()])
+        .unwrap()
+    };
+    let rules = [libc::SYS_unshare, libc::SYS_clone]
+        .into_iter()
+        .map(|nr| (nr, vec![rule()]))
+        .collect();
+    SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        std::env::consts::ARCH.try_into().unwrap(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap()
+}
