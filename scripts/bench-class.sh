@@ -2,6 +2,7 @@
 # Benchmark of a class run, in one go on this machine (as root: namespaces):
 #   scripts/bench-class.sh [N=200] [BASELINE_N=40]
 #   MIXED=1 scripts/bench-class.sh 20 20   # the mixed class of issue 14
+#   MIXED=1 CORRECT=1 scripts/bench-class.sh 20 20   # the same class, every student correct
 #   UDP=1 scripts/bench-class.sh 100       # a UDP class (issue 16): specs/udp-basics.toml
 #   MIXED=1 RENDER=1 scripts/bench-class.sh 1000 0   # 1,000 students, no floor/baseline,
 #                                           # with Chromium's render time of report.html

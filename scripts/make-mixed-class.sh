@@ -15,8 +15,12 @@ kinds=(good good good good good good good good good good
   server_rst_on_close server_rst_on_close server_rst_on_close
   hostile_sleeps_forever hostile_sleeps_forever
   server_classroom_ip server_classroom_ip)
+# CORRECT=1: the same class with every student correct (the comparison issue 14 asks for).
+if [[ ${CORRECT:-0} == 1 ]]; then
+  kinds=(good)
+fi
 for ((i = 0; i < n; i++)); do
-  kind=${kinds[$((i % 20))]}
+  kind=${kinds[$((i % ${#kinds[@]}))]}
   s="$dir/$(printf 's%04d' "$i")"
   mkdir -p "$s"
   cp "$repo/fixtures/$kind/tcp_server.py" "$s/tcp_server.py"
