@@ -66,11 +66,13 @@ fn reasons(rows: &[Row]) -> String {
     // closed, is the kernel's accounting and the scheduler's: not part of the reason.
     // Nor is whether a send into a closed connection finds it closed or reset.
     let counts = regex::Regex::new(r"(got only|send failed after) \d+ (of|bytes)").unwrap();
-    let gone =
-        regex::Regex::new(r"(Broken pipe \(os error 32\)|Connection reset by peer \(os error 104\))")
-            .unwrap();
+    let gone = regex::Regex::new(
+        r"(Broken pipe \(os error 32\)|Connection reset by peer \(os error 104\))",
+    )
+    .unwrap();
     let out = counts.replace_all(&out, "$1 [n] $2");
-    gone.replace_all(&out, "[broken pipe or reset]").into_owned()
+    gone.replace_all(&out, "[broken pipe or reset]")
+        .into_owned()
 }
 
 #[test]
@@ -92,6 +94,27 @@ fn every_gallery_spec_tells_its_fixtures_apart_for_the_right_reasons() {
         redacted(|| insta::assert_snapshot!(name, reasons(&rows)));
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The command itself, as CI and an instructor run it, on one assignment (the in-process
+/// test above runs the same functions on all of them).
+#[test]
+fn check_against_with_expect_on_the_command_line() {
+    let out = common::sockgrade()
+        .args(["check", "specs/echo-quit.toml", "--against"])
+        .args([
+            "fixtures/gallery/echo-quit",
+            "--expect",
+            "specs/echo-quit.expect",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("every submission met its expectation"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -85,7 +85,11 @@ fn a_client_that_misses_each_input_fails_each_check_for_its_reason() {
     // How much fits in the buffer is the kernel's accounting: not part of the snapshot.
     let reasons: Vec<String> = reasons
         .iter()
-        .map(|r| short.replace(r, "got only [n] of 1048576 bytes").into_owned())
+        .map(|r| {
+            short
+                .replace(r, "got only [n] of 1048576 bytes")
+                .into_owned()
+        })
         .collect();
     redacted(|| insta::assert_snapshot!("spec_keys_failures", reasons.join("\n")));
 }
