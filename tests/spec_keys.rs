@@ -63,7 +63,7 @@ fn a_client_that_misses_each_input_fails_each_check_for_its_reason() {
         "{}",
         reasons[8]
     );
-    // The pause cut the line: one recv() got only its first piece.
+    // The pause cut the line: the client gave up after its first piece.
     assert!(
         reasons[9].contains(r#"got received "got hel", then"#),
         "{}",
@@ -159,4 +159,35 @@ fn without_recv_buffer_a_hurried_client_gets_through() {
         "a small recv_buffer holds back a client in a hurry",
     );
     assert_verdicts(&report, &[]);
+}
+
+/// The other way for `pause`: without it, "lo\n" follows "hel" as soon as the client
+/// waits for it, and the client that gives up after 0.2 s gets the whole line.
+#[test]
+fn without_the_pause_an_impatient_client_gets_the_whole_line() {
+    let report = wrong_client_without(
+        |s| s.replace("  { pause = \"1s\" },\n", ""),
+        "a pause between two sends",
+    );
+    assert_verdicts(&report, &[]);
+}
+
+/// The other way for `label`: without it the student is shown the regex itself (its
+/// newline escaped: a reason is one line).
+#[test]
+fn without_the_label_the_regex_is_shown() {
+    let report = wrong_client_without(
+        |s| {
+            s.replace(
+                r#", label = "a greeting with a number, like \"HELLO 42\"" "#,
+                " ",
+            )
+        },
+        "a regex shown by its label",
+    );
+    let reason = report["cases"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(r"expected data matching /^HELLO [0-9]+\n/, got"),
+        "{reason}"
+    );
 }
