@@ -277,7 +277,56 @@ fixture!(
 );
 #[test]
 fn server_with_a_syntax_error() {
-    assert_verdicts(&grade("server_syntax_error", "server", &[]), &ALL_SERVER);
+    let report = grade("server_syntax_error", "server", &[]);
+    assert_verdicts(&report, &ALL_SERVER);
+    let leader = started_once(&report);
+    let reason = report["cases"][leader]["reason"].as_str().unwrap();
+    assert!(reason.contains("SyntaxError"), "{reason}");
+}
+
+/// A start-up failure is learned once per submission and side: a server that never
+/// listens costs one start-up deadline, not one per case. One case (the leader) starts
+/// it and waits out the deadline; every other server case is not run and points to it.
+#[test]
+fn a_server_that_never_listens_is_started_once() {
+    let report = grade("hostile_sleeps_forever", "server", &[]);
+    assert_verdicts(&report, &ALL_SERVER);
+    let leader = started_once(&report);
+    let reason = report["cases"][leader]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("no listening socket after 5s: the server never reached listen()"),
+        "{reason}"
+    );
+}
+
+/// Checks that the program was started by one case only, that this case (the leader,
+/// whichever the scheduling made it) has the reason, and that every other case was not
+/// run, points to it (JSON `"not_run": "<leader>"`), says the same and took no time.
+/// Returns the leader's index.
+fn started_once(report: &serde_json::Value) -> usize {
+    let cases = report["cases"].as_array().unwrap();
+    let starts = |c: &serde_json::Value| {
+        c["transcript"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"] == "started")
+            .count()
+    };
+    let total: usize = cases.iter().map(starts).sum();
+    assert_eq!(total, 1, "the program was started {total} times");
+    let leader = cases.iter().position(|c| starts(c) == 1).unwrap();
+    let (name, reason) = (&cases[leader]["name"], &cases[leader]["reason"]);
+    assert!(cases[leader].get("not_run").is_none(), "{}", cases[leader]);
+    for (i, c) in cases.iter().enumerate().filter(|&(i, _)| i != leader) {
+        assert_eq!(&c["not_run"], name, "case {i}: {c}");
+        assert_eq!(c["status"], "failed", "case {i}: {c}");
+        assert_eq!(c["duration_ms"], 0, "case {i}: {c}");
+        // The leader's reason without its first part (the step it was at).
+        let why = c["reason"].as_str().unwrap();
+        assert!(reason.as_str().unwrap().ends_with(why), "{why} vs {reason}");
+    }
+    leader
 }
 
 /// 0.0.0.1 is an address no machine owns: bind() fails here as on a real machine,

@@ -1,4 +1,4 @@
-"""Model of specs/drafts/chat.toml (see model.py)."""
+"""Model of specs/chat.toml (see model.py)."""
 import os
 from model import *
 
@@ -90,4 +90,4 @@ CASES = [
 ]
 
 if __name__ == '__main__':
-    main_for(CASES, 'fixtures/gallery/chat', 'specs/drafts/chat.expect')
+    main_for(CASES, 'fixtures/gallery/chat', 'specs/chat.expect')

@@ -1,4 +1,4 @@
-"""Model of specs/drafts/echo-quit.toml (see model.py)."""
+"""Model of specs/echo-quit.toml (see model.py)."""
 import random
 import threading
 from model import *
@@ -115,4 +115,4 @@ CASES = [
 ]
 
 if __name__ == '__main__':
-    main_for(CASES, 'fixtures/gallery/echo-quit', 'specs/drafts/echo-quit.expect')
+    main_for(CASES, 'fixtures/gallery/echo-quit', 'specs/echo-quit.expect')

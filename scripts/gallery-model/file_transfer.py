@@ -1,4 +1,4 @@
-"""Model of specs/drafts/file-transfer.toml (see model.py). The namespace caps TCP send
+"""Model of specs/file-transfer.toml (see model.py). The namespace caps TCP send
 buffers at 64 KiB (the proposed `send_buffer`), which is what makes a send() of 1 MiB short."""
 import hashlib
 import random
@@ -117,4 +117,4 @@ CASES = [
 ]
 
 if __name__ == '__main__':
-    main_for(CASES, 'fixtures/gallery/file-transfer', 'specs/drafts/file-transfer.expect', wmem_max=65536)
+    main_for(CASES, 'fixtures/gallery/file-transfer', 'specs/file-transfer.expect', wmem_max=65536)

@@ -1,4 +1,4 @@
-"""Model of specs/drafts/http10.toml (see model.py)."""
+"""Model of specs/http10.toml (see model.py)."""
 from model import *
 
 PORT = 28080
@@ -78,4 +78,4 @@ CASES = [
 ]
 
 if __name__ == '__main__':
-    main_for(CASES, 'fixtures/gallery/http10', 'specs/drafts/http10.expect')
+    main_for(CASES, 'fixtures/gallery/http10', 'specs/http10.expect')

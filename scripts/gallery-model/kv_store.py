@@ -1,4 +1,4 @@
-"""Model of specs/drafts/kv-store.toml (see model.py)."""
+"""Model of specs/kv-store.toml (see model.py)."""
 import random
 from model import *
 
@@ -92,4 +92,4 @@ CASES = [
 ]
 
 if __name__ == '__main__':
-    main_for(CASES, 'fixtures/gallery/kv-store', 'specs/drafts/kv-store.expect')
+    main_for(CASES, 'fixtures/gallery/kv-store', 'specs/kv-store.expect')

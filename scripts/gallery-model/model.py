@@ -1,8 +1,10 @@
-"""A Python model of the gallery's draft specs: NOT the grader.
+"""A Python model of the gallery's specs: NOT the grader.
 
-It plays each case of a draft spec (specs/drafts/<assignment>.toml) against each fixture
-folder by hand-written Python, so that the fixtures and the `.expect` files can be checked
-before sockgrade implements the proposed keys. Run it as root inside a private network
+It plays each case of a gallery spec (specs/<assignment>.toml) against each fixture
+folder by hand-written Python. It was written so that the fixtures and the `.expect`
+files could be checked before sockgrade implemented the keys the specs needed; now
+tests/gallery.rs checks them with the grader itself (`check --against --expect`), and
+this model only helps to try a new fixture's behaviour outside the grader. Run it as root inside a private network
 namespace (run.sh does that), so the fixtures' fixed ports never clash with anything.
 
 Waiting is on events with deadlines (the port listening, data, FIN, exit); a sleep appears

@@ -272,12 +272,17 @@ impl<'a> Run<'a> {
             .unwrap_or_default()
     }
 
-    /// Waits a little for an exit that is under way (the connection it held was just
-    /// closed or reset). Returns at once when the program is still serving.
+    /// Waits for an exit that is under way (the connection it held was just closed or
+    /// reset). Returns at once when the program is still serving.
     pub(super) async fn settle_exit(&mut self) {
-        if let Some(p) = &self.proc {
-            let peer_gone = self.conns.iter().any(|c| c.peer_closed().is_some());
-            if p.status().is_none() && peer_gone {
+        let peer_gone = self.conns.iter().any(|c| c.peer_closed().is_some());
+        if peer_gone && self.proc.as_ref().is_some_and(|p| p.status().is_none()) {
+            // A program that closed because it is ending (a traceback, then the
+            // interpreter's shutdown closing its sockets) still runs when its FIN
+            // comes: first wait until it waits for us or is gone, as before an action,
+            // so whether the reason says it exited does not depend on the load.
+            self.settle().await;
+            if let Some(p) = &self.proc {
                 let _ = tokio::time::timeout(SETTLE, p.exited()).await;
             }
         }

@@ -752,7 +752,15 @@ impl Matcher {
             Matcher::Exact(b) => format!("exactly {}", crate::text::quote(b)),
             Matcher::Contains(b) => format!("data containing {}", crate::text::quote(b)),
             Matcher::NotContains(b) => format!("no {}", crate::text::quote(b)),
-            Matcher::Regex(re) => format!("data matching /{}/", re.as_str()),
+            // A reason is one line: a newline or tab written into the pattern as such
+            // (TOML's "\n") is shown as its escape.
+            Matcher::Regex(re) => format!(
+                "data matching /{}/",
+                re.as_str()
+                    .replace('\n', "\\n")
+                    .replace('\r', "\\r")
+                    .replace('\t', "\\t")
+            ),
         }
     }
 }

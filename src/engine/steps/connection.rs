@@ -357,6 +357,10 @@ impl Run<'_> {
             .race(c.read_until(matcher, far), late)
             .await
             .unwrap_or(ReadOutcome::TimedOut);
+        if matches!(outcome, ReadOutcome::Mismatch) && !matcher.is_negative() {
+            self.answer_in_full(conn).await;
+        }
+        let c = self.conns.get_mut(conn);
         let sent = (!c.last_sent.is_empty()).then(|| quote(&c.last_sent));
         let pending = c.pending().to_vec();
         let total = c.pending_total();
@@ -406,6 +410,20 @@ impl Run<'_> {
             sent,
             ..cx.fail(matcher.describe(), got)
         })
+    }
+
+    /// After data that cannot match: waits until the program waits for us (or at most
+    /// as [`Run::settle`] does) and reads what it sent meanwhile, up to 64 KiB, so the
+    /// reason quotes its whole answer however its writes were cut into segments
+    /// ("QU" then "IT\n" from a server answering each recv() reads "QUIT\n", not
+    /// sometimes "QU").
+    async fn answer_in_full(&mut self, conn: &ConnName) {
+        self.settle().await;
+        let c = self.conns.get_mut(conn);
+        let (start, now) = (c.pending_total(), tokio::time::Instant::now());
+        while c.pending_total() - start < 64 * 1024
+            && tokio::time::timeout_at(now, c.read_more()).await == Ok(true)
+        {}
     }
 
     /// Half-close: `shutdown(SHUT_WR)`, we keep reading.
