@@ -65,14 +65,17 @@ pub(crate) fn is_executable(p: &Path) -> bool {
 /// # Safety
 /// Only between fork and exec (it changes the calling process's signal state).
 pub(crate) unsafe fn clean_signal_state() {
-    let mut empty: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut empty);
-    libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    // Dispositions first, then the mask: a child that shares the grader's memory (the
+    // case init, cloned with CLONE_VM and every signal blocked) must never run one of
+    // the grader's handlers.
     for sig in 1..libc::SIGRTMAX() {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
             libc::signal(sig, libc::SIG_DFL);
         }
     }
+    let mut empty: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut empty);
+    libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
 }
 
 /// The message [`say_on_abort`] prints.

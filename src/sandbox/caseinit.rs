@@ -73,30 +73,8 @@ impl CaseInit {
         let w = status_w.as_raw_fd();
         let child_plan = plan.clone();
         let pid = on_init_thread(move || {
-            // SAFETY: a fork-like clone (no CLONE_VM); the child runs only
-            // async-signal-safe code on its copy of this stack and leaves by exec or _exit.
-            unsafe {
-                let flags = libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWNS;
-                let pid = libc::syscall(
-                    libc::SYS_clone,
-                    (flags | libc::SIGCHLD) as libc::c_ulong,
-                    0usize,
-                    0usize,
-                    0usize,
-                    0usize,
-                );
-                if pid == 0 {
-                    let (step, errno) = init_main(&child_plan, grader, sleep);
-                    let msg = [step.to_ne_bytes(), errno.to_ne_bytes()].concat_array();
-                    libc::write(w, msg.as_ptr().cast(), msg.len());
-                    libc::_exit(127);
-                }
-                if pid < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(pid as u32)
-                }
-            }
+            // SAFETY: see `clone_init`.
+            unsafe { clone_init(&child_plan, grader, sleep, w) }
         })??;
         drop(status_w);
         let mut msg = [0u8; 8];
@@ -222,6 +200,90 @@ impl Drop for CaseInit {
             );
         }
         reap_later(self.pid);
+    }
+}
+
+/// What the init's child needs, on the stack of the thread that clones it.
+struct InitArgs<'a> {
+    plan: &'a RootPlan,
+    grader: RawFd,
+    sleep: &'a CStr,
+    status: RawFd,
+}
+
+/// Size of the stack the init's child runs on until its exec (its mounts and the
+/// building of its root; nothing recursive).
+const INIT_STACK: usize = 256 << 10;
+
+/// Clones the case's init as `posix_spawn` clones a child: `CLONE_VM | CLONE_VFORK`, on a
+/// stack of its own, this thread waiting until the child has exec'd (or exited). A
+/// fork-like clone copied the grader's page tables for every case and write-protected
+/// its memory, so that the grader's threads then faulted page by page and every CPU
+/// flushed its TLB: 13 % of the machine's CPU while a class ran (`perf`), against
+/// nothing now. Returns the init's pid.
+///
+/// # Safety
+/// Only on the init thread (its death is the init's parent-death signal). The child runs
+/// [`init_main`] only: async-signal-safe code that allocates nothing and leaves by exec
+/// or `_exit`; all signals are blocked across the clone, so that no handler of the
+/// grader runs in the child, which shares its memory until the exec.
+unsafe fn clone_init(
+    plan: &RootPlan,
+    grader: RawFd,
+    sleep: &CStr,
+    status: RawFd,
+) -> io::Result<u32> {
+    extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `InitArgs` of `clone_init`, alive until this child has
+        // exec'd or exited (the parent is suspended until then: CLONE_VFORK).
+        unsafe {
+            let a = &*(arg as *const InitArgs);
+            let (step, errno) = init_main(a.plan, a.grader, a.sleep);
+            let msg = [step.to_ne_bytes(), errno.to_ne_bytes()].concat_array();
+            libc::write(a.status, msg.as_ptr().cast(), msg.len());
+            libc::_exit(127);
+        }
+    }
+    let stack = libc::mmap(
+        std::ptr::null_mut(),
+        INIT_STACK,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+        -1,
+        0,
+    );
+    if stack == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let mut all: libc::sigset_t = std::mem::zeroed();
+    let mut before: libc::sigset_t = std::mem::zeroed();
+    libc::sigfillset(&mut all);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut before);
+    let mut args = InitArgs {
+        plan,
+        grader,
+        sleep,
+        status,
+    };
+    let flags = libc::CLONE_VM
+        | libc::CLONE_VFORK
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWNS
+        | libc::SIGCHLD;
+    let pid = libc::clone(
+        child,
+        (stack as *mut u8).add(INIT_STACK).cast(),
+        flags,
+        (&mut args as *mut InitArgs).cast(),
+    );
+    let err = io::Error::last_os_error();
+    libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
+    libc::munmap(stack, INIT_STACK);
+    if pid < 0 {
+        Err(err)
+    } else {
+        Ok(pid as u32)
     }
 }
 
