@@ -240,13 +240,15 @@ impl Sandbox {
         case_id: &str,
     ) -> Result<Sandbox, SandboxError> {
         let file = workdir::find_file(submission, &program.files)?;
-        // Bounded where the grader may mount (what isolates a case needs root too).
-        let dir = scratch::WorkFolder::new(host.isolation != Isolation::None).map_err(|e| {
-            SandboxError::Setup {
+        // Bounded where the grader may mount in the machine's mount namespace: as root
+        // (what isolates a case needs root too), not in a user namespace of its own,
+        // whose capabilities do not reach the host's mounts (a plain folder there).
+        let may_mount = !matches!(userns::state(), userns::UserNs::Entered { .. });
+        let dir = scratch::WorkFolder::new(host.isolation != Isolation::None && may_mount)
+            .map_err(|e| SandboxError::Setup {
                 what: "work folder",
                 source: e,
-            }
-        })?;
+            })?;
         workdir::copy_submission(submission, dir.path())?;
         let netns = match host.isolation {
             Isolation::None => None,
