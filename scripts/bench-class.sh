@@ -53,7 +53,7 @@ if [[ -f $work/out/report.html ]]; then
   echo "   report.html: $(($(stat -c %s "$work/out/report.html") / 1024)) KiB"
   # RENDER=1: Chromium's render time of it (scripts/bench-render.sh).
   if [[ ${RENDER:-0} == 1 ]]; then
-    echo "   render: $("$repo/scripts/bench-render.sh" "$work/out/report.html" | tail -1)"
+    "$repo/scripts/bench-render.sh" "$work/out/report.html" | sed 's/^/   render: /'
   fi
 fi
 # BASELINE_N=0: the class run only (a 1,000-student class: the floor would take minutes).
