@@ -109,3 +109,22 @@ pub(crate) fn say_on_abort(message: &'static str) {
         libc::sigaction(libc::SIGABRT, &sa, std::ptr::null_mut());
     }
 }
+
+/// A libc call's result as an `io::Result`: negative is failure, with `errno`.
+/// Async-signal-safe (used between fork and exec).
+pub(crate) fn check(r: libc::c_int) -> std::io::Result<()> {
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// [`check`] for `syscall(2)`'s `long`.
+pub(crate) fn check_long(r: libc::c_long) -> std::io::Result<()> {
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

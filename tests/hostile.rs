@@ -1107,6 +1107,26 @@ fn ns_view(unshare: u32, dir: &Path) -> PathBuf {
     Path::new(&format!("/proc/{unshare}/root")).join(dir.strip_prefix("/").unwrap())
 }
 
+/// `sockgrade ARGS` as PID 1 ([`as_pid1`]) with a test folder of its own as TMPDIR,
+/// once the fixture's first orphan has exited (`hostile_orphans` leaves a marker); `None`
+/// where PID 1 cannot be had.
+fn pid1_past_the_first_orphan(
+    label: &str,
+    args: &[&str],
+) -> Option<(PathBuf, std::process::Child)> {
+    let tmp =
+        std::env::temp_dir().join(format!("sockgrade-hostile-{label}-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let child = as_pid1(&tmp, args)?;
+    wait_for_marker(
+        &ns_view(child.id(), &tmp),
+        "orphan-exited",
+        std::time::Duration::from_secs(30),
+    )
+    .expect("the fixture's orphan exits");
+    Some((tmp, child))
+}
+
 fn pid1_of(unshare: u32) -> i32 {
     let children = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
         .unwrap_or_default();
@@ -1143,19 +1163,11 @@ const ORPHANS: [&str; 8] = [
 /// and exit code are those of a normal run.
 #[test]
 fn as_pid1_orphans_are_reaped_and_the_run_is_the_same() {
-    let tmp = std::env::temp_dir().join(format!("sockgrade-hostile-pid1-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
     let args = [&ORPHANS[..], &["json"]].concat();
-    let Some(child) = as_pid1(&tmp, &args) else {
+    // The first case's orphan has exited: PID 1 must reap it while the run goes on.
+    let Some((tmp, child)) = pid1_past_the_first_orphan("pid1", &args) else {
         return;
     };
-    // The first case's orphan has exited: PID 1 must reap it while the run goes on.
-    wait_for_marker(
-        &ns_view(child.id(), &tmp),
-        "orphan-exited",
-        std::time::Duration::from_secs(30),
-    )
-    .expect("the fixture's orphan exits");
     let pid1 = pid1_of(child.id());
     // SAFETY: plain system call; the descriptor is ours.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid1, 0) } as i32;
@@ -1241,21 +1253,10 @@ fn as_pid1_a_class_completes_and_the_correct_neighbour_keeps_its_score() {
 /// cases, and PID 1 exits as a shell does for a program a signal ended (128 + 15).
 #[test]
 fn as_pid1_sigterm_stops_the_grader_and_its_cases() {
-    let tmp = std::env::temp_dir().join(format!(
-        "sockgrade-hostile-pid1-term-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&tmp).unwrap();
     let args = [&ORPHANS[..], &["json"]].concat();
-    let Some(child) = as_pid1(&tmp, &args) else {
+    let Some((tmp, child)) = pid1_past_the_first_orphan("pid1-term", &args) else {
         return;
     };
-    wait_for_marker(
-        &ns_view(child.id(), &tmp),
-        "orphan-exited",
-        std::time::Duration::from_secs(30),
-    )
-    .expect("the fixture starts");
     let pid1 = pid1_of(child.id());
     // SAFETY: a signal to the process this test started (through unshare).
     unsafe { libc::kill(pid1, libc::SIGTERM) };

@@ -68,16 +68,7 @@ fn stop_and_wait_against_its_fixtures() {
 }
 
 fn run_json(spec: &str, fixture: &str, case: &str) -> serde_json::Value {
-    let out = sockgrade()
-        .args(["run", spec, fixture, "--format", "json", "--case", case])
-        .output()
-        .unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::grade_json(spec, fixture, &["--case", case])
 }
 
 fn got(report: &serde_json::Value) -> String {
@@ -247,18 +238,7 @@ sys.exit(1 if bad else 0)
 
 /// Every case of a client, as JSON.
 fn run_client(spec: &str, fixture: &str) -> serde_json::Value {
-    let out = sockgrade()
-        .args([
-            "run", spec, fixture, "--format", "json", "--target", "client",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::grade_json(spec, fixture, &["--target", "client"])
 }
 
 fn notes(case: &serde_json::Value) -> Vec<String> {
@@ -392,24 +372,7 @@ fn an_ipv6_server() {
 }
 
 fn run_server(fixture: &str) -> serde_json::Value {
-    let out = sockgrade()
-        .args([
-            "run",
-            "specs/udp-basics.toml",
-            fixture,
-            "--format",
-            "json",
-            "--target",
-            "server",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::grade_json("specs/udp-basics.toml", fixture, &["--target", "server"])
 }
 
 /// A UDP class graded as a TCP one is (`grade`: gradebook, reports, limits): a correct

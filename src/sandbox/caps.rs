@@ -3,6 +3,7 @@
 //! everything and change uid; the case's init ([`super::caseinit`]) stays uid 0 of its
 //! namespaces but keeps no capability.
 
+use crate::sys::{check, check_long};
 use std::io;
 
 // Kernel ABI (linux/securebits.h, linux/capability.h), spelled out so the module does
@@ -88,20 +89,4 @@ pub(crate) unsafe fn drop_capabilities() -> io::Result<()> {
         0,
         0,
     ))
-}
-
-fn check(r: libc::c_int) -> io::Result<()> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-fn check_long(r: libc::c_long) -> io::Result<()> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }

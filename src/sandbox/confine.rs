@@ -68,6 +68,7 @@
 
 use super::caseinit::CaseInit;
 use super::root::RootPlan;
+use crate::sys::{check, check_long};
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -304,22 +305,6 @@ fn cstring(path: &Path) -> io::Result<CString> {
             format!("{} contains a NUL byte", path.display()),
         )
     })
-}
-
-fn check(r: libc::c_int) -> io::Result<()> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-fn check_long(r: libc::c_long) -> io::Result<()> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }
 
 /// Exit codes of the probe's child besides an errno.
