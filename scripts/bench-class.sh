@@ -47,6 +47,7 @@ echo "== sockgrade grade: $n submissions × $cases cases = $checks checks (defau
 wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt")
 rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
 secs=$(python3 -c "import sys; p=sys.argv[1].split(':'); print(sum(float(x)*60**i for i,x in enumerate(reversed(p))))" "$wall")
+echo "   user $(awk -F": " "/User time/ {print \$2}" "$work/time.txt") s, system $(awk -F": " "/System time/ {print \$2}" "$work/time.txt") s"
 echo "   wall ${secs} s, $(python3 -c "print(round(1000*$secs/$checks,1))") ms per check, grader peak RSS $((rss / 1024)) MiB"
 echo "   load average when it ended: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ -f $work/out/report.html ]]; then

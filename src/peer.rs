@@ -41,6 +41,8 @@ pub(crate) struct Connection {
     pub(crate) remote: SocketAddr,
     /// Bytes received in all (for the transcript).
     pub(crate) received_total: u64,
+    /// Bytes sent in all.
+    pub(crate) sent_total: u64,
     pub(crate) last_sent: Vec<u8>,
     /// Bytes dropped from the front of the buffer since the last match (a flood), so
     /// that reports count what arrived, not what was kept.
@@ -67,6 +69,7 @@ impl Connection {
             local,
             remote,
             received_total: 0,
+            sent_total: 0,
             last_sent: Vec::new(),
             dropped: 0,
             read_rate: None,
@@ -268,6 +271,7 @@ impl Connection {
             .as_mut()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "closed"))?;
         stream.write_all(bytes).await?;
+        self.sent_total += bytes.len() as u64;
         self.last_sent = bytes.to_vec();
         Ok(())
     }

@@ -282,8 +282,9 @@ fn a_command_that_cannot_start_is_an_error_not_a_failure() {
 
 #[test]
 fn a_server_that_answers_every_empty_recv_is_stopped_reading_early() {
-    // It never closes and sends without end: the grader stops reading after 1 MiB
-    // instead of draining the flood until the deadline, and says so.
+    // It never closes and sends without end: the grader stops reading after 64 KiB
+    // (it was sent a few bytes) instead of draining the flood until the deadline, and
+    // says so.
     let report = common::grade(
         "server_no_empty_recv_check",
         "server",
@@ -293,7 +294,7 @@ fn a_server_that_answers_every_empty_recv_is_stopped_reading_early() {
     assert_eq!(case["status"], "failed");
     let got = case["failure"]["got"].as_str().unwrap();
     assert!(
-        got.starts_with("the connection stayed open: it kept sending instead of closing (the grader stopped reading after 1024 KiB)"),
+        got.starts_with("the connection stayed open: it kept sending instead of closing (the grader stopped reading after 64 KiB)"),
         "{got}"
     );
     // The good server closes (the same check, passed).
@@ -303,4 +304,20 @@ fn a_server_that_answers_every_empty_recv_is_stopped_reading_early() {
         &["--case", "closes after the client closes"],
     );
     assert_eq!(good["cases"][0]["status"], "passed");
+}
+
+#[test]
+fn a_server_answering_after_the_client_closed_is_read_to_the_end() {
+    // Its whole answer (2 MiB, an echo of what it was sent) comes after the grader's
+    // FIN: more than a flood's 64 KiB, but not more than twice what it was sent, so the
+    // grader reads on and sees it close.
+    let spec = "tests/specs/echo-at-eof.toml";
+    let report = common::grade_json(spec, "fixtures/server_echo_at_eof", &[]);
+    assert_eq!(report["cases"][0]["status"], "passed", "{report:#}");
+    // The loop that answers every empty recv() instead still fails it.
+    let report = common::grade_json(spec, "fixtures/server_no_empty_recv_check", &[]);
+    let case = &report["cases"][0];
+    assert_eq!(case["status"], "failed");
+    let got = case["failure"]["got"].as_str().unwrap();
+    assert!(got.starts_with("the connection stayed open"), "{got}");
 }

@@ -186,6 +186,28 @@ fn a_warm_child_ends_as_a_cold_one_does() {
              sys.excepthook = hook\nraise OSError('x')\n",
         ),
         ("atexit", "import atexit\natexit.register(lambda: print('atexit ran'))\nprint('main')\n"),
+        // A warm child does not free the server's objects on its way out (what only
+        // frees memory), but what a program can see of the teardown still happens:
+        (
+            "del_at_exit",
+            "class A:\n    def __del__(self):\n        print('del ran')\na = A()\nprint('main')\n",
+        ),
+        (
+            "cycle_collected_at_exit",
+            "class A:\n    def __del__(self):\n        print('cycle freed')\n\
+             a = A()\na.me = a\ndel a\nimport gc\ngc.disable()\nprint('main')\n",
+        ),
+        (
+            "buffer_flushed_at_exit",
+            "import io\nw = io.BufferedWriter(io.FileIO(1, 'w', closefd=False))\n\
+             w.write(b'written at exit\\n')\nprint('main', flush=True)\n",
+        ),
+        (
+            "own_module_cleared",
+            "import sys, types\nm = types.ModuleType('helper')\n\
+             exec('class B:\\n    def __del__(self):\\n        print(\"helper object freed\")\\nb = B()', m.__dict__)\n\
+             sys.modules['helper'] = m\ndel m\nprint('main')\n",
+        ),
     ];
     for (name, source) in cases {
         let file = format!("{name}.py");
@@ -203,6 +225,12 @@ fn a_warm_child_ends_as_a_cold_one_does() {
             "exit_code" => assert_eq!(warm.status.code(), Some(3), "{name}"),
             "thread_outlives_main" => assert!(warm.stdout.contains("thread done"), "{name}"),
             "atexit" => assert!(warm.stdout.contains("atexit ran"), "{name}"),
+            "del_at_exit" => assert_eq!(warm.stdout, "main\ndel ran\n", "{name}"),
+            "cycle_collected_at_exit" => assert!(warm.stdout.contains("cycle freed"), "{name}"),
+            "buffer_flushed_at_exit" => {
+                assert_eq!(warm.stdout, "main\nwritten at exit\n", "{name}")
+            }
+            "own_module_cleared" => assert!(warm.stdout.contains("helper object freed"), "{name}"),
             "own_excepthook" => assert_eq!(warm.stdout, "hooked OSError True\n", "{name}"),
             "python2" => assert!(warm.stderr.contains("SyntaxError"), "{name}"),
             _ => {}

@@ -10,10 +10,18 @@ use crate::sys::readable_now;
 use crate::text::quote;
 use std::os::fd::AsRawFd;
 
-/// Bytes a program may send while `expect_close` waits for it to close: one that sends
-/// more keeps sending (a loop that answers every empty `recv`), so waiting on is only
-/// both sides burning CPU until the deadline, and the verdict is already clear.
-const CLOSE_FLOOD: u64 = 1 << 20;
+/// Bytes a program may send while `expect_close` waits for it to close, beyond twice
+/// what it was sent on the connection (an echo server that lags still sends all of
+/// that back): one that sends more keeps sending (a loop that answers every empty
+/// `recv`), so waiting on is only both sides burning CPU until the deadline, and the
+/// verdict is already clear.
+const CLOSE_FLOOD: u64 = 64 << 10;
+
+/// What a program may send while `expect_close` waits, on a connection it was sent
+/// `sent` bytes on.
+fn close_flood(sent: u64) -> u64 {
+    CLOSE_FLOOD + 2 * sent
+}
 
 fn describe_io(e: &std::io::Error, who: &str) -> String {
     match e.kind() {
@@ -497,10 +505,11 @@ impl Run<'_> {
         let pending_before = c.pending().len();
         let far = far_future();
         let late = c.unread_check();
+        let flood = close_flood(c.sent_total);
         // A flood ends the wait (None) as the deadline does.
         let seen = cx
             .deadline
-            .race(c.wait_close(far, CLOSE_FLOOD), late)
+            .race(c.wait_close(far, flood), late)
             .await
             .flatten();
         let extra = c.pending()[pending_before.min(c.pending().len())..].to_vec();
@@ -536,7 +545,7 @@ impl Run<'_> {
             (Some(PeerClosed::Fin), ExpectedClose::Fin | ExpectedClose::Any) | (Some(PeerClosed::Rst), ExpectedClose::Rst | ExpectedClose::Any) => return Ok(()),
             (Some(PeerClosed::Rst), _) => format!("the connection was reset (RST) instead{data_note}{}", self.exit_suffix()),
             (Some(PeerClosed::Fin), _) => format!("an orderly close (FIN) instead{data_note}"),
-            (None, _) if more > CLOSE_FLOOD => format!("the connection stayed open: it kept sending instead of closing (the grader stopped reading after {} KiB){data_note}", CLOSE_FLOOD >> 10),
+            (None, _) if more > flood => format!("the connection stayed open: it kept sending instead of closing (the grader stopped reading after {} KiB){data_note}", flood >> 10),
             (None, _) => format!("the connection stayed open: neither FIN nor RST within {}{data_note}{}", cx.within, self.held_by_a_child(ends)),
         };
         Err(Failure {

@@ -15,6 +15,13 @@ use tokio::time::Instant;
 /// Bytes an idle program may print or send while `expect_idle` watches it.
 const IDLE_WRITES: u64 = 4096;
 
+/// How often `expect_idle` looks at the program's CPU time and output within its window.
+const IDLE_LOOK: Duration = Duration::from_millis(20);
+
+/// The shortest time a share of a CPU is counted over (so an early look cannot divide by
+/// almost nothing).
+const SHARE_FLOOR: Duration = Duration::from_millis(20);
+
 impl Run<'_> {
     pub(super) fn signal(&mut self, signal: Signal) -> Result<(), Failure> {
         if self.proc().status().is_some() {
@@ -267,9 +274,26 @@ impl Run<'_> {
         // waited for a CPU, so on a loaded machine a spinning loop still shows its full
         // appetite and a correct program still gets to finish its work and block.
         let mut end = started + window;
+        // What the whole window allows: a program that has used more CPU, or written
+        // more, before the window ends is a busy loop whatever it does next, so the
+        // wait ends there (a spinning loop would otherwise burn a CPU to the end of a
+        // window that load stretches up to fivefold, for a verdict already clear).
+        let allowance = window.mul_f64(max_cpu);
+        let mut look = started;
+        let mut over_early = false;
         loop {
-            futures::future::join_all(self.conns.iter_mut().map(|c| c.absorb_until(end))).await;
-            tokio::time::sleep_until(end).await;
+            look = (look + IDLE_LOOK).min(end);
+            futures::future::join_all(self.conns.iter_mut().map(|c| c.absorb_until(look))).await;
+            tokio::time::sleep_until(look).await;
+            let over = self.cpu_time().saturating_sub(cpu_before) > allowance
+                || written(self) - written_before > IDLE_WRITES;
+            if over {
+                over_early = true;
+                break;
+            }
+            if look < end {
+                continue;
+            }
             let waited = clock.waited().min(most);
             let due = started + window + waited;
             if due <= end + MIN_CREDIT {
@@ -281,6 +305,11 @@ impl Run<'_> {
         let elapsed = started.elapsed();
         let waited = clock.waited().min(most);
         let available = elapsed.saturating_sub(waited).max(window);
+        // Over before the window ended: its share of the part it took.
+        let available = match over_early {
+            true => elapsed.saturating_sub(waited).max(SHARE_FLOOR),
+            false => available,
+        };
         self.event(EventKind::Idle {
             window_ms: elapsed.as_millis() as u64,
             cpu_ms: used.as_millis() as u64,
@@ -288,7 +317,7 @@ impl Run<'_> {
         });
         let share = used.as_secs_f64() / available.as_secs_f64();
         let wrote = written(self) - written_before;
-        if share > max_cpu || wrote > IDLE_WRITES {
+        if over_early || share > max_cpu || wrote > IDLE_WRITES {
             return Err(cx.fail(
                 format!("the {} to wait idle (under {:.0} % of a CPU)", self.who(), max_cpu * 100.0),
                 format!(
