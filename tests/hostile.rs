@@ -848,7 +848,7 @@ fn a_kill_9_of_the_grader_leaves_no_student_process() {
         unsafe { libc::poll(&mut p, 1, ms) == 1 }
     };
     let students: Vec<(i32, i32)> = processes_in(&tmp).into_iter().filter_map(pidfd).collect();
-    // The cases' inits: `sleep infinity`, children of the grader.
+    // The cases' inits: `sockgrade-init` (or `sleep infinity`), children of the grader.
     let inits: Vec<(i32, i32)> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -857,7 +857,9 @@ fn a_kill_9_of_the_grader_leaves_no_student_process() {
             let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
             let ppid: u32 = stat.rsplit(") ").next()?.split(' ').nth(1)?.parse().ok()?;
             let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            (ppid == grader.id() && cmd.starts_with(b"sleep\0")).then_some(pid)
+            (ppid == grader.id()
+                && (cmd.starts_with(b"sockgrade-init\0") || cmd.starts_with(b"sleep\0")))
+            .then_some(pid)
         })
         .filter_map(pidfd)
         .collect();

@@ -355,7 +355,8 @@ def run(argv):
         __cached__=None,
     )
     global preloaded
-    preloaded = set(sys.modules)
+    # A count, not the names: copying them would touch (and copy) a page per name.
+    preloaded = len(sys.modules)
     try:
         exec(compile(source, path, "exec", dont_inherit=True), ns)
     except SystemExit:
@@ -375,8 +376,9 @@ def run(argv):
         raise
 
 
-# The modules loaded before the student's code ran (the server's own).
-preloaded = set()
+# How many modules were loaded before the student's code ran (the server's own); those
+# imported since come after them in sys.modules.
+preloaded = 0
 
 
 def clear_namespace(d):
@@ -444,12 +446,18 @@ def finish(code, sigint=False):
     import __main__
 
     clear_namespace(__main__.__dict__)
-    for name in reversed(list(sys.modules)):
-        if name not in preloaded and name != "__main__":
-            module = sys.modules.get(name)
-            d = getattr(module, "__dict__", None)
-            if isinstance(d, dict):
-                clear_namespace(d)
+    # The modules imported since, newest first, read from the end of sys.modules (so
+    # the server's own are not touched).
+    since = []
+    for name in reversed(sys.modules):
+        if len(since) >= len(sys.modules) - preloaded:
+            break
+        since.append(name)
+    for name in since:
+        module = sys.modules.get(name)
+        d = getattr(module, "__dict__", None)
+        if name != "__main__" and isinstance(d, dict):
+            clear_namespace(d)
     gc.collect()
     ok = flush_std_files() and ok
     if sigint:
