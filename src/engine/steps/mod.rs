@@ -128,7 +128,15 @@ impl Run<'_> {
             Action::ExpectIdle { window, max_cpu } => self.expect_idle(cx, *window, *max_cpu).await,
             Action::Signal { signal } => self.signal(*signal),
             Action::ExpectExit(exp) => self.expect_exit(cx, exp).await,
-            Action::ExpectPortFree => self.expect_port_free(cx),
+            Action::ExpectPortFree => {
+                // Processes of the program that are on their way out (a child that got
+                // the same Ctrl-C, still printing its traceback) are let finish first:
+                // whether the port is free must not depend on how fast the machine
+                // ends them. One asleep with the port open (it ignored the signal)
+                // settles at once and still holds it.
+                self.settle().await;
+                self.expect_port_free(cx)
+            }
             Action::WriteStdin { bytes } => self.write_stdin(cx, bytes).await,
             Action::CloseStdin => self.close_stdin(),
             Action::ExpectOutput { stream, matcher } => {

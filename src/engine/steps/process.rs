@@ -18,9 +18,9 @@ const IDLE_WRITES: u64 = 4096;
 /// How often `expect_idle` looks at the program's CPU time and output within its window.
 const IDLE_LOOK: Duration = Duration::from_millis(20);
 
-/// The shortest time a share of a CPU is counted over (so an early look cannot divide by
-/// almost nothing).
-const SHARE_FLOOR: Duration = Duration::from_millis(20);
+/// How long `expect_idle` watches at least before it calls a program busy early: five
+/// periods of the kernel's CPU quota (20 ms), so that a share is not one period's burst.
+const EARLY_AFTER: Duration = Duration::from_millis(100);
 
 impl Run<'_> {
     pub(super) fn signal(&mut self, signal: Signal) -> Result<(), Failure> {
@@ -285,8 +285,11 @@ impl Run<'_> {
             look = (look + IDLE_LOOK).min(end);
             futures::future::join_all(self.conns.iter_mut().map(|c| c.absorb_until(look))).await;
             tokio::time::sleep_until(look).await;
-            let over = self.cpu_time().saturating_sub(cpu_before) > allowance
-                || written(self) - written_before > IDLE_WRITES;
+            // Not before EARLY_AFTER: over a few of the kernel's quota periods, so that
+            // the share reported is the program's, not a burst of one period.
+            let over = look.duration_since(started) >= EARLY_AFTER
+                && (self.cpu_time().saturating_sub(cpu_before) > allowance
+                    || written(self) - written_before > IDLE_WRITES);
             if over {
                 over_early = true;
                 break;
@@ -307,7 +310,7 @@ impl Run<'_> {
         let available = elapsed.saturating_sub(waited).max(window);
         // Over before the window ended: its share of the part it took.
         let available = match over_early {
-            true => elapsed.saturating_sub(waited).max(SHARE_FLOOR),
+            true => elapsed.saturating_sub(waited).max(EARLY_AFTER),
             false => available,
         };
         self.event(EventKind::Idle {
