@@ -4,14 +4,13 @@
 
 use super::context::{fail, Listening, Run, Side};
 use super::deadline::Deadline;
-use super::{GRACE, POLL};
+use super::GRACE;
 use crate::outcome::{EventKind, Failure};
 use crate::sandbox::process::describe_status;
 use crate::spec::{MustMatch, Target};
 use crate::text::{last_lines, quote};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::net::TcpListener;
-use tokio::time::MissedTickBehavior;
 
 impl Run<'_> {
     /// Starts the program; for a server, waits until it listens.
@@ -236,8 +235,7 @@ impl Run<'_> {
         let expected = || format!("a listening TCP socket within {startup}");
         let (sandbox, proc) = (&self.sandbox, self.proc());
         let listens = async {
-            let mut tick = tokio::time::interval(POLL);
-            tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let mut tick = super::Backoff::new();
             loop {
                 tokio::select! {
                     biased;
@@ -252,7 +250,10 @@ impl Run<'_> {
                 }
             }
         };
-        match deadline.race(listens, super::deadline::never).await {
+        // Looks are up to POLL_MAX apart: one that was due when the time ran out still
+        // counts (the socket is there, only not seen yet).
+        let there_unseen = || sandbox.listening_socket(proc, want_port).is_some();
+        match deadline.race(listens, there_unseen).await {
             Some(Ok(bound)) => {
                 let ip = match bound.ip() {
                     IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),

@@ -4,14 +4,13 @@
 
 use super::context::{fail, Listening, Run};
 use super::deadline::Deadline;
-use super::{GRACE, POLL};
+use super::GRACE;
 use crate::outcome::{EventKind, Failure};
 use crate::sandbox::process::describe_status;
 use crate::spec::{Protocol, Target};
 use crate::text::{last_lines, quote};
 use crate::udp_peer::PeerSocket;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use tokio::time::MissedTickBehavior;
 
 /// Where the grader sends to reach a socket bound to `bound` (a wildcard made loopback).
 pub(super) fn reachable(bound: SocketAddr) -> SocketAddr {
@@ -130,8 +129,7 @@ impl Run<'_> {
         let expected = || format!("a bound UDP socket within {startup}");
         let (sandbox, proc) = (&self.sandbox, self.proc());
         let bound = async {
-            let mut tick = tokio::time::interval(POLL);
-            tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let mut tick = super::Backoff::new();
             loop {
                 tokio::select! {
                     biased;
@@ -144,7 +142,10 @@ impl Run<'_> {
                 }
             }
         };
-        match deadline.race(bound, super::deadline::never).await {
+        // Looks are up to POLL_MAX apart: one that was due when the time ran out still
+        // counts (the socket is there, only not seen yet).
+        let there_unseen = || sandbox.bound_udp_socket(proc, want_port).is_some();
+        match deadline.race(bound, there_unseen).await {
             Some(Ok(bound)) => Ok(Listening {
                 addr: reachable(bound),
                 bound,

@@ -56,8 +56,22 @@ pub fn resolve(command: &[String]) -> Vec<String> {
     out
 }
 
-/// The real executable behind `name`, if it can be found.
+/// The real executable behind `name`, if it can be found. Asked once per name and run
+/// (a pyenv shim's answer takes ~70 bash processes and a quarter of a second; a spec
+/// names `python3` for both sides).
 pub fn resolve_program(name: &str) -> Option<PathBuf> {
+    static SEEN: std::sync::Mutex<Vec<(String, Option<PathBuf>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, found)) = seen.iter().find(|(n, _)| n == name) {
+        return found.clone();
+    }
+    let found = find_program(name);
+    seen.push((name.to_string(), found.clone()));
+    found
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
     if name.contains('/') {
         return Some(PathBuf::from(name));
     }
