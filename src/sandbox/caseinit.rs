@@ -62,7 +62,11 @@ impl CaseInit {
     /// Starts the init of a case with its root built from `plan`; returns once the init
     /// runs in its root (or with why it could not get there).
     pub(crate) fn start(plan: Arc<RootPlan>) -> io::Result<CaseInit> {
-        let program = init_program()?;
+        CaseInit::start_as(plan, init_program()?)
+    }
+
+    /// [`CaseInit::start`], the init running `program`.
+    fn start_as(plan: Arc<RootPlan>, program: &'static InitProgram) -> io::Result<CaseInit> {
         let grader = own_pidfd()?;
         let mut p = [-1; 2];
         // SAFETY: a pipe of our own.
@@ -485,9 +489,10 @@ fn own_init_memfd(elf: &[u8]) -> io::Result<OwnedFd> {
     let name = c"sockgrade-init";
     let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: plain system calls on a name we own. MFD_EXEC (Linux 6.3) says the memfd
-    // is meant to be run, where `vm.memfd_noexec` asks; older kernels refuse the flag.
+    // is meant to be run; older kernels do not know the flag (EINVAL) and run any
+    // memfd. Where `vm.memfd_noexec = 2` forbids it (EACCES), `sleep` it is.
     let mut raw = unsafe { libc::memfd_create(name.as_ptr(), base | MFD_EXEC) };
-    if raw < 0 {
+    if raw < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
         // SAFETY: as above.
         raw = unsafe { libc::memfd_create(name.as_ptr(), base) };
     }
@@ -683,6 +688,41 @@ mod tests {
             Some(libc::SIGKILL),
             "it ran until killed"
         );
+    }
+
+    /// Where the own program cannot run, the init is `sleep infinity`, as it was; and
+    /// where it can, it is the own program. Either way a case's PID 1, in its root.
+    #[test]
+    fn the_init_runs_either_program() {
+        // SAFETY: plain system call.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: starting a case's init needs root (namespaces)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().canonicalize().unwrap();
+        let plan = Arc::new(
+            RootPlan::new(&work, &[std::path::PathBuf::from("/usr/bin"), work.clone()]).unwrap(),
+        );
+        static SLEEP: OnceLock<InitProgram> = OnceLock::new();
+        let sleep = SLEEP.get_or_init(|| InitProgram::Sleep(sleep_binary().expect("coreutils")));
+        let mut programs = vec![(sleep, "sleep\0infinity\0")];
+        if let Ok(own) = init_program() {
+            if matches!(own, InitProgram::Own(_)) {
+                programs.push((own, "sockgrade-init\0"));
+            }
+        }
+        for (program, cmdline) in programs {
+            let init = CaseInit::start_as(plan.clone(), program).expect("the init starts");
+            let seen = std::fs::read(format!("/proc/{}/cmdline", init.pid())).unwrap();
+            assert_eq!(String::from_utf8_lossy(&seen), cmdline, "{program:?}");
+            // Its root is the case's, with the work folder in it.
+            let root = format!("/proc/{}/root", init.pid());
+            assert!(std::path::Path::new(&root)
+                .join(work.strip_prefix("/").unwrap())
+                .is_dir());
+            drop(init);
+        }
     }
 
     /// The memfd cannot be changed once made (not even by the grader).
