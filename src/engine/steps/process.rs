@@ -307,12 +307,12 @@ impl Run<'_> {
         let used = self.cpu_time().saturating_sub(cpu_before);
         let elapsed = started.elapsed();
         let waited = clock.waited().min(most);
-        let available = elapsed.saturating_sub(waited).max(window);
-        // Over before the window ended: its share of the part it took.
-        let available = match over_early {
-            true => elapsed.saturating_sub(waited).max(EARLY_AFTER),
-            false => available,
-        };
+        // The program's time watched: all of its window, or (over before the window
+        // ended) the part it took.
+        let available = elapsed.saturating_sub(waited).max(match over_early {
+            true => EARLY_AFTER,
+            false => window,
+        });
         self.event(EventKind::Idle {
             window_ms: elapsed.as_millis() as u64,
             cpu_ms: used.as_millis() as u64,
